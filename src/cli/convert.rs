@@ -1,0 +1,46 @@
+//! `roadseg convert SRC --to native OUT [--format F] [--skip-bad]`
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use roadseg::core::dataset::{DatasetIndex, Format, convert};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset to read (never modified).
+    src: PathBuf,
+    /// Target layout (only `native` is written).
+    #[arg(long)]
+    to: Format,
+    /// New folder to write.
+    out: PathBuf,
+    /// Force the source layout instead of detecting it.
+    #[arg(long)]
+    format: Option<Format>,
+    /// Convert the good files and list the bad ones, instead of stopping.
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.to != Format::Native {
+        bail!("can only convert to native, not {}", args.to);
+    }
+    let index = DatasetIndex::open(&args.src, args.format)?;
+    let report = convert::to_native(&index, &args.out, args.skip_bad)?;
+    println!(
+        "converted {} ({}) to native {}: {} images, {} masks",
+        args.src.display(),
+        index.format,
+        args.out.display(),
+        report.images,
+        report.masks
+    );
+    if !report.skipped.is_empty() {
+        println!("skipped {} bad file(s):", report.skipped.len());
+        for p in &report.skipped {
+            println!("  {p}");
+        }
+    }
+    Ok(())
+}

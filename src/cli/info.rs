@@ -1,0 +1,66 @@
+//! `roadseg info DIR [--format F] [--json]`
+
+use std::path::PathBuf;
+
+use roadseg::core::dataset::{DatasetIndex, Format, info, workspace};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset folder (default: the bundled sample, generated on first use).
+    dir: Option<PathBuf>,
+    /// Force a layout instead of detecting it.
+    #[arg(long)]
+    format: Option<Format>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => workspace::default_sample()?,
+    };
+    let index = DatasetIndex::open(&dir, args.format)?;
+    let report = info::inspect(&index);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("dataset:  {}", index.root.display());
+    println!("format:   {}", report.format);
+    println!("images:   {} ({} labelled)", report.images, report.labelled);
+    let splits: Vec<String> = report
+        .splits
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    println!("splits:   {}", splits.join(", "));
+    let total: u64 = report.classes.iter().map(|c| c.pixels).sum();
+    println!("classes:");
+    println!(
+        "  {:>3}  {:<16} {:<13} {:>12} {:>7}",
+        "id", "name", "colour", "pixels", "share"
+    );
+    for c in &report.classes {
+        let share = if total > 0 {
+            100.0 * c.pixels as f64 / total as f64
+        } else {
+            0.0
+        };
+        let colour = format!("{},{},{}", c.color[0], c.color[1], c.color[2]);
+        println!(
+            "  {:>3}  {:<16} {:<13} {:>12} {:>6.2}%",
+            c.id, c.name, colour, c.pixels, share
+        );
+    }
+    if report.problems.is_empty() {
+        println!("problems: none");
+    } else {
+        println!("problems: {}", report.problems.len());
+        for p in &report.problems {
+            println!("  {p}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Which layout a folder holds, from its tell-tale files and folders.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::DatasetError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Format {
+    /// roadseg's own: images/, masks/ (index PNG), classes.json, optional splits.json.
+    #[serde(rename = "native")]
+    Native,
+    /// CamVid with colour labels: the Kaggle copy (class_dict.csv) or the original release
+    /// (label_colors.txt).
+    #[serde(rename = "camvid")]
+    Camvid,
+    /// SegNet's 11-class CamVid with index annotations.
+    #[serde(rename = "camvid11")]
+    Camvid11,
+    #[serde(rename = "kitti-road")]
+    KittiRoad,
+    #[serde(rename = "cityscapes")]
+    Cityscapes,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Native,
+        Format::Camvid,
+        Format::Camvid11,
+        Format::KittiRoad,
+        Format::Cityscapes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::Camvid => "camvid",
+            Format::Camvid11 => "camvid11",
+            Format::KittiRoad => "kitti-road",
+            Format::Cityscapes => "cityscapes",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.to_ascii_lowercase().replace('_', "-");
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str() == wanted || (wanted == "kitti" && *f == Format::KittiRoad))
+            .ok_or_else(|| {
+                let names: Vec<_> = Format::ALL.iter().map(|f| f.as_str()).collect();
+                format!("unknown format {s:?} (one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// Detects the layout of `root`.
+pub fn detect(root: &Path) -> Result<Format, DatasetError> {
+    if !root.is_dir() {
+        return Err(DatasetError::NotFound(root.to_path_buf()));
+    }
+    let has = |p: &str| root.join(p).exists();
+    let format = if has("classes.json") || (has("images") && has("masks")) {
+        Format::Native
+    } else if has("leftImg8bit") {
+        Format::Cityscapes
+    } else if has("training/image_2") || has("training/gt_image_2") || has("testing/image_2") {
+        Format::KittiRoad
+    } else if has("trainannot") || has("valannot") || has("testannot") {
+        Format::Camvid11
+    } else if has("class_dict.csv")
+        || has("train_labels")
+        || has("label_colors.txt")
+        || has_colour_labels(root)
+    {
+        Format::Camvid
+    } else if has("images") {
+        // A folder of images with nothing painted yet is a native dataset in the making.
+        Format::Native
+    } else {
+        return Err(DatasetError::UnknownLayout {
+            dir: root.to_path_buf(),
+        });
+    };
+    Ok(format)
+}
+
+/// Original CamVid: `*_L.png` colour labels somewhere in the top two levels.
+fn has_colour_labels(root: &Path) -> bool {
+    let is_label = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with("_L.png"))
+    };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        is_label(&p)
+            || (p.is_dir()
+                && std::fs::read_dir(&p)
+                    .map(|d| d.flatten().any(|e| is_label(&e.path())))
+                    .unwrap_or(false))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names() {
+        assert_eq!("KITTI".parse::<Format>(), Ok(Format::KittiRoad));
+        assert_eq!("kitti_road".parse::<Format>(), Ok(Format::KittiRoad));
+        assert_eq!("camvid11".parse::<Format>(), Ok(Format::Camvid11));
+        assert!("voc".parse::<Format>().unwrap_err().contains("cityscapes"));
+    }
+
+    #[test]
+    fn detects_from_tell_tale_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(matches!(
+            detect(root),
+            Err(DatasetError::UnknownLayout { .. })
+        ));
+        std::fs::create_dir_all(root.join("trainannot")).unwrap();
+        assert_eq!(detect(root).unwrap(), Format::Camvid11);
+        std::fs::create_dir_all(root.join("leftImg8bit")).unwrap();
+        assert_eq!(detect(root).unwrap(), Format::Cityscapes);
+        assert!(matches!(
+            detect(&root.join("missing")),
+            Err(DatasetError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,104 @@
+//! Cityscapes: `leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png` with
+//! `gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`; labelIds map to the 19 standard trainIds,
+//! everything else to ignore.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{file_name, list_dirs, list_images};
+use crate::core::dataset::{
+    ClassTable, DatasetError, DatasetIndex, Format, IGNORE, LabelEncoding, Problem, Sample, Split,
+};
+
+/// The 19 train classes: (name, colour, labelId), in trainId order.
+pub const CLASSES: [(&str, [u8; 3], u8); 19] = [
+    ("road", [128, 64, 128], 7),
+    ("sidewalk", [244, 35, 232], 8),
+    ("building", [70, 70, 70], 11),
+    ("wall", [102, 102, 156], 12),
+    ("fence", [190, 153, 153], 13),
+    ("pole", [153, 153, 153], 17),
+    ("traffic light", [250, 170, 30], 19),
+    ("traffic sign", [220, 220, 0], 20),
+    ("vegetation", [107, 142, 35], 21),
+    ("terrain", [152, 251, 152], 22),
+    ("sky", [70, 130, 180], 23),
+    ("person", [220, 20, 60], 24),
+    ("rider", [255, 0, 0], 25),
+    ("car", [0, 0, 142], 26),
+    ("truck", [0, 0, 70], 27),
+    ("bus", [0, 60, 100], 28),
+    ("train", [0, 80, 100], 31),
+    ("motorcycle", [0, 0, 230], 32),
+    ("bicycle", [119, 11, 32], 33),
+];
+
+const IMAGE_SUFFIX: &str = "_leftImg8bit.png";
+const LABEL_SUFFIX: &str = "_gtFine_labelIds.png";
+
+/// labelId -> trainId, IGNORE for every other value.
+pub fn label_lut() -> [Option<u8>; 256] {
+    let mut lut = [Some(IGNORE); 256];
+    for (train_id, (_, _, label_id)) in CLASSES.iter().enumerate() {
+        lut[*label_id as usize] = Some(train_id as u8);
+    }
+    lut
+}
+
+fn split_of(folder: &str) -> Split {
+    match folder {
+        "val" => Split::Val,
+        "test" => Split::Test,
+        // train and train_extra
+        _ => Split::Train,
+    }
+}
+
+pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
+    let classes = ClassTable::from_pairs(CLASSES.iter().map(|(n, c, _)| (*n, *c)));
+    let mut samples = Vec::new();
+    let mut problems = Vec::new();
+    for split_dir in list_dirs(&root.join("leftImg8bit"))? {
+        let split_name = file_name(&split_dir);
+        for city_dir in list_dirs(&split_dir)? {
+            let city = file_name(&city_dir);
+            let gt_dir = root.join("gtFine").join(&split_name).join(&city);
+            for image in list_images(&city_dir)? {
+                let file = file_name(&image);
+                let Some(stem) = file.strip_suffix(IMAGE_SUFFIX) else {
+                    problems.push(Problem::new(
+                        &image,
+                        format!("not a Cityscapes image name (expected *{IMAGE_SUFFIX})"),
+                    ));
+                    continue;
+                };
+                let label = gt_dir.join(format!("{stem}{LABEL_SUFFIX}"));
+                let label = if label.is_file() {
+                    Some(label)
+                } else {
+                    problems.push(Problem::new(
+                        &image,
+                        format!("no label (expected {})", label.display()),
+                    ));
+                    None
+                };
+                samples.push(Sample {
+                    name: stem.to_string(),
+                    image,
+                    label,
+                    split: split_of(&split_name),
+                });
+            }
+        }
+    }
+    Ok(DatasetIndex {
+        root: root.to_path_buf(),
+        format: Format::Cityscapes,
+        classes,
+        encoding: LabelEncoding::Index {
+            lut: Arc::new(label_lut()),
+        },
+        samples,
+        problems,
+    })
+}

@@ -1,0 +1,63 @@
+//! One reader per published layout; each scans file names into a [`super::DatasetIndex`].
+
+pub mod camvid;
+pub mod camvid11;
+pub mod cityscapes;
+pub mod kitti;
+pub mod native;
+
+use std::path::{Path, PathBuf};
+
+use super::{DatasetError, image_io};
+
+/// Image files directly in `dir`, sorted by name; a missing folder is empty.
+pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    list_files(dir, image_io::is_image)
+}
+
+/// Files directly in `dir` passing `keep`, sorted; a missing folder is empty.
+pub(crate) fn list_files(
+    dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, DatasetError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DatasetError::io(dir, e)),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && keep(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Sub-folders of `dir`, sorted; a missing folder has none.
+pub(crate) fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DatasetError::io(dir, e)),
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+pub(crate) fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

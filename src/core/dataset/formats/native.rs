@@ -1,0 +1,83 @@
+//! roadseg's own layout: `images/<name>.<png|jpg>`, `masks/<name>.png` (8-bit class ids,
+//! 255 = ignore), `classes.json`, optional `splits.json`. Images without a mask are unlabelled.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{list_images, stem};
+use crate::core::dataset::split::{self, SplitsFile};
+use crate::core::dataset::{
+    ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split, image_io,
+};
+
+pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
+    let classes = ClassTable::read_json(&root.join("classes.json"))?;
+    let mut problems = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for image in list_images(&root.join("images"))? {
+        let name = stem(&image);
+        if let Some(&first) = seen.get(&name) {
+            problems.push(Problem::new(
+                &image,
+                format!(
+                    "another image is also named {name:?} ({}); this one is skipped",
+                    samples[first].image.display()
+                ),
+            ));
+            continue;
+        }
+        let mask = root.join("masks").join(format!("{name}.png"));
+        seen.insert(name.clone(), samples.len());
+        samples.push(Sample {
+            name,
+            image,
+            label: mask.is_file().then_some(mask),
+            split: Split::Train,
+        });
+    }
+    for mask in super::list_files(&root.join("masks"), image_io::is_image)? {
+        if !seen.contains_key(&stem(&mask)) {
+            problems.push(Problem::new(&mask, "mask has no image in images/"));
+        }
+    }
+
+    let splits_file = root.join("splits.json");
+    let listed = if splits_file.is_file() {
+        Some(SplitsFile::read(&splits_file)?)
+    } else {
+        None
+    };
+    let lookup = listed.as_ref().map(SplitsFile::lookup).unwrap_or_default();
+    // Images that splits.json does not name get the seeded ratio, like a dataset without one.
+    let mut unlisted: Vec<Sample> = Vec::new();
+    for sample in &mut samples {
+        match lookup.get(sample.name.as_str()) {
+            Some(&s) => sample.split = s,
+            None => unlisted.push(sample.clone()),
+        }
+    }
+    if !unlisted.is_empty() {
+        split::assign_by_ratio(
+            &mut unlisted,
+            split::DEFAULT_SPLIT_SEED,
+            split::DEFAULT_TRAIN_FRACTION,
+        );
+        let by_name: HashMap<String, Split> =
+            unlisted.into_iter().map(|s| (s.name, s.split)).collect();
+        for sample in &mut samples {
+            if let Some(&s) = by_name.get(&sample.name) {
+                sample.split = s;
+            }
+        }
+    }
+
+    Ok(DatasetIndex {
+        root: root.to_path_buf(),
+        format: Format::Native,
+        encoding: LabelEncoding::native(&classes),
+        classes,
+        samples,
+        problems,
+    })
+}

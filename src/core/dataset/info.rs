@@ -1,0 +1,115 @@
+//! Full check of a dataset: decodes every image and label, counts pixels per class, and lists
+//! every problem instead of stopping at the first.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{DatasetIndex, IGNORE, Problem, Sample, image_io};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassReport {
+    pub id: u8,
+    pub name: String,
+    pub color: [u8; 3],
+    /// Pixels of this class over all labelled masks (ignore excluded).
+    pub pixels: u64,
+}
+
+/// What `roadseg info --json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct InfoReport {
+    pub format: String,
+    pub images: usize,
+    pub labelled: usize,
+    pub splits: BTreeMap<String, usize>,
+    pub classes: Vec<ClassReport>,
+    pub problems: Vec<Problem>,
+}
+
+/// Decodes one sample fully and returns its per-class pixel counts (empty when unlabelled).
+pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, Problem> {
+    let image = image_io::read_rgb(&sample.image)?;
+    let Some(mask) = index.load_mask(sample)? else {
+        return Ok(Vec::new());
+    };
+    if image.dimensions() != (mask.width, mask.height) {
+        return Err(Problem::new(
+            sample.label.as_deref().unwrap_or(&sample.image),
+            format!(
+                "mask is {}x{} but its image {} is {}x{}",
+                mask.width,
+                mask.height,
+                sample.image.display(),
+                image.width(),
+                image.height()
+            ),
+        ));
+    }
+    let mut counts = vec![0u64; index.classes.len()];
+    for &v in &mask.data {
+        if v != IGNORE {
+            counts[v as usize] += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Checks `samples` in parallel; returns the samples that passed and the problems of the rest.
+pub fn validate<'a>(
+    index: &DatasetIndex,
+    samples: &[&'a Sample],
+) -> (Vec<&'a Sample>, Vec<Problem>) {
+    let results: Vec<_> = samples
+        .par_iter()
+        .map(|s| (*s, check_sample(index, s)))
+        .collect();
+    let mut good = Vec::new();
+    let mut problems = Vec::new();
+    for (sample, result) in results {
+        match result {
+            Ok(_) => good.push(sample),
+            Err(p) => problems.push(p),
+        }
+    }
+    (good, problems)
+}
+
+pub fn inspect(index: &DatasetIndex) -> InfoReport {
+    let results: Vec<Result<Vec<u64>, Problem>> = index
+        .samples
+        .par_iter()
+        .map(|s| check_sample(index, s))
+        .collect();
+    let mut pixels = vec![0u64; index.classes.len()];
+    let mut problems = index.problems.clone();
+    for result in results {
+        match result {
+            Ok(counts) => pixels.iter_mut().zip(counts).for_each(|(p, c)| *p += c),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let mut splits = BTreeMap::new();
+    for sample in &index.samples {
+        *splits.entry(sample.split.to_string()).or_insert(0) += 1;
+    }
+    InfoReport {
+        format: index.format.to_string(),
+        images: index.samples.len(),
+        labelled: index.labelled().count(),
+        splits,
+        classes: index
+            .classes
+            .iter()
+            .zip(pixels)
+            .map(|(c, pixels)| ClassReport {
+                id: c.id,
+                name: c.name.clone(),
+                color: c.color,
+                pixels,
+            })
+            .collect(),
+        problems,
+    }
+}

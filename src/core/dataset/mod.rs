@@ -1,0 +1,121 @@
+//! Datasets on disk: every common road layout read into one index of samples and a class table,
+//! the bundled procedural sample, paired augmentation and the training loader.
+//!
+//! Reading never writes to the user's folder. Per-file problems are collected (see [`Problem`])
+//! so that `roadseg info` can list them all; fatal problems (nothing to read, no class table)
+//! are [`DatasetError`]s.
+
+pub mod augment;
+pub mod classes;
+pub mod convert;
+pub mod detect;
+pub mod error;
+pub mod formats;
+pub mod image_io;
+pub mod info;
+pub mod labels;
+pub mod loader;
+pub mod sample;
+pub mod split;
+pub mod workspace;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use classes::{ClassInfo, ClassTable};
+pub use detect::Format;
+pub use error::DatasetError;
+pub use labels::LabelEncoding;
+pub use split::Split;
+
+/// Mask value for "ignore / unlabelled": excluded from losses and metrics.
+pub const IGNORE: u8 = 255;
+
+/// One image of a dataset and, when it has one, its label file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Stable name used in splits.json and for output files (the image stem, made unique).
+    pub name: String,
+    pub image: PathBuf,
+    /// Label file in the layout's own encoding; `None` for unlabelled images.
+    pub label: Option<PathBuf>,
+    pub split: Split,
+}
+
+/// A problem with one file; the rest of the dataset stays usable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub error: String,
+}
+
+impl Problem {
+    pub fn new(file: impl Into<PathBuf>, error: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            error: error.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.error)
+    }
+}
+
+/// A scanned dataset: what is where, how labels are encoded, and what is wrong with it.
+///
+/// Scanning lists files only; decoding happens in `info`, in the loader, or on demand.
+#[derive(Clone, Debug)]
+pub struct DatasetIndex {
+    pub root: PathBuf,
+    pub format: Format,
+    pub classes: ClassTable,
+    pub encoding: LabelEncoding,
+    pub samples: Vec<Sample>,
+    /// Problems found while scanning (missing labels, orphan labels, ...).
+    pub problems: Vec<Problem>,
+}
+
+impl DatasetIndex {
+    /// Scans `root`, detecting its layout unless `format` forces one.
+    pub fn open(root: &Path, format: Option<Format>) -> Result<Self, DatasetError> {
+        let format = match format {
+            Some(format) => format,
+            None => detect::detect(root)?,
+        };
+        let index = match format {
+            Format::Native => formats::native::scan(root)?,
+            Format::Camvid => formats::camvid::scan(root)?,
+            Format::Camvid11 => formats::camvid11::scan(root)?,
+            Format::KittiRoad => formats::kitti::scan(root)?,
+            Format::Cityscapes => formats::cityscapes::scan(root)?,
+        };
+        if index.samples.is_empty() {
+            return Err(DatasetError::Empty {
+                dir: root.to_path_buf(),
+                format,
+            });
+        }
+        Ok(index)
+    }
+
+    pub fn labelled(&self) -> impl Iterator<Item = &Sample> {
+        self.samples.iter().filter(|s| s.label.is_some())
+    }
+
+    /// Labelled samples of one split, in a stable order.
+    pub fn labelled_in(&self, split: Split) -> Vec<&Sample> {
+        self.labelled().filter(|s| s.split == split).collect()
+    }
+
+    /// Decodes the label of `sample` into train ids (IGNORE for ignored pixels).
+    pub fn load_mask(&self, sample: &Sample) -> Result<Option<labels::Mask>, Problem> {
+        let Some(label) = &sample.label else {
+            return Ok(None);
+        };
+        self.encoding.decode(label).map(Some)
+    }
+}

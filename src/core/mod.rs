@@ -1,0 +1,8 @@
+//! GUI-free engine: datasets, masks, model, training, metrics. Knows nothing of egui.
+pub mod dataset;
+pub mod device;
+pub mod mask;
+pub mod metrics;
+pub mod model;
+pub mod rng;
+pub mod train;

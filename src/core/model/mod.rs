@@ -1,0 +1,2 @@
+//! Segmentation networks.
+pub mod unet;

@@ -1,0 +1,478 @@
+//! A configurable UNet (Ronneberger et al., 2015) for semantic segmentation.
+//!
+//! Layout for `depth = d` and `base_width = b` (channels double at each stage):
+//!
+//! ```text
+//! input [B, in, H, W]
+//!   enc 0: ConvBlock(in -> b)            [B, b, H, W]         --skip 0--+
+//!   pool                                  [B, b, H/2, W/2]               |
+//!   enc 1: ConvBlock(b -> 2b)            [B, 2b, H/2, W/2]    --skip 1-+|
+//!   ...                                                                 ||
+//!   bottleneck: ConvBlock(b*2^(d-1) -> b*2^d) + dropout  [B, b*2^d, H/2^d, W/2^d]
+//!   dec d-1: up(b*2^d -> b*2^(d-1)), cat(skip d-1), ConvBlock(...)      ||
+//!   ...                                                                 ||
+//!   dec 0:   up(2b -> b), cat(skip 0), ConvBlock(2b -> b)   [B, b, H, W]
+//!   head: 1x1 conv (b -> classes)         [B, classes, H, W]
+//! ```
+//!
+//! Every max-pool halves the spatial size, so the input height and width must be divisible by
+//! `2^depth` (see [`UNet::check_input_size`]); padding/cropping is left to the caller (the
+//! dataset tiles images to suitable sizes).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, PaddingConfig2d, Relu,
+};
+use burn::tensor::{Device, Tensor};
+
+/// Largest supported number of down-sampling stages (2^8 = 256 px minimum tile).
+pub const MAX_DEPTH: usize = 8;
+
+/// How the decoder doubles the spatial resolution.
+#[derive(Config, Debug, PartialEq, Eq)]
+pub enum Upsample {
+    /// Bilinear x2 interpolation followed by a 3x3 convolution that halves the channels.
+    /// No checkerboard artefacts; the default.
+    Bilinear,
+    /// A learned 2x2 transposed convolution with stride 2 that halves the channels.
+    Transposed,
+}
+
+/// Weight initialisation scheme for the convolutions.
+#[derive(Config, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// He/Kaiming normal (gain sqrt(2), fan-in): suited to ReLU networks; the default.
+    Kaiming,
+    /// Glorot/Xavier uniform (gain 1).
+    Xavier,
+}
+
+/// Why a [`UNetConfig`] or an input size is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UNetError {
+    /// A field of the configuration is out of range.
+    #[error("invalid UNet config: {0}")]
+    InvalidConfig(String),
+    /// The input height/width cannot be pooled `depth` times without remainder.
+    #[error(
+        "input size {height}x{width} is not supported: height and width must be non-zero \
+         multiples of {multiple} (2^depth with depth {depth}); pad or crop the image first"
+    )]
+    InputSize {
+        /// Input height.
+        height: usize,
+        /// Input width.
+        width: usize,
+        /// Number of down-sampling stages of the model.
+        depth: usize,
+        /// Required divisor, `2^depth`.
+        multiple: usize,
+    },
+}
+
+/// Configuration of a [`UNet`]. Serialisable (burn `Config`: serde + JSON `save`/`load`).
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Number of input channels (3 for RGB).
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Number of output classes (logit channels).
+    pub num_classes: usize,
+    /// Number of down-sampling (max-pool) stages, 1..=[`MAX_DEPTH`].
+    #[config(default = 4)]
+    pub depth: usize,
+    /// Channels of the first stage; doubled at each deeper stage.
+    #[config(default = 16)]
+    pub base_width: usize,
+    /// Dropout probability applied to the bottleneck features during training, in [0, 1).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Decoder up-sampling method.
+    #[config(default = "Upsample::Bilinear")]
+    pub upsample: Upsample,
+    /// Convolution weight initialisation.
+    #[config(default = "Init::Kaiming")]
+    pub init: Init,
+    /// Batch normalisation after every 3x3 convolution (convolutions then have no bias).
+    #[config(default = true)]
+    pub batch_norm: bool,
+}
+
+impl UNetConfig {
+    /// Check that every field is in range.
+    pub fn validate(&self) -> Result<(), UNetError> {
+        let bad = |msg: String| Err(UNetError::InvalidConfig(msg));
+        if self.in_channels == 0 {
+            return bad("in_channels must be at least 1".into());
+        }
+        if self.num_classes == 0 {
+            return bad("num_classes must be at least 1".into());
+        }
+        if !(1..=MAX_DEPTH).contains(&self.depth) {
+            return bad(format!(
+                "depth must be in 1..={MAX_DEPTH}, got {}",
+                self.depth
+            ));
+        }
+        if self.base_width == 0 {
+            return bad("base_width must be at least 1".into());
+        }
+        // The widest stage has base_width * 2^depth channels; keep that sane.
+        if self
+            .base_width
+            .checked_mul(1 << self.depth)
+            .is_none_or(|w| w > 1 << 16)
+        {
+            return bad(format!(
+                "base_width {} * 2^{} channels is too large",
+                self.base_width, self.depth
+            ));
+        }
+        if !self.dropout.is_finite() || !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Channels at encoder stage `stage` (0-based; `stage == depth` is the bottleneck).
+    fn width(&self, stage: usize) -> usize {
+        self.base_width << stage
+    }
+
+    /// Build the model with freshly initialised weights on `device`.
+    ///
+    /// # Panics
+    /// If the configuration is invalid (see [`UNetConfig::validate`]).
+    pub fn init(&self, device: &Device) -> UNet {
+        if let Err(e) = self.validate() {
+            panic!("{e}");
+        }
+        let conv_init = match self.init {
+            // PyTorch's `kaiming_normal_(nonlinearity="relu")`: std = sqrt(2 / fan_in).
+            Init::Kaiming => Initializer::KaimingNormal {
+                gain: std::f64::consts::SQRT_2,
+                fan_out_only: false,
+            },
+            Init::Xavier => Initializer::XavierUniform { gain: 1.0 },
+        };
+        let block = |cin: usize, cout: usize| ConvBlock::new(cin, cout, self, &conv_init, device);
+
+        let encoders = (0..self.depth)
+            .map(|s| {
+                let cin = if s == 0 {
+                    self.in_channels
+                } else {
+                    self.width(s - 1)
+                };
+                block(cin, self.width(s))
+            })
+            .collect();
+        let bottleneck = block(self.width(self.depth - 1), self.width(self.depth));
+        // Decoders are stored deepest first, in the order forward() visits them.
+        let decoders = (0..self.depth)
+            .rev()
+            .map(|s| {
+                let (cin, cout) = (self.width(s + 1), self.width(s));
+                let up = UpSampler::new(cin, cout, self, &conv_init, device);
+                // The up-sampled features (cout) are concatenated with the skip (cout).
+                UpBlock {
+                    up,
+                    block: block(2 * cout, cout),
+                }
+            })
+            .collect();
+        let head = Conv2dConfig::new([self.width(0), self.num_classes], [1, 1])
+            .with_initializer(conv_init.clone())
+            .init(device);
+
+        UNet {
+            encoders,
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            bottleneck,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            decoders,
+            head,
+        }
+    }
+}
+
+/// Two 3x3 convolutions (padding 1), each followed by optional batch norm and ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    conv1: Conv2d,
+    norm1: Option<BatchNorm>,
+    conv2: Conv2d,
+    norm2: Option<BatchNorm>,
+    relu: Relu,
+}
+
+impl ConvBlock {
+    fn new(cin: usize, cout: usize, cfg: &UNetConfig, init: &Initializer, device: &Device) -> Self {
+        let conv = |cin: usize| {
+            Conv2dConfig::new([cin, cout], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                // Batch norm subtracts the mean, so a conv bias would be dead weight.
+                .with_bias(!cfg.batch_norm)
+                .with_initializer(init.clone())
+                .init(device)
+        };
+        let norm = || {
+            cfg.batch_norm
+                .then(|| BatchNormConfig::new(cout).init(device))
+        };
+        Self {
+            conv1: conv(cin),
+            norm1: norm(),
+            conv2: conv(cout),
+            norm2: norm(),
+            relu: Relu::new(),
+        }
+    }
+
+    /// `[B, cin, h, w]` -> `[B, cout, h, w]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv1.forward(x);
+        let x = match &self.norm1 {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        let x = self.relu.forward(x);
+        let x = self.conv2.forward(x);
+        let x = match &self.norm2 {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        self.relu.forward(x)
+    }
+}
+
+/// Bilinear x2 interpolation followed by a 3x3 convolution.
+#[derive(Module, Debug)]
+pub struct BilinearUp {
+    interpolate: Interpolate2d,
+    conv: Conv2d,
+}
+
+/// The decoder's x2 up-sampling, halving the channels.
+#[derive(Module, Debug)]
+pub enum UpSampler {
+    /// See [`Upsample::Bilinear`].
+    Bilinear(BilinearUp),
+    /// See [`Upsample::Transposed`].
+    Transposed(ConvTranspose2d),
+}
+
+impl UpSampler {
+    fn new(cin: usize, cout: usize, cfg: &UNetConfig, init: &Initializer, device: &Device) -> Self {
+        match cfg.upsample {
+            Upsample::Bilinear => Self::Bilinear(BilinearUp {
+                interpolate: Interpolate2dConfig::new()
+                    .with_scale_factor(Some([2.0, 2.0]))
+                    .with_mode(InterpolateMode::Linear)
+                    .init(),
+                conv: Conv2dConfig::new([cin, cout], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_initializer(init.clone())
+                    .init(device),
+            }),
+            Upsample::Transposed => {
+                let init = match init {
+                    // burn gives transposed convolutions no fan-out, which Xavier needs, so
+                    // spell Glorot's uniform bound out with PyTorch's fans for a
+                    // `[cin, cout, 2, 2]` weight: fan_in = cout*4, fan_out = cin*4.
+                    Initializer::XavierUniform { gain } => {
+                        let bound = gain * (6.0 / (4 * (cin + cout)) as f64).sqrt();
+                        Initializer::Uniform {
+                            min: -bound,
+                            max: bound,
+                        }
+                    }
+                    other => other.clone(),
+                };
+                Self::Transposed(
+                    ConvTranspose2dConfig::new([cin, cout], [2, 2])
+                        .with_stride([2, 2])
+                        .with_initializer(init)
+                        .init(device),
+                )
+            }
+        }
+    }
+
+    /// `[B, cin, h, w]` -> `[B, cout, 2h, 2w]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Bilinear(up) => up.conv.forward(up.interpolate.forward(x)),
+            Self::Transposed(conv) => conv.forward(x),
+        }
+    }
+}
+
+/// One decoder stage: up-sample, concatenate the skip connection, [`ConvBlock`].
+#[derive(Module, Debug)]
+pub struct UpBlock {
+    up: UpSampler,
+    block: ConvBlock,
+}
+
+/// UNet segmentation network; build it with [`UNetConfig::init`].
+///
+/// Batch norm and dropout behave in training mode when the parameters live on an autodiff
+/// device (`device.autodiff()`), and in inference mode otherwise (or after
+/// [`Module::valid`]).
+#[derive(Module, Debug)]
+pub struct UNet {
+    /// Encoder stages, shallowest first.
+    encoders: Vec<ConvBlock>,
+    pool: MaxPool2d,
+    bottleneck: ConvBlock,
+    dropout: Dropout,
+    /// Decoder stages, deepest first.
+    decoders: Vec<UpBlock>,
+    head: Conv2d,
+}
+
+impl UNet {
+    /// Number of down-sampling stages.
+    pub fn depth(&self) -> usize {
+        self.encoders.len()
+    }
+
+    /// Check that an input of `height` x `width` pixels can go through the network: both must be
+    /// non-zero multiples of `2^depth`.
+    pub fn check_input_size(&self, height: usize, width: usize) -> Result<(), UNetError> {
+        let depth = self.depth();
+        let multiple = 1usize << depth;
+        if height == 0
+            || width == 0
+            || !height.is_multiple_of(multiple)
+            || !width.is_multiple_of(multiple)
+        {
+            return Err(UNetError::InputSize {
+                height,
+                width,
+                depth,
+                multiple,
+            });
+        }
+        Ok(())
+    }
+
+    /// Logits for a batch of images: `[batch, in_channels, h, w]` -> `[batch, num_classes, h, w]`.
+    ///
+    /// # Panics
+    /// If `h` or `w` is not a multiple of `2^depth` (see [`UNet::check_input_size`]).
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        let [_, _, height, width] = images.dims();
+        if let Err(e) = self.check_input_size(height, width) {
+            panic!("{e}");
+        }
+
+        let mut skips = Vec::with_capacity(self.encoders.len());
+        let mut x = images; // [B, in, H, W]
+        for encoder in &self.encoders {
+            let features = encoder.forward(x); // [B, b*2^s, H/2^s, W/2^s]
+            x = self.pool.forward(features.clone()); // [B, b*2^s, H/2^(s+1), W/2^(s+1)]
+            skips.push(features);
+        }
+        // [B, b*2^d, H/2^d, W/2^d]
+        x = self.dropout.forward(self.bottleneck.forward(x));
+        for decoder in &self.decoders {
+            let skip = skips.pop().expect("one skip per decoder stage");
+            let up = decoder.up.forward(x); // [B, b*2^s, H/2^s, W/2^s]
+            x = decoder.block.forward(Tensor::cat(vec![skip, up], 1)); // same shape
+        }
+        self.head.forward(x) // [B, classes, H, W]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn shape_of(cfg: &UNetConfig, h: usize, w: usize) -> [usize; 4] {
+        let device = Device::flex();
+        let model = cfg.init(&device);
+        let x = Tensor::<4>::random([2, cfg.in_channels, h, w], Distribution::Default, &device);
+        model.forward(x).dims()
+    }
+
+    #[test]
+    fn output_shape_matches_input_for_both_upsamplers() {
+        for upsample in [Upsample::Bilinear, Upsample::Transposed] {
+            for (depth, h, w) in [(2, 8, 12), (3, 16, 24)] {
+                let cfg = UNetConfig::new(3)
+                    .with_depth(depth)
+                    .with_base_width(4)
+                    .with_upsample(upsample.clone());
+                assert_eq!(
+                    shape_of(&cfg, h, w),
+                    [2, 3, h, w],
+                    "{upsample:?} depth {depth}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn variants_without_batch_norm_with_dropout_and_xavier_run() {
+        let cfg = UNetConfig::new(2)
+            .with_in_channels(1)
+            .with_depth(2)
+            .with_base_width(4)
+            .with_batch_norm(false)
+            .with_dropout(0.5)
+            .with_init(Init::Xavier)
+            .with_upsample(Upsample::Transposed);
+        assert_eq!(shape_of(&cfg, 8, 8), [2, 2, 8, 8]);
+    }
+
+    #[test]
+    fn parameter_count_grows_with_base_width() {
+        let device = Device::flex();
+        let count = |w| {
+            UNetConfig::new(2)
+                .with_depth(2)
+                .with_base_width(w)
+                .init(&device)
+                .num_params()
+        };
+        let (small, large) = (count(4), count(8));
+        assert!(small > 0 && large > small, "{small} vs {large}");
+    }
+
+    #[test]
+    fn input_size_must_be_divisible_by_two_to_the_depth() {
+        let model = UNetConfig::new(2)
+            .with_depth(3)
+            .with_base_width(2)
+            .init(&Device::flex());
+        assert!(model.check_input_size(16, 24).is_ok());
+        let err = model.check_input_size(12, 16).unwrap_err();
+        assert!(err.to_string().contains("multiples of 8"), "{err}");
+        assert!(model.check_input_size(0, 8).is_err());
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert!(UNetConfig::new(0).validate().is_err());
+        assert!(UNetConfig::new(2).with_depth(0).validate().is_err());
+        assert!(UNetConfig::new(2).with_dropout(1.0).validate().is_err());
+        assert!(UNetConfig::new(2).validate().is_ok());
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let cfg = UNetConfig::new(5)
+            .with_upsample(Upsample::Transposed)
+            .with_init(Init::Xavier);
+        let json = serde_json::to_string(&cfg).unwrap();
+        let back: UNetConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg);
+    }
+}

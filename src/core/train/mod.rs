@@ -1,0 +1,3 @@
+//! Training: losses, optimisers and schedules, the loop, run directories.
+pub mod loss;
+pub mod optim;

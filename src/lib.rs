@@ -1,0 +1,2 @@
+//! roadseg: road segmentation engine (GUI-free core) and studio.
+pub mod core;

@@ -1,0 +1,314 @@
+//! Fixture builders shared by the CLI tests: the same train-id masks written in every layout.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{GrayImage, Luma, Rgb, RgbImage};
+
+pub const IGNORE: u8 = 255;
+
+pub fn roadseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_roadseg"))
+        .args(args)
+        .env(
+            "ROADSEG_DATA_DIR",
+            std::env::temp_dir().join("roadseg-test-data"),
+        )
+        .output()
+        .expect("run roadseg")
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = roadseg(args);
+    assert!(
+        out.status.success(),
+        "roadseg {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn fails(args: &[&str]) -> String {
+    let out = roadseg(args);
+    assert!(!out.status.success(), "roadseg {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+pub fn info_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(&["info", dir.to_str().unwrap(), "--json"])).unwrap()
+}
+
+/// A deterministic train-id mask with `classes` classes and some ignore pixels.
+pub fn mask(seed: u32, classes: u8, w: u32, h: u32) -> GrayImage {
+    GrayImage::from_fn(w, h, |x, y| {
+        let v = (x / 3 + y / 2 + seed) % (classes as u32 + 1);
+        Luma([if v == classes as u32 { IGNORE } else { v as u8 }])
+    })
+}
+
+pub fn photo(seed: u32, w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        Rgb([(x * 7 + seed) as u8, (y * 5) as u8, (x * y) as u8])
+    })
+}
+
+/// Encodes train ids with `f`.
+pub fn recode_gray(mask: &GrayImage, f: impl Fn(u8) -> u8) -> GrayImage {
+    GrayImage::from_fn(mask.width(), mask.height(), |x, y| {
+        Luma([f(mask.get_pixel(x, y).0[0])])
+    })
+}
+
+pub fn recode_rgb(mask: &GrayImage, f: impl Fn(u8) -> [u8; 3]) -> RgbImage {
+    RgbImage::from_fn(mask.width(), mask.height(), |x, y| {
+        Rgb(f(mask.get_pixel(x, y).0[0]))
+    })
+}
+
+pub fn save_gray(path: &Path, img: &GrayImage) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+pub fn save_rgb(path: &Path, img: &RgbImage) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+/// Per-class pixel counts of train-id masks.
+pub fn counts(masks: &[GrayImage], classes: usize) -> Vec<u64> {
+    let mut out = vec![0u64; classes];
+    for m in masks {
+        for p in m.pixels() {
+            if p.0[0] != IGNORE {
+                out[p.0[0] as usize] += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Every file below `dir` with its bytes, to prove reading writes nothing.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A written fixture: where, and the train-id masks by sample name.
+pub struct Fixture {
+    pub root: PathBuf,
+    pub masks: Vec<(String, GrayImage)>,
+    pub classes: usize,
+}
+
+pub const W: u32 = 24;
+pub const H: u32 = 16;
+
+pub fn native(root: &Path) -> Fixture {
+    let classes = 3;
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(
+        root.join("classes.json"),
+        r#"[{"id":0,"name":"road","color":[128,64,128]},{"id":1,"name":"sky","color":[70,130,180]},{"id":2,"name":"car","color":[0,0,142]}]"#,
+    )
+    .unwrap();
+    let mut masks = Vec::new();
+    for i in 0..4 {
+        let name = format!("img{i}");
+        save_rgb(&root.join(format!("images/{name}.png")), &photo(i, W, H));
+        if i < 3 {
+            let m = mask(i, classes, W, H);
+            save_gray(&root.join(format!("masks/{name}.png")), &m);
+            masks.push((name, m));
+        }
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: classes as usize,
+    }
+}
+
+pub const CAMVID_ROWS: [(&str, [u8; 3]); 4] = [
+    ("Sky", [128, 128, 128]),
+    ("Road", [128, 64, 128]),
+    ("Void", [0, 0, 0]),
+    ("Car", [64, 0, 128]),
+];
+
+/// Train id -> CamVid colour (Void row skipped in train ids).
+pub fn camvid_colour(id: u8) -> [u8; 3] {
+    match id {
+        0 => CAMVID_ROWS[0].1,
+        1 => CAMVID_ROWS[1].1,
+        2 => CAMVID_ROWS[3].1,
+        _ => CAMVID_ROWS[2].1,
+    }
+}
+
+pub fn camvid_kaggle(root: &Path) -> Fixture {
+    let mut csv = String::from("name,r,g,b\n");
+    for (n, c) in CAMVID_ROWS {
+        csv += &format!("{n},{},{},{}\n", c[0], c[1], c[2]);
+    }
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join("class_dict.csv"), csv).unwrap();
+    let mut masks = Vec::new();
+    for (i, split) in ["train", "train", "val", "test"].iter().enumerate() {
+        let name = format!("0001TP_{i:06}");
+        save_rgb(
+            &root.join(format!("{split}/{name}.png")),
+            &photo(i as u32, W, H),
+        );
+        let m = mask(i as u32, 3, W, H);
+        save_rgb(
+            &root.join(format!("{split}_labels/{name}_L.png")),
+            &recode_rgb(&m, camvid_colour),
+        );
+        masks.push((name, m));
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: 3,
+    }
+}
+
+pub fn camvid_original(root: &Path) -> Fixture {
+    let mut txt = String::new();
+    for (n, c) in CAMVID_ROWS {
+        txt += &format!("{} {} {}\t{n}\n", c[0], c[1], c[2]);
+    }
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join("label_colors.txt"), txt).unwrap();
+    let mut masks = Vec::new();
+    for i in 0..5u32 {
+        let name = format!("0006R0_f{i:05}");
+        save_rgb(
+            &root.join(format!("701_StillsRaw_full/{name}.png")),
+            &photo(i, W, H),
+        );
+        let m = mask(i, 3, W, H);
+        save_rgb(
+            &root.join(format!("LabeledApproved_full/{name}_L.png")),
+            &recode_rgb(&m, camvid_colour),
+        );
+        masks.push((name, m));
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: 3,
+    }
+}
+
+pub fn camvid11(root: &Path) -> Fixture {
+    let mut masks = Vec::new();
+    for (i, split) in ["train", "val", "test"].iter().enumerate() {
+        let name = format!("Seq05VD_f{i:05}");
+        save_rgb(
+            &root.join(format!("{split}/{name}.png")),
+            &photo(i as u32, W, H),
+        );
+        let m = mask(i as u32, 11, W, H);
+        save_gray(
+            &root.join(format!("{split}annot/{name}.png")),
+            &recode_gray(&m, |v| if v == IGNORE { 11 } else { v }),
+        );
+        masks.push((name, m));
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: 11,
+    }
+}
+
+pub fn kitti(root: &Path) -> Fixture {
+    let colour = |v: u8| match v {
+        0 => [255, 0, 0],
+        1 => [255, 0, 255],
+        _ => [0, 0, 0],
+    };
+    let mut masks = Vec::new();
+    for (i, cat) in ["um", "umm", "uu"].iter().enumerate() {
+        let name = format!("{cat}_{i:06}");
+        save_rgb(
+            &root.join(format!("training/image_2/{name}.png")),
+            &photo(i as u32, W, H),
+        );
+        let m = mask(i as u32, 2, W, H);
+        save_rgb(
+            &root.join(format!("training/gt_image_2/{cat}_road_{i:06}.png")),
+            &recode_rgb(&m, colour),
+        );
+        masks.push((name, m));
+    }
+    // A lane label (not a road label) in an unknown colour: must be skipped, not read.
+    save_rgb(
+        &root.join("training/gt_image_2/um_lane_000000.png"),
+        &RgbImage::from_pixel(W, H, Rgb([9, 9, 9])),
+    );
+    save_rgb(&root.join("testing/image_2/um_000000.png"), &photo(9, W, H));
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: 2,
+    }
+}
+
+/// trainId -> Cityscapes labelId (road 7, sidewalk 8, building 11, ...); ignore -> a mix of
+/// void labelIds.
+pub const CITYSCAPES_LABEL_IDS: [u8; 19] = [
+    7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33,
+];
+
+pub fn cityscapes(root: &Path) -> Fixture {
+    let mut masks = Vec::new();
+    for (i, (split, city)) in [
+        ("train", "aachen"),
+        ("train", "bochum"),
+        ("val", "frankfurt"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let stem = format!("{city}_000000_{i:06}");
+        save_rgb(
+            &root.join(format!("leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png")),
+            &photo(i as u32, W, H),
+        );
+        let m = mask(i as u32, 19, W, H);
+        let ids = recode_gray(&m, |v| {
+            if v == IGNORE {
+                [0u8, 4, 9, 34][i % 4]
+            } else {
+                CITYSCAPES_LABEL_IDS[v as usize]
+            }
+        });
+        save_gray(
+            &root.join(format!("gtFine/{split}/{city}/{stem}_gtFine_labelIds.png")),
+            &ids,
+        );
+        masks.push((stem, m));
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: 19,
+    }
+}
