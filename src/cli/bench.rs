@@ -1,30 +1,52 @@
-//! `roadseg bench`: data pipeline throughput (and, once trained models exist, training and
-//! inference speed). Speed targets are checked here, never in timed unit tests.
+//! `roadseg bench`: data pipeline throughput, training images/s and inference ms/image. Speed
+//! targets are checked here, never in timed unit tests.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Int, Tensor};
 use roadseg::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, default_workers};
 use roadseg::core::dataset::{DatasetIndex, Sample, workspace};
+use roadseg::core::device::{DeviceChoice, resolve};
+use roadseg::core::model::unet::UNet;
+use roadseg::core::train::config::TrainConfig;
+use roadseg::core::train::optim::build_optimizer;
+use roadseg::core::train::step::train_step;
 use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset (default: the bundled sample).
+    /// Dataset for the data pipeline figure (default: the bundled sample).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Training size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "256x192", value_parser = super::parse_size)]
-    size: [u32; 2],
-    #[arg(long, default_value_t = 8)]
-    batch_size: usize,
+    /// Sizes to measure, WIDTHxHEIGHT (repeatable; default: the training default).
+    #[arg(long, value_parser = super::parse_size)]
+    size: Vec<[u32; 2]>,
+    /// Batch size (default: the training default).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Loader worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// Batches to time.
+    /// Batches to time for the data pipeline.
     #[arg(long, default_value_t = 20)]
     batches: usize,
+    /// Also time training steps and inference of the default model.
+    #[arg(long)]
+    train: bool,
+    /// Training steps to time (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// UNet base width for the training figures (default: the training default).
+    #[arg(long)]
+    width: Option<usize>,
+    /// UNet depth for the training figures (default: the training default).
+    #[arg(long)]
+    depth: Option<usize>,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
     #[arg(long)]
     json: bool,
 }
@@ -34,13 +56,75 @@ struct DataBench {
     size: [u32; 2],
     batch_size: usize,
     workers: usize,
-    batches: usize,
     images_per_sec: f64,
 }
 
+#[derive(Serialize)]
+struct ModelBench {
+    size: [u32; 2],
+    batch_size: usize,
+    base_width: usize,
+    depth: usize,
+    train_images_per_sec: f64,
+    inference_ms_per_image: f64,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = match args.data {
-        Some(dir) => dir,
+    let defaults = TrainConfig::default();
+    let sizes = if args.size.is_empty() {
+        vec![defaults.size]
+    } else {
+        args.size.clone()
+    };
+    let batch_size = args.batch_size.unwrap_or(defaults.batch_size);
+    let mut data = Vec::new();
+    for &size in &sizes {
+        data.push(data_bench(&args, size, batch_size)?);
+    }
+    let mut models = Vec::new();
+    let mut device_name = String::new();
+    if args.train {
+        let (device, name) = resolve(args.device)?;
+        device_name = name;
+        for &size in &sizes {
+            models.push(model_bench(&args, &device, size, batch_size)?);
+        }
+    }
+    if args.json {
+        let out = serde_json::json!({ "data": data, "model": models, "device": device_name });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for d in &data {
+        println!(
+            "data pipeline   {:>4}x{:<4} {:>8.1} images/s  (batch {}, {} workers: decode + augment + batch)",
+            d.size[0], d.size[1], d.images_per_sec, d.batch_size, d.workers
+        );
+    }
+    for m in &models {
+        println!(
+            "training        {:>4}x{:<4} {:>8.1} images/s  (UNet width {} depth {}, batch {}, {device_name})",
+            m.size[0], m.size[1], m.train_images_per_sec, m.base_width, m.depth, m.batch_size
+        );
+        println!(
+            "inference       {:>4}x{:<4} {:>8.1} ms/image (batch 1)",
+            m.size[0], m.size[1], m.inference_ms_per_image
+        );
+    }
+    for (d, m) in data.iter().zip(&models) {
+        println!(
+            "data/training   {:>4}x{:<4} {:>8.1}x",
+            d.size[0],
+            d.size[1],
+            d.images_per_sec / m.train_images_per_sec
+        );
+    }
+    Ok(())
+}
+
+fn data_bench(args: &Args, size: [u32; 2], batch_size: usize) -> anyhow::Result<DataBench> {
+    let root = match &args.data {
+        Some(dir) => dir.clone(),
         None => workspace::default_sample()?,
     };
     let index = DatasetIndex::open(&root, None)?;
@@ -52,15 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let workers = args.workers.unwrap_or_else(default_workers);
     let cfg = LoaderConfig {
-        size: args.size,
-        batch_size: args.batch_size,
+        size,
+        batch_size,
         num_workers: workers,
         ..Default::default()
     };
     let loader = SegLoader::new(
         SegDataset::new(&index, &samples, &cfg),
         &cfg,
-        burn::tensor::Device::flex(),
+        Device::flex(),
     );
     // Warm-up: thread start, first allocations.
     loader
@@ -77,30 +161,95 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)
                 .context("loading a batch")?;
             images += batch.images.dims()[0];
-            if images >= args.batches * args.batch_size {
+            if images >= args.batches * batch_size {
                 break 'outer;
             }
         }
         epoch += 1;
     }
-    let secs = start.elapsed().as_secs_f64();
-    let data = DataBench {
-        size: args.size,
-        batch_size: args.batch_size,
+    Ok(DataBench {
+        size,
+        batch_size,
         workers,
-        batches: args.batches,
-        images_per_sec: images as f64 / secs,
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "data": data }))?
-        );
-    } else {
-        println!(
-            "data pipeline: {:.1} images/s at {}x{} (batch {}, {} workers, decode + augment + batch)",
-            data.images_per_sec, args.size[0], args.size[1], args.batch_size, workers
-        );
+        images_per_sec: images as f64 / start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Times training steps on random batches (compute only: the loader is measured separately)
+/// and batch-1 inference.
+fn model_bench(
+    args: &Args,
+    device: &Device,
+    size: [u32; 2],
+    batch_size: usize,
+) -> anyhow::Result<ModelBench> {
+    let defaults = TrainConfig::default();
+    let mut model_cfg = defaults.model.clone();
+    model_cfg.num_classes = 7;
+    if let Some(w) = args.width {
+        model_cfg.base_width = w;
     }
-    Ok(())
+    if let Some(d) = args.depth {
+        model_cfg.depth = d;
+    }
+    let [w, h] = [size[0] as usize, size[1] as usize];
+    let autodiff = device.clone().autodiff();
+    autodiff.seed(1);
+    let mut model = model_cfg.init(&autodiff);
+    model
+        .check_input_size(h, w)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut optimizer = build_optimizer(&defaults.optimizer)?;
+    let images = Tensor::<4>::random(
+        [batch_size, 3, h, w],
+        Distribution::Normal(0.0, 1.0),
+        &autodiff,
+    );
+    let masks = Tensor::<3, Int>::random(
+        [batch_size, h, w],
+        Distribution::Uniform(0.0, 7.0),
+        &autodiff,
+    );
+    let mut step = |model: UNet| {
+        let (model, loss) = train_step(
+            model,
+            &mut optimizer,
+            &defaults.loss,
+            1e-3,
+            images.clone(),
+            masks.clone(),
+        );
+        loss.map(|_| model).map_err(anyhow::Error::from)
+    };
+    model = step(model)?; // warm-up: allocation, autotuning
+    let start = Instant::now();
+    for _ in 0..args.steps {
+        model = step(model)?;
+    }
+    let train_images_per_sec = (args.steps * batch_size) as f64 / start.elapsed().as_secs_f64();
+
+    let inference = model.valid();
+    let one = Tensor::<4>::random([1, 3, h, w], Distribution::Normal(0.0, 1.0), device);
+    let run = || -> anyhow::Result<()> {
+        inference
+            .forward(one.clone())
+            .argmax(1)
+            .try_into_vec_as::<i64>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    };
+    run()?;
+    let reps = args.steps.max(3);
+    let start = Instant::now();
+    for _ in 0..reps {
+        run()?;
+    }
+    Ok(ModelBench {
+        size,
+        batch_size,
+        base_width: model_cfg.base_width,
+        depth: model_cfg.depth,
+        train_images_per_sec,
+        inference_ms_per_image: start.elapsed().as_secs_f64() * 1000.0 / reps as f64,
+    })
 }

@@ -2,8 +2,12 @@
 
 mod bench;
 mod convert;
+mod eval;
 mod info;
+mod predict;
+mod progress;
 mod sample;
+mod train;
 
 use std::process::ExitCode;
 
@@ -28,7 +32,13 @@ enum Command {
     Info(info::Args),
     /// Convert any readable layout to the native one.
     Convert(convert::Args),
-    /// Measure the data pipeline (and training) speed.
+    /// Train a UNet (on the bundled sample by default), or resume a run.
+    Train(train::Args),
+    /// Metrics of a trained run on a dataset split.
+    Eval(eval::Args),
+    /// Class masks for images with a trained run.
+    Predict(predict::Args),
+    /// Measure data pipeline, training and inference speed.
     Bench(bench::Args),
 }
 
@@ -38,6 +48,9 @@ pub fn main() -> ExitCode {
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Convert(args)) => convert::run(args),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         None => {
             // The studio arrives with the GUI issue; until then, say what works.

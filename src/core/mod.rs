@@ -4,5 +4,6 @@ pub mod device;
 pub mod mask;
 pub mod metrics;
 pub mod model;
+pub mod predict;
 pub mod rng;
 pub mod train;

@@ -56,7 +56,9 @@ pub fn to_native(
         }
     }
     let all: Vec<_> = index.samples.iter().collect();
-    let (good, mut problems) = info::validate(index, &all);
+    let info::Validated {
+        good, mut problems, ..
+    } = info::validate(index, &all);
     // Scan problems that make a sample unusable (no label where one is required) are reported;
     // the image itself still converts as unlabelled.
     let mut skipped = index.problems.clone();

@@ -56,24 +56,38 @@ pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, P
     Ok(counts)
 }
 
-/// Checks `samples` in parallel; returns the samples that passed and the problems of the rest.
-pub fn validate<'a>(
-    index: &DatasetIndex,
-    samples: &[&'a Sample],
-) -> (Vec<&'a Sample>, Vec<Problem>) {
+/// The outcome of [`validate`].
+pub struct Validated<'a> {
+    /// Samples that decoded cleanly, in input order.
+    pub good: Vec<&'a Sample>,
+    /// One problem per sample that did not.
+    pub problems: Vec<Problem>,
+    /// Pixels per class over the good samples' masks (ignore excluded).
+    pub pixels: Vec<u64>,
+}
+
+/// Checks `samples` in parallel; returns the samples that passed, the problems of the rest and
+/// the class pixel counts of the good ones.
+pub fn validate<'a>(index: &DatasetIndex, samples: &[&'a Sample]) -> Validated<'a> {
     let results: Vec<_> = samples
         .par_iter()
         .map(|s| (*s, check_sample(index, s)))
         .collect();
-    let mut good = Vec::new();
-    let mut problems = Vec::new();
+    let mut out = Validated {
+        good: Vec::new(),
+        problems: Vec::new(),
+        pixels: vec![0; index.classes.len()],
+    };
     for (sample, result) in results {
         match result {
-            Ok(_) => good.push(sample),
-            Err(p) => problems.push(p),
+            Ok(counts) => {
+                out.pixels.iter_mut().zip(counts).for_each(|(p, c)| *p += c);
+                out.good.push(sample);
+            }
+            Err(p) => out.problems.push(p),
         }
     }
-    (good, problems)
+    out
 }
 
 pub fn inspect(index: &DatasetIndex) -> InfoReport {

@@ -260,14 +260,20 @@ impl SegLoader {
 
     /// Iterates the batches of `epoch` in a fixed order while workers prepare the next ones.
     pub fn epoch(&self, epoch: usize) -> EpochIter<'_> {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// Like [`SegLoader::epoch`], starting at batch `first` (resuming inside an epoch sees the
+    /// same remaining batches as an uninterrupted run).
+    pub fn epoch_from(&self, epoch: usize, first: usize) -> EpochIter<'_> {
         let prefetch = self.workers * 2;
         let (reply, results) = std::sync::mpsc::sync_channel(prefetch);
         EpochIter {
             loader: self,
             plan: self.plan(epoch),
             epoch,
-            next_dispatch: 0,
-            next_yield: 0,
+            next_dispatch: first,
+            next_yield: first,
             prefetch,
             pending: BTreeMap::new(),
             reply,

@@ -22,7 +22,6 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, PaddingConfig2d, Relu,
@@ -253,7 +252,6 @@ impl ConvBlock {
 /// Bilinear x2 interpolation followed by a 3x3 convolution.
 #[derive(Module, Debug)]
 pub struct BilinearUp {
-    interpolate: Interpolate2d,
     conv: Conv2d,
 }
 
@@ -270,10 +268,6 @@ impl UpSampler {
     fn new(cin: usize, cout: usize, cfg: &UNetConfig, init: &Initializer, device: &Device) -> Self {
         match cfg.upsample {
             Upsample::Bilinear => Self::Bilinear(BilinearUp {
-                interpolate: Interpolate2dConfig::new()
-                    .with_scale_factor(Some([2.0, 2.0]))
-                    .with_mode(InterpolateMode::Linear)
-                    .init(),
                 conv: Conv2dConfig::new([cin, cout], [3, 3])
                     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                     .with_initializer(init.clone())
@@ -306,10 +300,46 @@ impl UpSampler {
     /// `[B, cin, h, w]` -> `[B, cout, 2h, 2w]`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Self::Bilinear(up) => up.conv.forward(up.interpolate.forward(x)),
+            Self::Bilinear(up) => up.conv.forward(upsample_bilinear_x2(x)),
             Self::Transposed(conv) => conv.forward(x),
         }
     }
+}
+
+/// Bilinear x2 up-sampling with half-pixel centres (PyTorch's `Upsample(scale_factor=2,
+/// mode="bilinear", align_corners=False)`): `[B, C, h, w]` -> `[B, C, 2h, 2w]`.
+///
+/// Written with slices, sums and reshapes instead of burn's `interpolate`, whose bilinear
+/// backward pass the wgpu backend does not implement: this trains on every backend. Along each
+/// axis, output `2i` is `0.75 x[i] + 0.25 x[i-1]` and `2i+1` is `0.75 x[i] + 0.25 x[i+1]`, with
+/// the edge sample repeated at the borders.
+pub fn upsample_bilinear_x2(x: Tensor<4>) -> Tensor<4> {
+    let x = upsample_axis_x2(x, 3); // [B, C, h, 2w]
+    upsample_axis_x2(x, 2) // [B, C, 2h, 2w]
+}
+
+fn upsample_axis_x2(x: Tensor<4>, axis: usize) -> Tensor<4> {
+    let dims = x.dims();
+    let n = dims[axis];
+    let take = |x: &Tensor<4>, range: std::ops::Range<usize>| {
+        x.clone().narrow(axis, range.start, range.len())
+    };
+    let (previous, next) = if n > 1 {
+        (
+            Tensor::cat(vec![take(&x, 0..1), take(&x, 0..n - 1)], axis),
+            Tensor::cat(vec![take(&x, 1..n), take(&x, n - 1..n)], axis),
+        )
+    } else {
+        (x.clone(), x.clone())
+    };
+    let centre = x.mul_scalar(0.75);
+    let even = centre.clone() + previous.mul_scalar(0.25);
+    let odd = centre + next.mul_scalar(0.25);
+    // Interleave: stack after `axis`, then merge the two axes.
+    let stacked: Tensor<5> = Tensor::stack(vec![even, odd], axis + 1);
+    let mut out = dims;
+    out[axis] = 2 * n;
+    stacked.reshape(out)
 }
 
 /// One decoder stage: up-sample, concatenate the skip connection, [`ConvBlock`].
@@ -400,6 +430,24 @@ mod tests {
         let model = cfg.init(&device);
         let x = Tensor::<4>::random([2, cfg.in_channels, h, w], Distribution::Default, &device);
         model.forward(x).dims()
+    }
+
+    #[test]
+    fn bilinear_upsampling_matches_burns_interpolate() {
+        use burn::tensor::module::interpolate;
+        use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 3, 5, 4], Distribution::Default, &device);
+        let ours = upsample_bilinear_x2(x.clone());
+        let reference = interpolate(
+            x,
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([10, 8]),
+        );
+        assert_eq!(ours.dims(), [2, 3, 10, 8]);
+        let diff = (ours - reference).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "max difference {diff}");
     }
 
     #[test]

@@ -1,3 +1,7 @@
-//! Training: losses, optimisers and schedules, the loop, run directories.
+//! Training: losses, optimisers and schedules, the step, the loop, run directories.
+pub mod config;
 pub mod loss;
 pub mod optim;
+pub mod run_dir;
+pub mod step;
+pub mod trainer;

@@ -1,0 +1,234 @@
+//! `roadseg train`: train a UNet on a dataset (the bundled sample by default), or resume a run.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use roadseg::core::dataset::{Format, workspace};
+use roadseg::core::device::DeviceChoice;
+use roadseg::core::train::config::TrainConfig;
+use roadseg::core::train::loss::LossConfig;
+use roadseg::core::train::optim::OptimizerKind;
+use roadseg::core::train::trainer::{DataSpec, TrainOptions, TrainStart, train};
+
+use super::progress::Progress;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset folder, any readable layout (default: the bundled sample, generated on first use).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Force the dataset layout instead of detecting it.
+    #[arg(long)]
+    format: Option<Format>,
+    /// JSON config (partial is fine: it overrides the defaults); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Training size, WIDTHxHEIGHT (multiples of 2^depth).
+    #[arg(long, value_parser = super::parse_size)]
+    size: Option<[u32; 2]>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// sgd, adam, adamw or rmsprop.
+    #[arg(long, value_parser = parse_optimizer)]
+    optimizer: Option<OptimizerKind>,
+    /// Loss terms joined by '+', each optionally weighted: ce, dice, focal, "ce+0.5dice".
+    #[arg(long, value_parser = parse_loss)]
+    loss: Option<LossConfig>,
+    /// `auto`: weigh classes by inverse pixel frequency; `none`: equal weights.
+    #[arg(long, value_parser = ["auto", "none"])]
+    class_weights: Option<String>,
+    /// UNet channels of the first stage.
+    #[arg(long)]
+    width: Option<usize>,
+    /// UNet down-sampling stages.
+    #[arg(long)]
+    depth: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Loader threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Run directory to create (default: ./runs/run-N).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// cpu, gpu or auto (GPU if a hardware adapter exists, else CPU).
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["data", "format", "config", "out"])]
+    resume: Option<PathBuf>,
+    /// Train without the files that cannot be read (their count is printed).
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let options = TrainOptions {
+        device: args.device,
+        skip_bad: args.skip_bad,
+    };
+    let start = match &args.resume {
+        Some(run) => TrainStart::Resume {
+            run: run.clone(),
+            epochs: args.epochs,
+        },
+        None => {
+            let root = match &args.data {
+                Some(dir) => dir.clone(),
+                None => workspace::default_sample().context("preparing the bundled sample")?,
+            };
+            let config = build_config(&args)?;
+            let out = match &args.out {
+                Some(out) => out.clone(),
+                None => next_run_dir(Path::new("runs")),
+            };
+            TrainStart::New {
+                data: DataSpec {
+                    root,
+                    format: args.format,
+                },
+                config: Box::new(config),
+                out,
+            }
+        }
+    };
+    let mut progress = Progress::new();
+    let stop = AtomicBool::new(false);
+    let result = train(start, &options, &mut |e| progress.on_event(e), &stop);
+    progress.finish();
+    let summary = result?;
+    let best = match (summary.best_mean_iou, summary.best_epoch) {
+        (Some(miou), Some(epoch)) => format!("best val mIoU {miou:.4} at epoch {epoch}"),
+        _ => "no validation yet".to_string(),
+    };
+    let road = summary
+        .last_validation
+        .as_ref()
+        .and_then(|v| v.classes.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name.eq_ignore_ascii_case("road")))
+        .and_then(|c| c.iou)
+        .map(|iou| format!(", last val road IoU {iou:.4}"))
+        .unwrap_or_default();
+    eprintln!(
+        "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}",
+        summary.status, summary.epochs, summary.steps, summary.elapsed_secs, summary.device
+    );
+    Ok(())
+}
+
+fn build_config(args: &Args) -> anyhow::Result<TrainConfig> {
+    let mut config = match &args.config {
+        Some(file) => TrainConfig::load(file)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = args.size {
+        config.size = v;
+    }
+    if let Some(v) = args.lr {
+        config.lr = v;
+    }
+    if let Some(v) = &args.optimizer {
+        config.optimizer.kind = v.clone();
+    }
+    if let Some(v) = &args.loss {
+        config.loss = LossConfig {
+            class_weights: config.loss.class_weights.take(),
+            ..v.clone()
+        };
+    }
+    match args.class_weights.as_deref() {
+        Some("auto") => config.class_weights_auto = true,
+        Some(_) => {
+            config.class_weights_auto = false;
+            config.loss.class_weights = None;
+        }
+        None => {}
+    }
+    if let Some(v) = args.width {
+        config.model.base_width = v;
+    }
+    if let Some(v) = args.depth {
+        config.model.depth = v;
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if let Some(v) = args.workers {
+        config.num_workers = v;
+    }
+    Ok(config)
+}
+
+/// `runs/run-1`, `runs/run-2`, ...: the first that does not exist.
+fn next_run_dir(parent: &Path) -> PathBuf {
+    (1..)
+        .map(|n| parent.join(format!("run-{n}")))
+        .find(|p| !p.exists())
+        .expect("an unused run number")
+}
+
+fn parse_optimizer(text: &str) -> Result<OptimizerKind, String> {
+    OptimizerKind::from_name(text)
+        .ok_or_else(|| format!("{text:?}: expected sgd, adam, adamw or rmsprop"))
+}
+
+/// `ce`, `dice+ce`, `0.5dice+ce`, `focal`: weights default to 1.
+fn parse_loss(text: &str) -> Result<LossConfig, String> {
+    let mut loss = LossConfig {
+        ce: 0.0,
+        dice: 0.0,
+        focal: 0.0,
+        ..LossConfig::default()
+    };
+    for term in text.split('+') {
+        let term = term.trim().to_ascii_lowercase();
+        let split = term
+            .find(|c: char| c.is_ascii_alphabetic())
+            .ok_or_else(|| format!("{text:?}: {term:?} names no loss"))?;
+        let (weight, name) = term.split_at(split);
+        let weight: f32 = match weight.trim().trim_end_matches('*') {
+            "" => 1.0,
+            w => w
+                .parse()
+                .map_err(|_| format!("{text:?}: {w:?} is not a weight"))?,
+        };
+        match name {
+            "ce" | "cross-entropy" | "crossentropy" => loss.ce += weight,
+            "dice" => loss.dice += weight,
+            "focal" => loss.focal += weight,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown loss {other:?} (ce, dice, focal)"
+                ));
+            }
+        }
+    }
+    Ok(loss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_mixes_parse() {
+        let l = parse_loss("ce+0.5dice").unwrap();
+        assert_eq!((l.ce, l.dice, l.focal), (1.0, 0.5, 0.0));
+        let l = parse_loss("focal").unwrap();
+        assert_eq!((l.ce, l.dice, l.focal), (0.0, 0.0, 1.0));
+        assert!(parse_loss("ce+hinge").is_err());
+        assert!(parse_loss("0.5").is_err());
+    }
+}

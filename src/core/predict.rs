@@ -1,0 +1,140 @@
+//! Inference with a trained run: class masks at each image's own resolution, and evaluation of
+//! those masks against ground truth.
+//!
+//! The model sees the image resized to its training size; its logits are resized back to the
+//! image's size (bilinear) before the arg-max, so predicted edges follow the full-resolution
+//! image rather than the coarse training grid.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use crate::core::dataset::augment::prepare;
+use crate::core::dataset::classes::ClassInfo;
+use crate::core::dataset::info::check_sample;
+use crate::core::dataset::{DatasetIndex, Problem, Sample};
+use crate::core::mask::Mask;
+use crate::core::metrics::ConfusionMatrix;
+use crate::core::model::unet::UNet;
+use crate::core::train::config::RunConfig;
+use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
+use crate::core::train::trainer::load_model;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error("the device failed: {0}")]
+    Device(String),
+    #[error(transparent)]
+    Problem(#[from] Problem),
+    #[error("{} bad file(s) (pass --skip-bad to evaluate without them):\n{}", .0.len(),
+        .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    BadFiles(Vec<Problem>),
+}
+
+/// A trained model ready for inference.
+pub struct Predictor {
+    model: UNet,
+    config: RunConfig,
+    device: Device,
+    checkpoint: std::path::PathBuf,
+}
+
+impl Predictor {
+    /// Loads the `kind` checkpoint of `run` (the best model falls back to the last one).
+    pub fn load(run: &Path, kind: CheckpointKind, device: Device) -> Result<Self, PredictError> {
+        let run = RunDir::new(run);
+        let config = run.read_config()?;
+        let dir = run
+            .existing_checkpoint(kind)
+            .or_else(|| run.existing_checkpoint(CheckpointKind::Last))
+            .ok_or_else(|| RunDirError::NoCheckpoint(run.root().to_path_buf()))?;
+        let model = load_model(config.model.init(&device), &dir.join("model.bpk"))?.valid();
+        Ok(Self {
+            model,
+            config,
+            device,
+            checkpoint: dir,
+        })
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    pub fn classes(&self) -> &[ClassInfo] {
+        &self.config.classes
+    }
+
+    /// The checkpoint folder the weights came from.
+    pub fn checkpoint(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    /// Class ids for `image`, at its own resolution.
+    pub fn predict(&self, image: &RgbImage) -> Result<Mask, PredictError> {
+        let [w, h] = self.config.train.size;
+        let prepared = prepare(image, None, (w, h), None, &self.config.train.normalize);
+        let input = Tensor::<4>::from_data(
+            TensorData::new(prepared.image, [1, 3, h as usize, w as usize]),
+            &self.device,
+        );
+        let logits = self.model.forward(input); // [1, classes, h, w]
+        let (width, height) = image.dimensions();
+        let logits = if (width, height) == (w, h) {
+            logits
+        } else {
+            interpolate(
+                logits,
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_align_corners(false)
+                    .with_output_size([height as usize, width as usize]),
+            ) // [1, classes, H, W]
+        };
+        let ids = logits
+            .argmax(1)
+            .try_into_vec_as::<i64>()
+            .map_err(|e| PredictError::Device(e.to_string()))?;
+        Ok(Mask {
+            width,
+            height,
+            data: ids.into_iter().map(|v| v as u8).collect(),
+        })
+    }
+
+    /// Predicts every sample and compares with its ground truth at full resolution. Samples
+    /// that cannot be read are errors unless `skip_bad`, which leaves them out (returned).
+    pub fn evaluate(
+        &self,
+        index: &DatasetIndex,
+        samples: &[&Sample],
+        skip_bad: bool,
+    ) -> Result<(ConfusionMatrix, Vec<Problem>), PredictError> {
+        let mut bad = Vec::new();
+        let mut good = Vec::new();
+        for sample in samples {
+            match check_sample(index, sample) {
+                Ok(_) => good.push(*sample),
+                Err(p) => bad.push(p),
+            }
+        }
+        if !bad.is_empty() && !skip_bad {
+            return Err(PredictError::BadFiles(bad));
+        }
+        let mut confusion = ConfusionMatrix::new(self.config.classes.len());
+        for sample in good {
+            let image = crate::core::dataset::image_io::read_rgb(&sample.image)?;
+            let Some(truth) = index.load_mask(sample)? else {
+                continue;
+            };
+            let pred = self.predict(&image)?;
+            confusion.update(&truth.data, &pred.data);
+        }
+        Ok((confusion, bad))
+    }
+}

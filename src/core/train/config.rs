@@ -1,0 +1,240 @@
+//! Everything a training run needs, as one serialisable config.
+//!
+//! A user's JSON config may be partial: it is deep-merged over [`TrainConfig::default`], so
+//! `{"model": {"base_width": 32}, "epochs": 50}` changes just those fields.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::loss::LossConfig;
+use super::optim::{OptimizerConfig, ScheduleConfig};
+use crate::core::dataset::augment::{AugmentConfig, Normalize};
+use crate::core::dataset::classes::ClassInfo;
+use crate::core::model::unet::UNetConfig;
+
+/// Why a config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: not a valid training config: {reason}")]
+    Parse { file: PathBuf, reason: String },
+    #[error("invalid training config: {0}")]
+    Invalid(String),
+}
+
+/// Stop when validation mIoU has not improved by `min_delta` for `patience` epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    pub min_delta: f64,
+}
+
+/// Hyper-parameters of a run (the dataset and output folder are given separately).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// The network; `num_classes` is taken from the dataset.
+    pub model: UNetConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Training size (width, height), each a multiple of `2^depth`.
+    pub size: [u32; 2],
+    /// Base learning rate; the schedule shapes it over the run.
+    pub lr: f64,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+    pub loss: LossConfig,
+    /// Compute cross-entropy/focal class weights from the training masks' pixel counts
+    /// (overrides `loss.class_weights`).
+    pub class_weights_auto: bool,
+    /// `None` turns augmentation off.
+    pub augment: Option<AugmentConfig>,
+    pub normalize: Normalize,
+    /// Seeds weights, shuffling and augmentation: equal seeds give equal runs.
+    pub seed: u64,
+    /// Loader threads; 0 = one per core.
+    pub num_workers: usize,
+    /// Write a training metrics line every this many steps.
+    pub log_every: usize,
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            // Sized so that the default run on the bundled sample converges on a 2-core CPU in a
+            // few minutes (see README); GPUs and patient users raise width and size.
+            model: UNetConfig::new(0).with_base_width(8),
+            epochs: 45,
+            batch_size: 8,
+            size: [128, 96],
+            lr: 3e-3,
+            optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig::WarmupCosine {
+                warmup_steps: 20,
+                min_lr: 1e-5,
+            },
+            loss: LossConfig::default(),
+            class_weights_auto: false,
+            augment: Some(AugmentConfig::default()),
+            normalize: Normalize::default(),
+            seed: 42,
+            num_workers: 0,
+            log_every: 1,
+            early_stopping: Some(EarlyStopping {
+                patience: 10,
+                min_delta: 1e-3,
+            }),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a (possibly partial) JSON config over the defaults.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text).map_err(|reason| ConfigError::Parse {
+            file: file.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Parses a (possibly partial) JSON config over the defaults.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let overrides: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut merged = serde_json::to_value(Self::default()).map_err(|e| e.to_string())?;
+        merge(&mut merged, overrides);
+        serde_json::from_value(merged).map_err(|e| e.to_string())
+    }
+
+    /// Checks every part against the number of classes of the dataset.
+    pub fn validate(&self, num_classes: usize) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("lr must be > 0, got {}", self.lr));
+        }
+        let multiple = 1u32 << self.model.depth.min(16);
+        let [w, h] = self.size;
+        if w == 0 || h == 0 || w % multiple != 0 || h % multiple != 0 {
+            return bad(format!(
+                "size {w}x{h}: width and height must be multiples of {multiple} (2^depth, depth {})",
+                self.model.depth
+            ));
+        }
+        let model = UNetConfig {
+            num_classes,
+            ..self.model.clone()
+        };
+        model
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.loss
+            .validate(num_classes)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.optimizer
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.schedule
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Recursively overlays `overrides` onto `base`: objects merge key by key, anything else
+/// replaces.
+fn merge(base: &mut serde_json::Value, overrides: serde_json::Value) {
+    match (base, overrides) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(overrides)) => {
+            for (key, value) in overrides {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+/// What a run directory's `config.json` holds: enough to reproduce the run and to rebuild the
+/// model for inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The dataset trained on (absolute).
+    pub data: PathBuf,
+    /// Its layout (`native`, `camvid`, ...).
+    pub format: String,
+    /// Train classes; ids index the model's output channels.
+    pub classes: Vec<ClassInfo>,
+    /// The network exactly as built (`num_classes` filled in).
+    pub model: UNetConfig,
+    /// The hyper-parameters (`loss.class_weights` filled in when computed automatically).
+    pub train: TrainConfig,
+    /// Device the run was started on, as the user asked for it (`cpu`, `gpu`, `auto`).
+    pub device: String,
+    /// roadseg version that wrote this file.
+    pub roadseg_version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_json_overrides_only_the_given_fields() {
+        let cfg = TrainConfig::from_json(r#"{"epochs": 3, "model": {"base_width": 4}}"#).unwrap();
+        let default = TrainConfig::default();
+        assert_eq!(cfg.epochs, 3);
+        assert_eq!(cfg.model.base_width, 4);
+        assert_eq!(cfg.model.depth, default.model.depth);
+        assert_eq!(cfg.lr, default.lr);
+        assert_eq!(cfg.schedule, default.schedule);
+    }
+
+    #[test]
+    fn unknown_values_are_rejected_with_the_reason() {
+        let err = TrainConfig::from_json(r#"{"epochs": "many"}"#).unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+        let err = TrainConfig::from_json("{").unwrap_err();
+        assert!(err.contains("EOF"), "{err}");
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let cfg = TrainConfig::default();
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(TrainConfig::from_json(&text).unwrap(), cfg);
+    }
+
+    #[test]
+    fn size_must_suit_the_depth() {
+        let mut cfg = TrainConfig {
+            size: [250, 192],
+            ..TrainConfig::default()
+        };
+        let err = cfg.validate(7).unwrap_err().to_string();
+        assert!(err.contains("multiples of 16"), "{err}");
+        cfg.size = [256, 192];
+        cfg.validate(7).unwrap();
+        cfg.lr = f64::NAN;
+        assert!(cfg.validate(7).is_err());
+    }
+}

@@ -1,0 +1,485 @@
+//! A run directory on disk:
+//!
+//! ```text
+//! RUN/config.json            RunConfig: everything needed to reproduce the run
+//! RUN/metrics.jsonl          one MetricRecord per logged step and per validation
+//! RUN/checkpoints/last/      model.bpk, optimizer.bpk, state.json (where to continue)
+//! RUN/checkpoints/best/      model.bpk, state.json (best validation mIoU so far)
+//! RUN/summary.json           written when the run ends
+//! ```
+//!
+//! A checkpoint is written into a temporary folder, synced, then swapped in by renames, so a
+//! killed process leaves either the old or the new checkpoint, never half of one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use super::config::RunConfig;
+use super::optim::SegOptimizer;
+use crate::core::dataset::image_io::write_atomic;
+use crate::core::model::unet::UNet;
+
+/// Why a run directory could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{0}: not a roadseg run (no config.json)")]
+    NotARun(PathBuf),
+    #[error("{0}: the run has no checkpoint yet")]
+    NoCheckpoint(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointKind {
+    /// Where the run stopped: model, optimiser and loop state, to resume from.
+    Last,
+    /// The model with the best validation mIoU, for inference.
+    Best,
+}
+
+impl CheckpointKind {
+    fn dir_name(self) -> &'static str {
+        match self {
+            Self::Last => "last",
+            Self::Best => "best",
+        }
+    }
+}
+
+/// Where the loop stands, saved with each checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// 0-based epoch in progress (equal to the epoch count when the run is complete).
+    pub epoch: usize,
+    /// Batches of `epoch` already trained on.
+    pub batch: usize,
+    /// Optimiser steps taken in the whole run.
+    pub step: usize,
+    /// Best validation mIoU so far and the (1-based) epoch that reached it.
+    pub best_mean_iou: Option<f64>,
+    pub best_epoch: Option<usize>,
+    /// Epochs since the best one (for early stopping).
+    pub epochs_without_improvement: usize,
+    /// Length of metrics.jsonl when this checkpoint was written: a resumed run truncates the
+    /// file here, so lines written after the checkpoint are neither lost nor duplicated.
+    pub metrics_bytes: u64,
+    /// Training wall time before this checkpoint, seconds.
+    pub elapsed_secs: f64,
+}
+
+/// Per-class IoU in a validation record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassIou {
+    pub id: usize,
+    pub name: String,
+    /// `None` when the class is absent from both ground truth and prediction.
+    pub iou: Option<f64>,
+}
+
+/// One line of metrics.jsonl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    /// `train` (one optimiser step) or `val` (one validation pass at the end of an epoch).
+    pub split: String,
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Optimiser steps done so far in the run (1-based for train lines).
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    /// Seconds of training since the run started (resumes included).
+    pub elapsed_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_per_sec: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_iou: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_f1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<ClassIou>>,
+}
+
+/// How a run ended, in summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// `completed`, `early_stopped`, `stopped` (by the user) or `diverged` (NaN/inf loss).
+    pub status: String,
+    pub epochs: usize,
+    pub steps: usize,
+    pub best_epoch: Option<usize>,
+    pub best_mean_iou: Option<f64>,
+    /// The last validation record, if any.
+    pub last_validation: Option<MetricRecord>,
+    pub elapsed_secs: f64,
+    pub device: String,
+    /// Why the run ended early, for `stopped` and `diverged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Paths and I/O of one run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    pub fn summary_path(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+
+    pub fn checkpoint_dir(&self, kind: CheckpointKind) -> PathBuf {
+        self.root.join("checkpoints").join(kind.dir_name())
+    }
+
+    /// Whether the folder already holds a run.
+    pub fn exists(&self) -> bool {
+        self.config_path().is_file()
+    }
+
+    pub fn create(&self) -> Result<(), RunDirError> {
+        let checkpoints = self.root.join("checkpoints");
+        std::fs::create_dir_all(&checkpoints).map_err(io(&checkpoints))
+    }
+
+    pub fn write_config(&self, config: &RunConfig) -> Result<(), RunDirError> {
+        write_json(&self.config_path(), config)
+    }
+
+    pub fn read_config(&self) -> Result<RunConfig, RunDirError> {
+        if !self.exists() {
+            return Err(RunDirError::NotARun(self.root.clone()));
+        }
+        read_json(&self.config_path())
+    }
+
+    pub fn write_summary(&self, summary: &Summary) -> Result<(), RunDirError> {
+        write_json(&self.summary_path(), summary)
+    }
+
+    pub fn read_summary(&self) -> Result<Summary, RunDirError> {
+        read_json(&self.summary_path())
+    }
+
+    /// Writes a checkpoint: the model, the optimiser state (for `Last`) and the loop state.
+    pub fn save_checkpoint(
+        &self,
+        kind: CheckpointKind,
+        model: &UNet,
+        optimizer: Option<&SegOptimizer>,
+        state: &TrainState,
+    ) -> Result<PathBuf, RunDirError> {
+        let dir = self.checkpoint_dir(kind);
+        let parent = dir.parent().unwrap_or(&self.root).to_path_buf();
+        let tmp = parent.join(format!(".{}.tmp", kind.dir_name()));
+        let old = parent.join(format!(".{}.old", kind.dir_name()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+
+        let model_path = tmp.join("model.bpk");
+        model
+            .clone()
+            .save_file(&model_path)
+            .map_err(|e| RunDirError::Corrupt {
+                path: model_path.clone(),
+                reason: format!("could not write the model: {e}"),
+            })?;
+        sync_file(&model_path)?;
+        if let Some(optimizer) = optimizer {
+            let path = tmp.join("optimizer.bpk");
+            optimizer
+                .save_state(&path)
+                .map_err(|e| RunDirError::Corrupt {
+                    path: path.clone(),
+                    reason: format!("could not write the optimiser state: {e}"),
+                })?;
+            sync_file(&path)?;
+        }
+        write_json(&tmp.join("state.json"), state)?;
+
+        // Swap: dir -> old, tmp -> dir, drop old. Between the two renames only `old` exists,
+        // which `existing_checkpoint` falls back to.
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(&dir, &old).map_err(io(&dir))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
+        sync_dir(&parent);
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(dir)
+    }
+
+    /// The folder holding a complete checkpoint of `kind`, if any (see `save_checkpoint`).
+    pub fn existing_checkpoint(&self, kind: CheckpointKind) -> Option<PathBuf> {
+        let dir = self.checkpoint_dir(kind);
+        let old = dir
+            .parent()
+            .map(|p| p.join(format!(".{}.old", kind.dir_name())));
+        std::iter::once(dir)
+            .chain(old)
+            .find(|d| d.join("state.json").is_file() && d.join("model.bpk").is_file())
+    }
+
+    pub fn read_state(&self, checkpoint: &Path) -> Result<TrainState, RunDirError> {
+        read_json(&checkpoint.join("state.json"))
+    }
+
+    /// Opens metrics.jsonl for appending, first cutting it to `keep_bytes` (a resumed run drops
+    /// the lines written after its checkpoint).
+    pub fn open_metrics(&self, keep_bytes: u64) -> Result<MetricsLog, RunDirError> {
+        let path = self.metrics_path();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len < keep_bytes {
+            return Err(RunDirError::Corrupt {
+                path,
+                reason: format!(
+                    "is {len} bytes but the checkpoint was written after {keep_bytes}: \
+                     the file was shortened since"
+                ),
+            });
+        }
+        file.set_len(keep_bytes).map_err(io(&path))?;
+        drop(file);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(MetricsLog {
+            path,
+            file,
+            bytes: keep_bytes,
+        })
+    }
+}
+
+/// Append-only writer of metrics.jsonl that knows its length.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: File,
+    bytes: u64,
+}
+
+impl MetricsLog {
+    pub fn append(&mut self, record: &MetricRecord) -> Result<(), RunDirError> {
+        let mut line = serde_json::to_string(record).map_err(|e| RunDirError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io(&self.path))?;
+        self.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes to disk (before a checkpoint records the length).
+    pub fn sync(&mut self) -> Result<(), RunDirError> {
+        self.file.sync_data().map_err(io(&self.path))
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Reads every record of a metrics.jsonl file (a torn last line from a killed process is
+/// skipped).
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricRecord>, RunDirError> {
+    let file = File::open(path).map_err(io(path))?;
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(io(path))?;
+    let last = lines.len().saturating_sub(1);
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(record) => records.push(record),
+            Err(_) if i == last => {}
+            Err(e) => {
+                return Err(RunDirError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("line {}: {e}", i + 1),
+                });
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| RunDirError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes()).map_err(|e| RunDirError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RunDirError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn sync_file(path: &Path) -> Result<(), RunDirError> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
+}
+
+/// Makes renames in `dir` durable; best effort (not every filesystem allows it).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(step: usize) -> MetricRecord {
+        MetricRecord {
+            split: "train".into(),
+            epoch: 1,
+            step,
+            loss: 1.0 / step as f64,
+            lr: 1e-3,
+            elapsed_secs: step as f64,
+            images_per_sec: Some(10.0),
+            pixel_accuracy: None,
+            mean_iou: None,
+            mean_f1: None,
+            classes: None,
+        }
+    }
+
+    #[test]
+    fn metrics_resume_drops_lines_after_the_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path());
+        run.create().unwrap();
+        let mut log = run.open_metrics(0).unwrap();
+        log.append(&record(1)).unwrap();
+        log.append(&record(2)).unwrap();
+        let checkpoint_bytes = log.bytes();
+        log.append(&record(3)).unwrap();
+        drop(log);
+        assert_eq!(read_metrics(&run.metrics_path()).unwrap().len(), 3);
+
+        let mut log = run.open_metrics(checkpoint_bytes).unwrap();
+        log.append(&record(3)).unwrap();
+        let steps: Vec<usize> = read_metrics(&run.metrics_path())
+            .unwrap()
+            .iter()
+            .map(|r| r.step)
+            .collect();
+        assert_eq!(steps, [1, 2, 3]);
+        // A file shorter than the checkpoint says it was tampered with.
+        let err = run.open_metrics(checkpoint_bytes * 10).err().unwrap();
+        assert!(err.to_string().contains("shortened"), "{err}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_but_a_torn_middle_line_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("metrics.jsonl");
+        let good = serde_json::to_string(&record(1)).unwrap();
+        std::fs::write(&path, format!("{good}\n{{\"split\":\"tr")).unwrap();
+        assert_eq!(read_metrics(&path).unwrap().len(), 1);
+        std::fs::write(&path, format!("{{\"split\n{good}\n")).unwrap();
+        let err = read_metrics(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn checkpoint_swap_keeps_a_complete_copy() {
+        use crate::core::model::unet::UNetConfig;
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path());
+        run.create().unwrap();
+        let device = burn::tensor::Device::flex();
+        let model = UNetConfig::new(2)
+            .with_depth(1)
+            .with_base_width(2)
+            .init(&device);
+        let state = TrainState {
+            epoch: 1,
+            batch: 0,
+            step: 5,
+            best_mean_iou: None,
+            best_epoch: None,
+            epochs_without_improvement: 0,
+            metrics_bytes: 0,
+            elapsed_secs: 0.0,
+        };
+        assert!(run.existing_checkpoint(CheckpointKind::Last).is_none());
+        run.save_checkpoint(CheckpointKind::Last, &model, None, &state)
+            .unwrap();
+        let second = TrainState { step: 9, ..state };
+        run.save_checkpoint(CheckpointKind::Last, &model, None, &second)
+            .unwrap();
+        let dir = run.existing_checkpoint(CheckpointKind::Last).unwrap();
+        assert_eq!(run.read_state(&dir).unwrap().step, 9);
+        // A crash between the two renames leaves only the `.old` copy, which is found.
+        let old = tmp.path().join("checkpoints/.last.old");
+        std::fs::rename(&dir, &old).unwrap();
+        let found = run.existing_checkpoint(CheckpointKind::Last).unwrap();
+        assert_eq!(found, old);
+        assert_eq!(run.read_state(&found).unwrap().step, 9);
+    }
+}

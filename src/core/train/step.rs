@@ -1,0 +1,177 @@
+//! One optimisation step and one evaluation pass over a batch: the hot path of training.
+//!
+//! Everything stays on the device; the only host reads are the scalar loss (needed to detect a
+//! NaN before the optimiser applies it) and, in validation, one integer code per pixel.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Int, Tensor};
+
+use super::loss::LossConfig;
+use super::optim::SegOptimizer;
+use crate::core::metrics::ConfusionMatrix;
+use crate::core::model::unet::UNet;
+
+/// Why a step could not be completed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// The loss is NaN or infinite: the update is not applied.
+    #[error("the loss is {0}: training diverged (try a lower learning rate or gradient clipping)")]
+    NonFiniteLoss(f32),
+    /// The device could not run the step.
+    #[error("the device failed: {0}")]
+    Device(String),
+}
+
+/// Forward, loss, backward and optimiser update on `model` (which lives on an autodiff device).
+///
+/// `images` is `[batch, 3, h, w]`, `masks` is `[batch, h, w]` (255 = ignore). Returns the updated
+/// model and the batch loss. On a non-finite loss the model is returned unchanged with the error,
+/// so the caller still holds the last good weights.
+pub fn train_step(
+    model: UNet,
+    optimizer: &mut SegOptimizer,
+    loss: &LossConfig,
+    lr: f64,
+    images: Tensor<4>,
+    masks: Tensor<3, Int>,
+) -> (UNet, Result<f32, StepError>) {
+    let logits = model.forward(images); // [batch, classes, h, w]
+    let batch_loss = loss.loss(logits, masks); // [1]
+    let value = match batch_loss.clone().into_scalar_checked() {
+        Ok(v) => v,
+        Err(e) => return (model, Err(StepError::Device(e))),
+    };
+    if !value.is_finite() {
+        return (model, Err(StepError::NonFiniteLoss(value)));
+    }
+    let grads = GradientsParams::from_grads(batch_loss.backward(), &model);
+    (optimizer.step(lr, model, grads), Ok(value))
+}
+
+/// Validation of one batch with the inference copy of the model (`model.valid()`): adds the
+/// batch's pixels to `confusion` and returns the batch loss.
+pub fn eval_step(
+    model: &UNet,
+    loss: &LossConfig,
+    images: Tensor<4>,
+    masks: Tensor<3, Int>,
+    confusion: &mut ConfusionMatrix,
+) -> Result<f32, StepError> {
+    let logits = model.forward(images); // [batch, classes, h, w]
+    let preds = logits.clone().argmax(1).squeeze_dim::<3>(1); // [batch, h, w]
+    let value = loss
+        .loss(logits, masks.clone())
+        .into_scalar_checked()
+        .map_err(StepError::Device)?;
+    confusion
+        .update_from_tensors(masks, preds)
+        .map_err(|e| StepError::Device(e.to_string()))?;
+    Ok(value)
+}
+
+/// The model without autodiff, for validation and inference.
+pub fn inference_copy(model: &UNet) -> UNet {
+    model.valid()
+}
+
+/// Reads a one-element tensor as `f32`, surfacing device errors instead of panicking.
+trait ScalarChecked {
+    fn into_scalar_checked(self) -> Result<f32, String>;
+}
+
+impl ScalarChecked for Tensor<1> {
+    fn into_scalar_checked(self) -> Result<f32, String> {
+        self.try_into_scalar::<f32>().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::unet::UNetConfig;
+    use crate::core::train::optim::{OptimizerConfig, build_optimizer};
+    use burn::tensor::{Device, Distribution};
+
+    /// One fixed batch whose labels follow from the pixels (class = which channel is brightest),
+    /// with some pixels ignored.
+    fn batch(device: &Device) -> (Tensor<4>, Tensor<3, Int>) {
+        let images = Tensor::<4>::random([2, 3, 16, 16], Distribution::Default, device);
+        let labels = images.clone().argmax(1).squeeze_dim::<3>(1); // [2, 16, 16]
+        let ignore =
+            Tensor::<3>::random([2, 16, 16], Distribution::Default, device).lower_elem(0.1);
+        (images, labels.mask_fill(ignore, 255))
+    }
+
+    #[test]
+    fn a_tiny_model_overfits_one_batch() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let mut model = UNetConfig::new(3)
+            .with_depth(2)
+            .with_base_width(8)
+            .init(&device);
+        let (images, masks) = batch(&device);
+        let mut optimizer = build_optimizer(&OptimizerConfig::default()).unwrap();
+        let loss = LossConfig::default();
+        let mut losses = Vec::new();
+        for _ in 0..80 {
+            let (next, value) = train_step(
+                model,
+                &mut optimizer,
+                &loss,
+                1e-2,
+                images.clone(),
+                masks.clone(),
+            );
+            model = next;
+            losses.push(value.unwrap());
+        }
+        let (first, last) = (losses[0], *losses.last().unwrap());
+        assert!(last * 10.0 < first, "loss only went {first} -> {last}");
+    }
+
+    #[test]
+    fn a_non_finite_loss_keeps_the_model_unchanged() {
+        let device = Device::flex().autodiff();
+        let model = UNetConfig::new(3)
+            .with_depth(1)
+            .with_base_width(2)
+            .init(&device);
+        let (images, masks) = batch(&device);
+        let images = images.mul_scalar(f32::NAN);
+        let mut optimizer = build_optimizer(&OptimizerConfig::default()).unwrap();
+        let (_, result) = train_step(
+            model,
+            &mut optimizer,
+            &LossConfig::default(),
+            1e-2,
+            images,
+            masks,
+        );
+        assert!(matches!(result, Err(StepError::NonFiniteLoss(v)) if v.is_nan()));
+        assert!(optimizer.state().is_empty(), "no update was applied");
+    }
+
+    #[test]
+    fn evaluation_counts_every_labelled_pixel() {
+        let device = Device::flex();
+        let model = UNetConfig::new(3)
+            .with_depth(1)
+            .with_base_width(2)
+            .init(&device);
+        let (images, masks) = batch(&device);
+        let labelled = masks.clone().lower_elem(3).int().sum().into_scalar::<i64>() as u64;
+        let mut confusion = ConfusionMatrix::new(3);
+        let loss = eval_step(
+            &model,
+            &LossConfig::default(),
+            images,
+            masks,
+            &mut confusion,
+        )
+        .unwrap();
+        assert!(loss.is_finite() && loss > 0.0);
+        assert_eq!(confusion.total(), labelled);
+    }
+}

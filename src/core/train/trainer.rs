@@ -1,0 +1,649 @@
+//! The training loop: epochs of optimiser steps, validation, checkpoints, early stopping,
+//! resume. Used by `roadseg train` and by the studio's training worker.
+//!
+//! The loop reports through a callback (`on_event`) and polls a stop flag between steps; it
+//! knows nothing of terminals or windows.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::config::{ConfigError, RunConfig, TrainConfig};
+use super::loss::class_weights_from_pixel_counts;
+use super::optim::{SegOptimizer, build_optimizer, lr_at};
+use super::run_dir::{
+    CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
+};
+use super::step::{StepError, eval_step, train_step};
+use crate::core::dataset::info::validate;
+use crate::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, default_workers};
+use crate::core::dataset::{DatasetError, DatasetIndex, Format, Problem, Sample, Split};
+use crate::core::device::{DeviceChoice, DeviceError, resolve};
+use crate::core::metrics::ConfusionMatrix;
+use crate::core::model::unet::{UNet, UNetConfig};
+
+/// Where training data comes from.
+#[derive(Debug, Clone)]
+pub struct DataSpec {
+    pub root: PathBuf,
+    /// `None`: detect the layout.
+    pub format: Option<Format>,
+}
+
+/// A new run or the continuation of one.
+#[derive(Debug, Clone)]
+pub enum TrainStart {
+    New {
+        data: DataSpec,
+        config: Box<TrainConfig>,
+        /// The run directory to create (must not hold a run yet).
+        out: PathBuf,
+    },
+    Resume {
+        run: PathBuf,
+        /// Raise (or lower) the epoch count of the run.
+        epochs: Option<usize>,
+    },
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    pub device: DeviceChoice,
+    /// Leave out images or labels that cannot be read (counted and reported) instead of
+    /// refusing to start.
+    pub skip_bad: bool,
+}
+
+/// Facts about the run, sent once when it starts.
+#[derive(Debug, Clone)]
+pub struct StartInfo {
+    pub run_dir: PathBuf,
+    pub device: String,
+    pub resumed: bool,
+    pub epochs: usize,
+    pub start_epoch: usize,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    pub start_step: usize,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub class_names: Vec<String>,
+}
+
+/// What the loop reports, in order.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    Started(Box<StartInfo>),
+    /// After each logged optimiser step.
+    Step(MetricRecord),
+    /// After each epoch's validation.
+    Validation(MetricRecord),
+    Checkpoint {
+        kind: CheckpointKind,
+        path: PathBuf,
+    },
+    /// A line for the user (skipped files, fallbacks, early stopping).
+    Log(String),
+}
+
+/// Why training could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error("{} bad file(s) in the dataset (pass --skip-bad to train without them):\n{}",
+        .0.len(), list_problems(.0))]
+    BadFiles(Vec<Problem>),
+    #[error("{0}: no labelled training images")]
+    NoTrainingImages(PathBuf),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("{0}: already holds a run; resume it with --resume or choose another --out")]
+    RunExists(PathBuf),
+    #[error("loading a batch: {0}")]
+    Loader(Problem),
+    #[error("{error} (epoch {epoch}, step {step}); {}", match .checkpoint {
+        Some(dir) => format!("the last good checkpoint is kept in {}", dir.display()),
+        None => "no checkpoint had been written yet".to_string(),
+    })]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        error: StepError,
+        checkpoint: Option<PathBuf>,
+    },
+    #[error("training step failed: {0}")]
+    Step(StepError),
+}
+
+fn list_problems(problems: &[Problem]) -> String {
+    let mut lines: Vec<String> = problems.iter().take(20).map(|p| format!("  {p}")).collect();
+    if problems.len() > 20 {
+        lines.push(format!("  ... and {} more", problems.len() - 20));
+    }
+    lines.join("\n")
+}
+
+/// Everything resolved before the first step.
+struct Prepared {
+    run: RunDir,
+    run_config: RunConfig,
+    train: Vec<Sample>,
+    val: Vec<Sample>,
+    index: DatasetIndex,
+    resumed: bool,
+}
+
+/// Opens the dataset, checks every sample, and creates (or reopens) the run directory.
+fn prepare(
+    start: TrainStart,
+    options: &TrainOptions,
+    log: &mut dyn FnMut(String),
+) -> Result<Prepared, TrainError> {
+    let (run, data, mut config, saved, resumed) = match start {
+        TrainStart::New { data, config, out } => {
+            let run = RunDir::new(out);
+            if run.exists() {
+                return Err(TrainError::RunExists(run.root().to_path_buf()));
+            }
+            (run, data, *config, None, false)
+        }
+        TrainStart::Resume { run, epochs } => {
+            let run = RunDir::new(run);
+            let saved = run.read_config()?;
+            let mut config = saved.train.clone();
+            if let Some(epochs) = epochs {
+                config.epochs = epochs;
+            }
+            let format = saved.format.parse().ok();
+            let data = DataSpec {
+                root: saved.data.clone(),
+                format,
+            };
+            (run, data, config, Some(saved), true)
+        }
+    };
+
+    let index = DatasetIndex::open(&data.root, data.format)?;
+    let num_classes = index.classes.len();
+    config.validate(num_classes)?;
+
+    let train_all = index.labelled_in(Split::Train);
+    let val_all = index.labelled_in(Split::Val);
+    let checked_train = validate(&index, &train_all);
+    let checked_val = validate(&index, &val_all);
+    let mut problems = index.problems.clone();
+    problems.extend(checked_train.problems.iter().cloned());
+    problems.extend(checked_val.problems.iter().cloned());
+    if !problems.is_empty() {
+        if !options.skip_bad {
+            return Err(TrainError::BadFiles(problems));
+        }
+        log(format!(
+            "skipped {} bad file(s) (--skip-bad)",
+            problems.len()
+        ));
+    }
+    let train: Vec<Sample> = checked_train.good.into_iter().cloned().collect();
+    let mut val: Vec<Sample> = checked_val.good.into_iter().cloned().collect();
+    if train.is_empty() {
+        return Err(TrainError::NoTrainingImages(index.root.clone()));
+    }
+    if val.is_empty() {
+        log("no labelled validation images: validating on the training images".into());
+        val = train.clone();
+    }
+
+    let run_config = match saved {
+        Some(saved) => RunConfig {
+            train: config,
+            ..saved
+        },
+        None => {
+            if config.class_weights_auto {
+                let weights = class_weights_from_pixel_counts(&checked_train.pixels);
+                log(format!("class weights from pixel counts: {weights:.3?}"));
+                config.loss.class_weights = Some(weights);
+            }
+            RunConfig {
+                data: std::path::absolute(&index.root).unwrap_or(index.root.clone()),
+                format: index.format.to_string(),
+                classes: index.classes.0.clone(),
+                model: UNetConfig {
+                    num_classes,
+                    ..config.model.clone()
+                },
+                train: config,
+                device: options.device.to_string(),
+                roadseg_version: env!("CARGO_PKG_VERSION").to_string(),
+            }
+        }
+    };
+    run.create()?;
+    run.write_config(&run_config)?;
+    Ok(Prepared {
+        run,
+        run_config,
+        train,
+        val,
+        index,
+        resumed,
+    })
+}
+
+/// Trains until the configured epochs are done, early stopping triggers, `stop` is set, or an
+/// error occurs. Every outcome except an error writes summary.json.
+pub fn train(
+    start: TrainStart,
+    options: &TrainOptions,
+    on_event: &mut dyn FnMut(TrainEvent),
+    stop: &AtomicBool,
+) -> Result<Summary, TrainError> {
+    let prepared = prepare(start, options, &mut |line| on_event(TrainEvent::Log(line)))?;
+    let (device, device_name) = resolve(options.device)?;
+    Loop::new(prepared, device, device_name, on_event)?.run(stop)
+}
+
+/// The state of a running loop.
+struct Loop<'a> {
+    run: RunDir,
+    config: TrainConfig,
+    class_names: Vec<String>,
+    device_name: String,
+    model: UNet,
+    optimizer: SegOptimizer,
+    state: TrainState,
+    metrics: MetricsLog,
+    train_loader: SegLoader,
+    val_loader: SegLoader,
+    total_steps: usize,
+    on_event: &'a mut dyn FnMut(TrainEvent),
+    /// Wall time of this session (added to the state's elapsed time).
+    started: Instant,
+    elapsed_before: f64,
+}
+
+impl<'a> Loop<'a> {
+    fn new(
+        prepared: Prepared,
+        device: Device,
+        device_name: String,
+        on_event: &'a mut dyn FnMut(TrainEvent),
+    ) -> Result<Self, TrainError> {
+        let Prepared {
+            run,
+            run_config,
+            train,
+            val,
+            index,
+            resumed,
+        } = prepared;
+        let config = run_config.train.clone();
+        let autodiff = device.clone().autodiff();
+        // Seeds weight initialisation (and dropout): equal seeds give equal runs.
+        autodiff.seed(config.seed);
+        let mut model = run_config.model.init(&autodiff);
+        let mut optimizer = build_optimizer(&config.optimizer)
+            .map_err(|e| TrainError::Config(ConfigError::Invalid(format!("optimizer: {e}"))))?;
+
+        let mut state = TrainState {
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            best_mean_iou: None,
+            best_epoch: None,
+            epochs_without_improvement: 0,
+            metrics_bytes: 0,
+            elapsed_secs: 0.0,
+        };
+        if resumed {
+            match run.existing_checkpoint(CheckpointKind::Last) {
+                Some(dir) => {
+                    state = run.read_state(&dir)?;
+                    model = load_model(model, &dir.join("model.bpk"))?;
+                    let optim_path = dir.join("optimizer.bpk");
+                    optimizer = optimizer.load_state_file(&optim_path).map_err(|e| {
+                        RunDirError::Corrupt {
+                            path: optim_path.clone(),
+                            reason: format!("could not read the optimiser state: {e}"),
+                        }
+                    })?;
+                    on_event(TrainEvent::Log(format!(
+                        "resuming from {} (epoch {}, step {})",
+                        dir.display(),
+                        state.epoch + 1,
+                        state.step
+                    )));
+                }
+                None => on_event(TrainEvent::Log(
+                    "no checkpoint yet: starting the run over".into(),
+                )),
+            }
+        }
+        let metrics = run.open_metrics(state.metrics_bytes)?;
+
+        let workers = match config.num_workers {
+            0 => default_workers(),
+            n => n,
+        };
+        let train_cfg = LoaderConfig {
+            size: config.size,
+            augment: config.augment.clone(),
+            normalize: config.normalize,
+            batch_size: config.batch_size,
+            num_workers: workers,
+            seed: config.seed,
+            shuffle: true,
+            drop_last: true,
+        };
+        let val_cfg = LoaderConfig {
+            augment: None,
+            shuffle: false,
+            drop_last: false,
+            ..train_cfg.clone()
+        };
+        let train_refs: Vec<&Sample> = train.iter().collect();
+        let val_refs: Vec<&Sample> = val.iter().collect();
+        let train_loader = SegLoader::new(
+            SegDataset::new(&index, &train_refs, &train_cfg),
+            &train_cfg,
+            autodiff,
+        );
+        let val_loader = SegLoader::new(
+            SegDataset::new(&index, &val_refs, &val_cfg),
+            &val_cfg,
+            device,
+        );
+        let steps_per_epoch = train_loader.batches_per_epoch();
+        let total_steps = steps_per_epoch * config.epochs;
+        let class_names: Vec<String> = run_config.classes.iter().map(|c| c.name.clone()).collect();
+        on_event(TrainEvent::Started(Box::new(StartInfo {
+            run_dir: run.root().to_path_buf(),
+            device: device_name.clone(),
+            resumed,
+            epochs: config.epochs,
+            start_epoch: state.epoch,
+            steps_per_epoch,
+            total_steps,
+            start_step: state.step,
+            train_images: train.len(),
+            val_images: val.len(),
+            class_names: class_names.clone(),
+        })));
+        let elapsed_before = state.elapsed_secs;
+        Ok(Self {
+            run,
+            config,
+            class_names,
+            device_name,
+            model,
+            optimizer,
+            state,
+            metrics,
+            train_loader,
+            val_loader,
+            total_steps,
+            on_event,
+            started: Instant::now(),
+            elapsed_before,
+        })
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> Result<Summary, TrainError> {
+        let mut status = "completed";
+        let mut message = None;
+        let mut last_validation = None;
+        'epochs: while self.state.epoch < self.config.epochs {
+            let epoch = self.state.epoch;
+            let mut window_start = Instant::now();
+            let mut window_images = 0usize;
+            let mut iter = self.train_loader.epoch_from(epoch, self.state.batch);
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    status = "stopped";
+                    message = Some(format!(
+                        "stopped by the user at epoch {}, step {}",
+                        epoch + 1,
+                        self.state.step
+                    ));
+                    drop(iter);
+                    self.checkpoint(CheckpointKind::Last)?;
+                    break 'epochs;
+                }
+                let Some(batch) = iter.next() else { break };
+                let batch = batch.map_err(TrainError::Loader)?;
+                let images = batch.images.dims()[0];
+                let lr = lr_at(
+                    &self.config.schedule,
+                    self.config.lr,
+                    self.state.step,
+                    self.total_steps,
+                );
+                let (model, result) = train_step(
+                    self.model,
+                    &mut self.optimizer,
+                    &self.config.loss,
+                    lr,
+                    batch.images,
+                    batch.masks,
+                );
+                self.model = model;
+                let loss = match result {
+                    Ok(loss) => loss,
+                    Err(error @ StepError::NonFiniteLoss(_)) => {
+                        let checkpoint = self.run.existing_checkpoint(CheckpointKind::Last);
+                        let summary = Summary {
+                            status: "diverged".into(),
+                            epochs: epoch,
+                            steps: self.state.step,
+                            best_epoch: self.state.best_epoch,
+                            best_mean_iou: self.state.best_mean_iou,
+                            last_validation: last_validation.clone(),
+                            elapsed_secs: self.elapsed(),
+                            device: self.device_name.clone(),
+                            message: Some(error.to_string()),
+                        };
+                        self.run.write_summary(&summary)?;
+                        return Err(TrainError::Diverged {
+                            epoch: epoch + 1,
+                            step: self.state.step + 1,
+                            error,
+                            checkpoint,
+                        });
+                    }
+                    Err(e) => return Err(TrainError::Step(e)),
+                };
+                self.state.step += 1;
+                self.state.batch += 1;
+                window_images += images;
+                if self.state.step.is_multiple_of(self.config.log_every.max(1)) {
+                    let secs = window_start.elapsed().as_secs_f64();
+                    let record = MetricRecord {
+                        split: "train".into(),
+                        epoch: epoch + 1,
+                        step: self.state.step,
+                        loss: loss as f64,
+                        lr,
+                        elapsed_secs: self.elapsed(),
+                        images_per_sec: (secs > 0.0).then(|| window_images as f64 / secs),
+                        pixel_accuracy: None,
+                        mean_iou: None,
+                        mean_f1: None,
+                        classes: None,
+                    };
+                    self.metrics.append(&record)?;
+                    (self.on_event)(TrainEvent::Step(record));
+                    window_start = Instant::now();
+                    window_images = 0;
+                }
+                test_hooks::maybe_abort_at_step(self.state.step);
+            }
+
+            let record = self.validate(epoch)?;
+            last_validation = Some(record.clone());
+            let miou = record.mean_iou.unwrap_or(0.0);
+            // Any gain makes a new best checkpoint; only a gain of `min_delta` resets the
+            // early-stopping patience.
+            let min_delta = self
+                .config
+                .early_stopping
+                .as_ref()
+                .map_or(0.0, |e| e.min_delta);
+            let previous = self.state.best_mean_iou;
+            let is_best = previous.is_none_or(|best| miou > best);
+            let significant = previous.is_none_or(|best| miou > best + min_delta);
+            self.state.epoch += 1;
+            self.state.batch = 0;
+            if is_best {
+                self.state.best_mean_iou = Some(miou);
+                self.state.best_epoch = Some(epoch + 1);
+            }
+            if significant {
+                self.state.epochs_without_improvement = 0;
+            } else {
+                self.state.epochs_without_improvement += 1;
+            }
+            self.checkpoint(CheckpointKind::Last)?;
+            if is_best {
+                self.checkpoint(CheckpointKind::Best)?;
+            }
+            if let Some(early) = &self.config.early_stopping
+                && self.state.epochs_without_improvement >= early.patience
+                && self.state.epoch < self.config.epochs
+            {
+                status = "early_stopped";
+                let line = format!(
+                    "early stopping: validation mIoU has not improved for {} epochs (best {:.4} at epoch {})",
+                    early.patience,
+                    self.state.best_mean_iou.unwrap_or(0.0),
+                    self.state.best_epoch.unwrap_or(0)
+                );
+                (self.on_event)(TrainEvent::Log(line.clone()));
+                message = Some(line);
+                break;
+            }
+        }
+        let summary = Summary {
+            status: status.into(),
+            epochs: self.state.epoch,
+            steps: self.state.step,
+            best_epoch: self.state.best_epoch,
+            best_mean_iou: self.state.best_mean_iou,
+            last_validation: last_validation.or_else(|| last_val_record(&self.run)),
+            elapsed_secs: self.elapsed(),
+            device: self.device_name.clone(),
+            message,
+        };
+        self.run.write_summary(&summary)?;
+        Ok(summary)
+    }
+
+    /// Validation pass at the training size; appends the `val` record.
+    fn validate(&mut self, epoch: usize) -> Result<MetricRecord, TrainError> {
+        let model = self.model.valid();
+        let mut confusion = ConfusionMatrix::new(self.class_names.len());
+        let (mut loss_sum, mut images) = (0.0f64, 0usize);
+        for batch in self.val_loader.epoch(0) {
+            let batch = batch.map_err(TrainError::Loader)?;
+            let n = batch.images.dims()[0];
+            let loss = eval_step(
+                &model,
+                &self.config.loss,
+                batch.images,
+                batch.masks,
+                &mut confusion,
+            )
+            .map_err(TrainError::Step)?;
+            loss_sum += loss as f64 * n as f64;
+            images += n;
+        }
+        let report = confusion.report(&self.class_names);
+        let record = MetricRecord {
+            split: "val".into(),
+            epoch: epoch + 1,
+            step: self.state.step,
+            loss: loss_sum / images.max(1) as f64,
+            lr: lr_at(
+                &self.config.schedule,
+                self.config.lr,
+                self.state.step.saturating_sub(1),
+                self.total_steps,
+            ),
+            elapsed_secs: self.elapsed(),
+            images_per_sec: None,
+            pixel_accuracy: Some(report.pixel_accuracy),
+            mean_iou: Some(report.mean_iou),
+            mean_f1: Some(report.mean_f1),
+            classes: Some(
+                report
+                    .classes
+                    .iter()
+                    .map(|c| ClassIou {
+                        id: c.id,
+                        name: c.name.clone(),
+                        iou: c.iou,
+                    })
+                    .collect(),
+            ),
+        };
+        self.metrics.append(&record)?;
+        (self.on_event)(TrainEvent::Validation(record.clone()));
+        Ok(record)
+    }
+
+    fn checkpoint(&mut self, kind: CheckpointKind) -> Result<(), TrainError> {
+        self.metrics.sync()?;
+        self.state.metrics_bytes = self.metrics.bytes();
+        self.state.elapsed_secs = self.elapsed();
+        let optimizer = (kind == CheckpointKind::Last).then_some(&self.optimizer);
+        let path = self
+            .run
+            .save_checkpoint(kind, &self.model, optimizer, &self.state)?;
+        (self.on_event)(TrainEvent::Checkpoint { kind, path });
+        Ok(())
+    }
+}
+
+/// The last validation line of a run's metrics, for a summary after a resume that validated
+/// nothing new.
+fn last_val_record(run: &RunDir) -> Option<MetricRecord> {
+    super::run_dir::read_metrics(&run.metrics_path())
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|r| r.split == "val")
+}
+
+/// Loads checkpoint weights into `model` (which fixes the architecture and device).
+pub fn load_model(model: UNet, path: &Path) -> Result<UNet, RunDirError> {
+    model.try_load_file(path).map_err(|e| RunDirError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("could not load the model: {e}"),
+    })
+}
+
+/// Crash injection for the resume test: `ROADSEG_TEST_ABORT_AT_STEP=N` aborts the process (as
+/// abruptly as a kill) right after step N's metrics line, mid-epoch, past the last checkpoint.
+mod test_hooks {
+    pub fn maybe_abort_at_step(step: usize) {
+        if let Some(n) = std::env::var("ROADSEG_TEST_ABORT_AT_STEP")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            && n == step
+        {
+            std::process::abort();
+        }
+    }
+}
