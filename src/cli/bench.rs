@@ -196,9 +196,6 @@ fn model_bench(
     let autodiff = device.clone().autodiff();
     autodiff.seed(1);
     let mut model = model_cfg.init(&autodiff);
-    model
-        .check_input_size(h, w)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut optimizer = build_optimizer(&defaults.optimizer)?;
     let images = Tensor::<4>::random(
         [batch_size, 3, h, w],
@@ -232,7 +229,7 @@ fn model_bench(
     let one = Tensor::<4>::random([1, 3, h, w], Distribution::Normal(0.0, 1.0), device);
     let run = || -> anyhow::Result<()> {
         inference
-            .forward(one.clone())
+            .forward_any_size(one.clone())
             .argmax(1)
             .try_into_vec_as::<i64>()
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -28,7 +28,7 @@ pub struct Args {
     epochs: Option<usize>,
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Training size, WIDTHxHEIGHT (multiples of 2^depth).
+    /// Training size, WIDTHxHEIGHT (multiples of 2^depth avoid padding).
     #[arg(long, value_parser = super::parse_size)]
     size: Option<[u32; 2]>,
     /// Base learning rate.

@@ -84,7 +84,7 @@ impl Predictor {
             TensorData::new(prepared.image, [1, 3, h as usize, w as usize]),
             &self.device,
         );
-        let logits = self.model.forward(input); // [1, classes, h, w]
+        let logits = self.model.forward_any_size(input); // [1, classes, h, w]
         let (width, height) = image.dimensions();
         let logits = if (width, height) == (w, h) {
             logits

@@ -420,6 +420,33 @@ impl UNet {
     }
 }
 
+impl UNet {
+    /// Logits for images of any size: the batch is padded with zeros (the mean colour after
+    /// normalisation) at the bottom and right up to the next multiple of `2^depth`, and the
+    /// logits are cropped back. `[batch, in, h, w]` -> `[batch, classes, h, w]`.
+    pub fn forward_any_size(&self, images: Tensor<4>) -> Tensor<4> {
+        let [batch, channels, height, width] = images.dims();
+        let multiple = 1usize << self.depth();
+        let padded_h = height.div_ceil(multiple).max(1) * multiple;
+        let padded_w = width.div_ceil(multiple).max(1) * multiple;
+        if (padded_h, padded_w) == (height, width) {
+            return self.forward(images);
+        }
+        let device = images.device();
+        let mut x = images;
+        if padded_w > width {
+            let zeros = Tensor::zeros([batch, channels, height, padded_w - width], &device);
+            x = Tensor::cat(vec![x, zeros], 3);
+        }
+        if padded_h > height {
+            let zeros = Tensor::zeros([batch, channels, padded_h - height, padded_w], &device);
+            x = Tensor::cat(vec![x, zeros], 2);
+        }
+        let logits = self.forward(x); // [batch, classes, padded_h, padded_w]
+        logits.narrow(2, 0, height).narrow(3, 0, width)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +519,24 @@ mod tests {
         };
         let (small, large) = (count(4), count(8));
         assert!(small > 0 && large > small, "{small} vs {large}");
+    }
+
+    #[test]
+    fn any_size_is_padded_and_cropped_back() {
+        let device = Device::flex();
+        let model = UNetConfig::new(3)
+            .with_depth(3)
+            .with_base_width(2)
+            .init(&device);
+        let images = Tensor::<4>::random([1, 3, 18, 13], Distribution::Default, &device);
+        assert_eq!(model.forward_any_size(images).dims(), [1, 3, 18, 13]);
+        // Aligned sizes take the plain path with identical results.
+        let aligned = Tensor::<4>::random([1, 3, 16, 8], Distribution::Default, &device);
+        let diff = (model.forward_any_size(aligned.clone()) - model.forward(aligned))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert_eq!(diff, 0.0);
     }
 
     #[test]

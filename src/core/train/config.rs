@@ -43,7 +43,7 @@ pub struct TrainConfig {
     pub model: UNetConfig,
     pub epochs: usize,
     pub batch_size: usize,
-    /// Training size (width, height), each a multiple of `2^depth`.
+    /// Training size (width, height); multiples of `2^depth` avoid padding.
     pub size: [u32; 2],
     /// Base learning rate; the schedule shapes it over the run.
     pub lr: f64,
@@ -128,13 +128,9 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("lr must be > 0, got {}", self.lr));
         }
-        let multiple = 1u32 << self.model.depth.min(16);
-        let [w, h] = self.size;
-        if w == 0 || h == 0 || w % multiple != 0 || h % multiple != 0 {
-            return bad(format!(
-                "size {w}x{h}: width and height must be multiples of {multiple} (2^depth, depth {})",
-                self.model.depth
-            ));
+        // Any size works (the model pads to a multiple of 2^depth); multiples avoid the waste.
+        if self.size.contains(&0) {
+            return bad(format!("size {}x{} is empty", self.size[0], self.size[1]));
         }
         let model = UNetConfig {
             num_classes,
@@ -225,16 +221,19 @@ mod tests {
     }
 
     #[test]
-    fn size_must_suit_the_depth() {
+    fn sizes_and_rates_are_checked() {
         let mut cfg = TrainConfig {
-            size: [250, 192],
+            size: [0, 192],
             ..TrainConfig::default()
         };
         let err = cfg.validate(7).unwrap_err().to_string();
-        assert!(err.contains("multiples of 16"), "{err}");
-        cfg.size = [256, 192];
+        assert!(err.contains("empty"), "{err}");
+        cfg.size = [250, 190];
         cfg.validate(7).unwrap();
         cfg.lr = f64::NAN;
+        assert!(cfg.validate(7).is_err());
+        cfg.lr = 1e-3;
+        cfg.model.depth = 0;
         assert!(cfg.validate(7).is_err());
     }
 }

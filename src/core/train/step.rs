@@ -36,7 +36,7 @@ pub fn train_step(
     images: Tensor<4>,
     masks: Tensor<3, Int>,
 ) -> (UNet, Result<f32, StepError>) {
-    let logits = model.forward(images); // [batch, classes, h, w]
+    let logits = model.forward_any_size(images); // [batch, classes, h, w]
     let batch_loss = loss.loss(logits, masks); // [1]
     let value = match batch_loss.clone().into_scalar_checked() {
         Ok(v) => v,
@@ -58,7 +58,7 @@ pub fn eval_step(
     masks: Tensor<3, Int>,
     confusion: &mut ConfusionMatrix,
 ) -> Result<f32, StepError> {
-    let logits = model.forward(images); // [batch, classes, h, w]
+    let logits = model.forward_any_size(images); // [batch, classes, h, w]
     let preds = logits.clone().argmax(1).squeeze_dim::<3>(1); // [batch, h, w]
     let value = loss
         .loss(logits, masks.clone())
