@@ -45,6 +45,9 @@ pub struct Args {
     /// UNet depth for the training figures (default: the training default).
     #[arg(long)]
     depth: Option<usize>,
+    /// Time brush dabs on a 4096x3072 mask instead (edit, undo tiles, RGBA of the dirty rect).
+    #[arg(long)]
+    paint: bool,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[arg(long)]
@@ -70,6 +73,9 @@ struct ModelBench {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.paint {
+        return paint_bench(args.json);
+    }
     let defaults = TrainConfig::default();
     let sizes = if args.size.is_empty() {
         vec![defaults.size]
@@ -249,4 +255,62 @@ fn model_bench(
         train_images_per_sec,
         inference_ms_per_image: start.elapsed().as_secs_f64() * 1000.0 / reps as f64,
     })
+}
+
+/// One brush dab as the studio does it: record undo tiles, paint, and turn the dirty rectangle
+/// into the RGBA bytes a partial texture upload needs.
+fn paint_bench(json: bool) -> anyhow::Result<()> {
+    use roadseg::core::paint::MaskDocument;
+    let (w, h) = (4096u32, 3072u32);
+    let mut doc = MaskDocument::new(
+        std::env::temp_dir().join("roadseg-bench-mask.png"),
+        roadseg::core::mask::Mask::unlabelled(w, h),
+    );
+    let lut: Vec<[u8; 4]> = (0..=255u8).map(|v| [v, v / 2, 255 - v, 160]).collect();
+    let radius = 24.0;
+    let dabs = 2000;
+    let mut upload = Vec::new();
+    let mut uploaded = 0u64;
+    doc.begin_edit();
+    let start = Instant::now();
+    for i in 0..dabs {
+        // A zig-zag stroke of short segments across the image, like a fast hand.
+        let t = i as f32 / dabs as f32;
+        let x = t * (w as f32 - 100.0) + 50.0;
+        let y = h as f32 / 2.0 + ((i % 40) as f32 - 20.0) * 30.0;
+        let Some(rect) = doc.stroke([x, y], [x + 2.0, y + 3.0], radius, (i % 7) as u8) else {
+            continue;
+        };
+        upload.clear();
+        let mask = doc.mask();
+        for row in rect.y..rect.bottom() {
+            let start = (row * w + rect.x) as usize;
+            for &v in &mask.data[start..start + rect.width as usize] {
+                upload.extend_from_slice(&lut[v as usize]);
+            }
+        }
+        uploaded += upload.len() as u64;
+    }
+    let per_dab_ms = start.elapsed().as_secs_f64() * 1000.0 / dabs as f64;
+    doc.end_edit();
+    let undo_bytes = doc.history().bytes();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"paint": {"image": [w, h], "radius": radius, "dabs": dabs,
+                "ms_per_dab": per_dab_ms, "upload_bytes_per_dab": uploaded / dabs as u64,
+                "undo_bytes": undo_bytes}})
+        );
+    } else {
+        println!(
+            "brush dab on {w}x{h}: {per_dab_ms:.3} ms (radius {radius}, undo tiles + paint + RGBA of the dirty rect, {} bytes uploaded per dab; whole image would be {} bytes)",
+            uploaded / dabs as u64,
+            w as u64 * h as u64 * 4
+        );
+        println!(
+            "undo step for the {dabs}-dab stroke: {:.1} MiB",
+            undo_bytes as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(())
 }

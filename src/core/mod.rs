@@ -4,6 +4,7 @@ pub mod device;
 pub mod mask;
 pub mod metrics;
 pub mod model;
+pub mod paint;
 pub mod predict;
 pub mod rng;
 pub mod train;

@@ -1,0 +1,16 @@
+//! Mask painting without any GUI: brush, eraser, flood fill and polygon fill on a [`Mask`],
+//! each reporting the rectangle it changed; an undo history that stores only changed tiles;
+//! and the document that ties a mask to its file with atomic saves.
+//!
+//! The studio's canvas calls these and uploads just the returned [`DirtyRect`] to the GPU.
+//!
+//! [`Mask`]: crate::core::mask::Mask
+
+pub mod document;
+pub mod history;
+pub mod ops;
+pub mod rect;
+
+pub use document::{AutosavePolicy, MaskDocument};
+pub use history::History;
+pub use rect::DirtyRect;
