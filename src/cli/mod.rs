@@ -26,6 +26,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the studio window on DIR (default: the last folder, or the bundled sample).
+    #[cfg(feature = "gui")]
+    Studio {
+        /// Dataset folder, any readable layout.
+        dir: Option<std::path::PathBuf>,
+    },
     /// Draw the procedural road dataset (native layout).
     Sample(sample::Args),
     /// Describe a dataset: format, classes, splits, pixels per class, problems.
@@ -52,9 +58,13 @@ pub fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        #[cfg(feature = "gui")]
+        Some(Command::Studio { dir }) => roadseg::studio::run(dir),
+        #[cfg(feature = "gui")]
+        None => roadseg::studio::run(None),
+        #[cfg(not(feature = "gui"))]
         None => {
-            // The studio arrives with the GUI issue; until then, say what works.
-            eprintln!("roadseg: no command given; try `roadseg --help`");
+            eprintln!("roadseg: built without the studio (feature \"gui\"); try `roadseg --help`");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,448 @@
+//! The studio: one app holding the persisted state and a struct per panel; panels emit
+//! [`Command`]s that are applied at the end of the frame.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use egui::{Key, KeyboardShortcut, Modifiers};
+
+use super::canvas::{Canvas, CanvasEvent, CanvasSettings, Tool};
+use super::panels::dataset::DatasetPanel;
+use super::panels::status;
+use super::panels::tools::{MAX_BRUSH_RADIUS, ToolsPanel};
+use super::session::{Loaded, Session};
+use super::state::PersistedState;
+use crate::core::dataset::{DatasetIndex, convert, workspace};
+use crate::core::paint::AutosavePolicy;
+
+/// Cross-panel actions, applied after the panels have drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Ask for a folder with the file dialog.
+    PickDataset,
+    OpenDataset(PathBuf),
+    Select(usize),
+    /// Move through the visible list by this many rows.
+    Step(i32),
+    Save,
+    Undo,
+    Redo,
+    ConvertToNative,
+    Fit,
+    OneToOne,
+}
+
+/// How long unsaved strokes may wait before being written.
+pub const AUTOSAVE_INTERVAL: Duration = Duration::from_secs(10);
+
+pub struct Studio {
+    pub state: PersistedState,
+    pub session: Option<Session>,
+    pub canvas: Canvas,
+    pub dataset_panel: DatasetPanel,
+    pub tools: ToolsPanel,
+    /// Entry shown on the canvas.
+    pub selected: Option<usize>,
+    /// Last message for the status bar, and whether it is an error.
+    pub message: Option<(String, bool)>,
+    autosave: AutosavePolicy,
+    commands: Vec<Command>,
+    /// Set by the first frame; loaders use it to wake the UI.
+    ctx: Option<egui::Context>,
+}
+
+impl Studio {
+    /// Opens `dir`, else the last folder, else the bundled sample (generated on first run),
+    /// during the first frame.
+    pub fn new(state: PersistedState, dir: Option<PathBuf>) -> Self {
+        let mut studio = Self {
+            state,
+            session: None,
+            canvas: Canvas::default(),
+            dataset_panel: DatasetPanel::default(),
+            tools: ToolsPanel::default(),
+            selected: None,
+            message: None,
+            autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
+            commands: Vec::new(),
+            ctx: None,
+        };
+        let folder = dir
+            .or_else(|| studio.state.last_folder.clone().filter(|p| p.is_dir()))
+            .map(Ok)
+            .unwrap_or_else(workspace::default_sample);
+        match folder {
+            Ok(folder) => studio.push(Command::OpenDataset(folder)),
+            Err(e) => studio.report(format!("could not prepare the sample dataset: {e}"), true),
+        }
+        studio
+    }
+
+    fn report(&mut self, text: String, is_error: bool) {
+        if is_error {
+            eprintln!("roadseg: {text}");
+        }
+        self.message = Some((text, is_error));
+    }
+
+    /// Queues a command (what panels do; tests use it too).
+    pub fn push(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    pub fn selected_name(&self) -> Option<&str> {
+        let session = self.session.as_ref()?;
+        Some(session.entries.get(self.selected?)?.name.as_str())
+    }
+
+    /// Blocks until the image being loaded is on the canvas (tests; the UI never waits).
+    pub fn wait_for_image(&mut self) {
+        if let Some(result) = self.session.as_mut().and_then(Session::wait) {
+            self.install(result);
+        }
+    }
+
+    /// Writes the current mask if it has unsaved changes. Errors are shown, never fatal: the
+    /// strokes stay in memory and the next save tries again.
+    pub fn save_current(&mut self) -> bool {
+        let editable = self.session.as_ref().is_some_and(Session::editable);
+        let Some(doc) = self.canvas.document.as_mut().filter(|_| editable) else {
+            return true;
+        };
+        match doc.save() {
+            Ok(wrote) => {
+                self.autosave.saved(Instant::now());
+                if wrote {
+                    let path = doc.path().to_path_buf();
+                    if let (Some(session), Some(i)) = (self.session.as_mut(), self.selected)
+                        && let Some(entry) = session.entries.get_mut(i)
+                    {
+                        entry.labelled = true;
+                        entry.label = Some(path.clone());
+                    }
+                    self.message = Some((format!("saved {}", path.display()), false));
+                }
+                true
+            }
+            Err(e) => {
+                self.report(format!("could not save the mask: {e}"), true);
+                false
+            }
+        }
+    }
+
+    fn install(&mut self, result: Result<Loaded, String>) {
+        match result {
+            Ok(loaded) => {
+                let (Some(session), Some(ctx)) = (&self.session, &self.ctx) else {
+                    return;
+                };
+                self.canvas
+                    .set_image(ctx, &loaded.image, loaded.document, &session.classes);
+                self.selected = Some(loaded.index);
+            }
+            Err(e) => self.report(e, true),
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::PickDataset => {
+                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                    self.apply(Command::OpenDataset(dir));
+                }
+            }
+            Command::OpenDataset(dir) => {
+                self.save_current();
+                match Session::open(&dir) {
+                    Ok(session) => {
+                        let problems = session.problems.len();
+                        self.canvas.clear();
+                        self.selected = None;
+                        self.state.last_folder = Some(dir.clone());
+                        self.session = Some(session);
+                        self.message = Some((
+                            match problems {
+                                0 => format!("opened {}", dir.display()),
+                                n => format!("opened {} ({n} problem(s) found)", dir.display()),
+                            },
+                            problems > 0,
+                        ));
+                        self.apply(Command::Select(0));
+                    }
+                    Err(e) => self.report(e, true),
+                }
+            }
+            Command::Select(index) => {
+                if self.selected == Some(index) {
+                    return;
+                }
+                self.save_current();
+                let ctx = self.ctx.clone();
+                if let Some(session) = self.session.as_mut() {
+                    session.request(index, move || {
+                        if let Some(ctx) = &ctx {
+                            ctx.request_repaint();
+                        }
+                    });
+                }
+            }
+            Command::Step(delta) => {
+                let Some(session) = &self.session else { return };
+                let visible = self.dataset_panel.visible(session);
+                let position = self
+                    .selected
+                    .and_then(|s| visible.iter().position(|&i| i == s));
+                let next = match position {
+                    Some(p) => (p as i64 + delta as i64).clamp(0, visible.len() as i64 - 1),
+                    None => 0,
+                };
+                if let Some(&index) = visible.get(next as usize) {
+                    self.apply(Command::Select(index));
+                }
+            }
+            Command::Save => {
+                if self.save_current() && self.message.is_none() {
+                    self.message = Some(("nothing to save".into(), false));
+                }
+            }
+            Command::Undo => {
+                self.canvas.undo();
+            }
+            Command::Redo => {
+                self.canvas.redo();
+            }
+            Command::ConvertToNative => self.convert_to_native(),
+            Command::Fit => self.canvas.fit(),
+            Command::OneToOne => self.canvas.one_to_one(),
+        }
+    }
+
+    /// Converts the open (non-native) dataset into a new sibling folder and opens that; the
+    /// original is never written to.
+    fn convert_to_native(&mut self) {
+        let Some(session) = &self.session else { return };
+        let root = session.root.clone();
+        let name = root
+            .file_name()
+            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
+        let parent = root.parent().unwrap_or(&root).to_path_buf();
+        let out = (1..)
+            .map(|n| match n {
+                1 => parent.join(format!("{name}-native")),
+                n => parent.join(format!("{name}-native-{n}")),
+            })
+            .find(|p| !p.exists())
+            .expect("an unused folder name");
+        let result = DatasetIndex::open(&root, Some(session.format))
+            .map_err(|e| e.to_string())
+            .and_then(|index| convert::to_native(&index, &out, true).map_err(|e| e.to_string()));
+        match result {
+            Ok(report) => {
+                self.apply(Command::OpenDataset(out.clone()));
+                self.message = Some((
+                    format!(
+                        "converted to {} ({} images, {} masks, {} skipped)",
+                        out.display(),
+                        report.images,
+                        report.masks,
+                        report.skipped.len()
+                    ),
+                    !report.skipped.is_empty(),
+                ));
+            }
+            Err(e) => self.report(format!("conversion failed: {e}"), true),
+        }
+    }
+
+    /// Keyboard shortcuts (not while a text field has focus).
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let ctrl = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
+        let ctrl_shift = |key| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, key);
+        ctx.input_mut(|i| {
+            // Longest combination first: Ctrl+Shift+Z must not be read as Ctrl+Z.
+            if i.consume_shortcut(&ctrl_shift(Key::Z)) || i.consume_shortcut(&ctrl(Key::Y)) {
+                self.commands.push(Command::Redo);
+            }
+            if i.consume_shortcut(&ctrl(Key::Z)) {
+                self.commands.push(Command::Undo);
+            }
+            if i.consume_shortcut(&ctrl(Key::S)) {
+                self.commands.push(Command::Save);
+            }
+        });
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        ctx.input(|i| {
+            for (key, delta) in [
+                (Key::PageDown, 1),
+                (Key::ArrowDown, 1),
+                (Key::PageUp, -1),
+                (Key::ArrowUp, -1),
+            ] {
+                if i.key_pressed(key) {
+                    self.commands.push(Command::Step(delta));
+                }
+            }
+            if i.key_pressed(Key::OpenBracket) {
+                self.state.brush_radius = (self.state.brush_radius / 1.25).max(0.5);
+            }
+            if i.key_pressed(Key::CloseBracket) {
+                self.state.brush_radius = (self.state.brush_radius * 1.25).min(MAX_BRUSH_RADIUS);
+            }
+            let digits = [
+                Key::Num1,
+                Key::Num2,
+                Key::Num3,
+                Key::Num4,
+                Key::Num5,
+                Key::Num6,
+                Key::Num7,
+                Key::Num8,
+                Key::Num9,
+            ];
+            let classes = self.session.as_ref().map_or(0, |s| s.classes.len());
+            for (id, key) in digits.into_iter().enumerate() {
+                if i.key_pressed(key) && id < classes {
+                    self.tools.class = id as u8;
+                }
+            }
+            if i.key_pressed(Key::Escape) {
+                self.canvas.polygon.clear();
+            }
+        });
+        if ctx.input(|i| i.key_pressed(Key::Enter)) && self.state.tool == Tool::Polygon {
+            let class = self.tools.class;
+            self.canvas.close_polygon(class);
+        }
+    }
+
+    /// The whole window, one frame.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.ctx.get_or_insert_with(|| ctx.clone());
+        if let Some(result) = self.session.as_mut().and_then(Session::poll) {
+            self.install(result);
+        }
+        self.shortcuts(&ctx);
+
+        egui::Panel::top("menu").show(ui, |ui| {
+            egui::MenuBar::new().ui(ui, |ui| {
+                ui.menu_button("File", |ui| {
+                    if ui.button("Open dataset...").clicked() {
+                        self.commands.push(Command::PickDataset);
+                    }
+                    if ui.button("Save mask (Ctrl+S)").clicked() {
+                        self.commands.push(Command::Save);
+                    }
+                    let convertible = self.session.as_ref().is_some_and(|s| !s.editable());
+                    if ui
+                        .add_enabled(convertible, egui::Button::new("Convert to native..."))
+                        .clicked()
+                    {
+                        self.commands.push(Command::ConvertToNative);
+                    }
+                });
+                ui.menu_button("Edit", |ui| {
+                    if ui.button("Undo (Ctrl+Z)").clicked() {
+                        self.commands.push(Command::Undo);
+                    }
+                    if ui.button("Redo (Ctrl+Shift+Z)").clicked() {
+                        self.commands.push(Command::Redo);
+                    }
+                });
+                ui.menu_button("View", |ui| {
+                    if ui.button("Fit").clicked() {
+                        self.commands.push(Command::Fit);
+                    }
+                    if ui.button("1:1").clicked() {
+                        self.commands.push(Command::OneToOne);
+                    }
+                    ui.checkbox(&mut self.state.show_mask, "Show mask");
+                });
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| {
+            let classes = self.session.as_ref().map(|s| &s.classes);
+            status::ui(
+                ui,
+                self.selected_name(),
+                &self.canvas,
+                classes,
+                self.message.as_ref(),
+            );
+        });
+        let left = egui::Panel::left("dataset")
+            .resizable(true)
+            .default_size(self.state.left_panel_width)
+            .show(ui, |ui| {
+                self.dataset_panel
+                    .ui(ui, self.session.as_ref(), self.selected, &mut self.commands);
+            });
+        self.state.left_panel_width = left.response.rect.width();
+        let right = egui::Panel::right("tools")
+            .resizable(true)
+            .default_size(self.state.right_panel_width)
+            .show(ui, |ui| {
+                let classes = self.session.as_ref().map(|s| &s.classes);
+                self.tools
+                    .ui(ui, &mut self.state, classes, &mut self.commands);
+            });
+        self.state.right_panel_width = right.response.rect.width();
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            let settings = CanvasSettings {
+                tool: self.state.tool,
+                brush_radius: self.state.brush_radius,
+                class: self.tools.class,
+                opacity: self.state.opacity,
+                show_mask: self.state.show_mask,
+                editable: self.session.as_ref().is_some_and(Session::editable),
+            };
+            for event in self.canvas.ui(ui, &settings) {
+                match event {
+                    CanvasEvent::Picked(id) => self.tools.class = id,
+                    CanvasEvent::ReadOnly => {
+                        self.message = Some((
+                            "this dataset is view only: use File > Convert to native to label it"
+                                .into(),
+                            true,
+                        ))
+                    }
+                }
+            }
+        });
+
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command);
+        }
+
+        // Timed autosave: a killed process loses at most AUTOSAVE_INTERVAL of strokes.
+        let modified = self
+            .canvas
+            .document
+            .as_ref()
+            .is_some_and(|d| d.is_modified());
+        let now = Instant::now();
+        if self.autosave.due(modified, now) {
+            self.save_current();
+        } else if modified {
+            ctx.request_repaint_after(self.autosave.remaining(now));
+        }
+    }
+}
+
+impl eframe::App for Studio {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        Studio::ui(self, ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.state);
+        self.save_current();
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.save_current();
+    }
+}

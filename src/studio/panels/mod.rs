@@ -1,0 +1,5 @@
+//! One module per panel; each turns clicks into [`super::app::Command`]s.
+
+pub mod dataset;
+pub mod status;
+pub mod tools;

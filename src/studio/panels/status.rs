@@ -1,0 +1,52 @@
+//! The bottom bar: image, size, cursor, class under the cursor, zoom, save state.
+
+use crate::core::dataset::{ClassTable, IGNORE};
+use crate::studio::canvas::Canvas;
+
+pub fn ui(
+    ui: &mut egui::Ui,
+    name: Option<&str>,
+    canvas: &Canvas,
+    classes: Option<&ClassTable>,
+    message: Option<&(String, bool)>,
+) {
+    ui.horizontal(|ui| {
+        let Some(name) = name else {
+            ui.label("No image");
+            return;
+        };
+        ui.label(name);
+        let [w, h] = canvas.image_size();
+        ui.separator();
+        ui.label(format!("{w}x{h}"));
+        ui.separator();
+        match canvas.cursor {
+            Some([x, y]) => {
+                let id = canvas.document.as_ref().and_then(|d| d.pick(x, y));
+                let class = match id {
+                    Some(IGNORE) | None => "unlabelled".to_string(),
+                    Some(id) => classes
+                        .and_then(|c| c.0.get(id as usize))
+                        .map_or_else(|| format!("unknown id {id}"), |c| c.name.clone()),
+                };
+                ui.label(format!("({x}, {y}) {class}"));
+            }
+            None => {
+                ui.label("-");
+            }
+        }
+        ui.separator();
+        ui.label(format!("{:.0}%", canvas.zoom() * 100.0));
+        ui.separator();
+        let saved = canvas.document.as_ref().is_none_or(|d| !d.is_modified());
+        ui.label(if saved { "saved" } else { "unsaved changes" });
+        if let Some((text, is_error)) = message {
+            ui.separator();
+            if *is_error {
+                ui.colored_label(ui.visuals().error_fg_color, text);
+            } else {
+                ui.label(text);
+            }
+        }
+    });
+}

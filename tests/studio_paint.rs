@@ -1,0 +1,218 @@
+#![cfg(feature = "gui")]
+//! The studio driven like a user would (egui_kittest, rendered with wgpu on lavapipe in CI):
+//! open a dataset, select an image, paint, save, undo/redo, move with the keyboard, fill.
+
+use std::path::{Path, PathBuf};
+
+use egui::{Key, Modifiers, Pos2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use roadseg::core::dataset::IGNORE;
+use roadseg::core::dataset::sample::{SampleConfig, generate};
+use roadseg::core::mask::Mask;
+use roadseg::studio::Studio;
+use roadseg::studio::canvas::Tool;
+use roadseg::studio::state::PersistedState;
+
+fn sample(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    generate(
+        &data,
+        &SampleConfig {
+            count: 4,
+            seed: 9,
+            width: 160,
+            height: 120,
+        },
+    )
+    .unwrap();
+    // Start from unlabelled images, like a user labelling new photos.
+    std::fs::remove_dir_all(data.join("masks")).unwrap();
+    std::fs::create_dir(data.join("masks")).unwrap();
+    data
+}
+
+fn harness(data: &Path) -> Harness<'static, Studio> {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1100.0, 700.0))
+        .wgpu()
+        .build_ui_state(
+            |ui, studio: &mut Studio| studio.ui(ui),
+            Studio::new(PersistedState::default(), Some(data.to_path_buf())),
+        );
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    harness
+}
+
+fn mask_on_disk(path: &Path) -> Mask {
+    Mask::from_gray_image(image::open(path).unwrap().into_luma8())
+}
+
+fn screen(harness: &Harness<'_, Studio>, x: f32, y: f32) -> Pos2 {
+    harness.state().canvas.image_to_screen([x, y])
+}
+
+fn mask(harness: &Harness<'_, Studio>) -> Mask {
+    harness
+        .state()
+        .canvas
+        .document
+        .as_ref()
+        .expect("an image is open")
+        .mask()
+        .clone()
+}
+
+#[test]
+fn paint_save_undo_redo_navigate_and_fill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path());
+    let mut harness = harness(&data);
+    assert_eq!(harness.state().selected_name(), Some("road_0000"));
+    let blank = mask(&harness);
+    assert!(blank.data.iter().all(|&v| v == IGNORE));
+
+    // Select "road_0001" in the dataset panel by clicking its row.
+    harness.get_by_label_contains("road_0001").click();
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    assert_eq!(harness.state().selected_name(), Some("road_0001"));
+
+    // Class 1 (sidewalk) with the keyboard, then a brush stroke across the image.
+    harness.key_press(Key::Num2);
+    harness.state_mut().state.tool = Tool::Brush;
+    harness.state_mut().state.brush_radius = 3.0;
+    harness.run_steps(1);
+    let uploaded_before = harness.state().canvas.uploaded_pixels;
+    // Edge to edge, so that it cuts the image in two regions.
+    harness.drag_at(screen(&harness, 2.0, 60.0));
+    harness.step();
+    for x in [40.0, 80.0, 120.0, 158.0] {
+        harness.hover_at(screen(&harness, x, 60.0));
+        harness.step();
+    }
+    harness.drop_at(screen(&harness, 158.0, 60.0));
+    harness.run_steps(2);
+    let painted = mask(&harness);
+    for x in 0..160 {
+        assert_eq!(painted.get(x, 60), 1, "pixel ({x}, 60) painted");
+    }
+    assert_eq!(painted.get(80, 20), IGNORE, "far from the stroke");
+    let uploaded = harness.state().canvas.uploaded_pixels - uploaded_before;
+    assert!(
+        uploaded > 0 && uploaded < 160 * 120 / 2,
+        "only dirty rectangles are uploaded ({uploaded} pixels)"
+    );
+    assert_eq!(
+        harness
+            .state()
+            .canvas
+            .document
+            .as_ref()
+            .unwrap()
+            .history()
+            .undo_steps(),
+        1,
+        "one stroke is one undo step"
+    );
+
+    // Ctrl+S writes the mask.
+    let mask_path = data.join("masks/road_0001.png");
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    assert_eq!(mask_on_disk(&mask_path), painted);
+
+    // Undo and redo.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.run_steps(2);
+    assert_eq!(mask(&harness), blank);
+    harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    harness.run_steps(2);
+    assert_eq!(mask(&harness), painted);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.run_steps(1);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Y);
+    harness.run_steps(2);
+    assert_eq!(mask(&harness), painted);
+
+    // Flood fill the unlabelled region above the stroke with class 3 (vegetation).
+    harness.key_press(Key::Num4);
+    harness.state_mut().state.tool = Tool::Fill;
+    harness.run_steps(1);
+    let pos = screen(&harness, 80.5, 10.5);
+    harness.hover_at(pos);
+    harness.step();
+    harness.drag_at(pos);
+    harness.step();
+    harness.drop_at(pos);
+    harness.run_steps(2);
+    let filled = mask(&harness);
+    assert_eq!(filled.get(80, 10), 3);
+    assert_eq!(filled.get(0, 0), 3);
+    assert_eq!(filled.get(60, 60), 1, "the stroke bounds the fill");
+    assert_eq!(
+        filled.get(80, 110),
+        IGNORE,
+        "below the stroke is another region"
+    );
+
+    // PageDown moves to the next image and saves this one on the way.
+    harness.key_press(Key::PageDown);
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    assert_eq!(harness.state().selected_name(), Some("road_0002"));
+    assert_eq!(
+        mask_on_disk(&mask_path),
+        filled,
+        "saved when leaving the image"
+    );
+    harness.key_press(Key::PageUp);
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    assert_eq!(harness.state().selected_name(), Some("road_0001"));
+    assert_eq!(mask(&harness), filled, "reopened from disk");
+}
+
+#[test]
+fn a_corrupt_image_shows_an_error_and_the_studio_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path());
+    std::fs::write(data.join("images/road_0002.png"), b"not a png").unwrap();
+    let mut harness = harness(&data);
+    harness.key_press(Key::PageDown);
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    harness.key_press(Key::PageDown);
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    let (message, is_error) = harness.state().message.clone().expect("a message");
+    assert!(is_error && message.contains("road_0002.png"), "{message}");
+    // Still usable: the previous image stays on the canvas and the next one opens.
+    assert_eq!(harness.state().selected_name(), Some("road_0001"));
+    harness
+        .state_mut()
+        .push(roadseg::studio::app::Command::Select(3));
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+    assert_eq!(harness.state().selected_name(), Some("road_0003"));
+}
+
+#[test]
+fn main_window_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path());
+    let mut harness = harness(&data);
+    // The status message names the temporary folder: not part of the picture.
+    harness.state_mut().message = None;
+    harness.remove_cursor();
+    harness.run_steps(2);
+    harness.snapshot("studio_main_window");
+}
