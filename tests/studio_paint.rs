@@ -40,10 +40,15 @@ fn harness(data: &Path) -> Harness<'static, Studio> {
             |ui, studio: &mut Studio| studio.ui(ui),
             Studio::new(PersistedState::default(), Some(data.to_path_buf())),
         );
+    settle(&mut harness);
+    harness
+}
+
+/// Lets the frame that starts a load run, waits for the loader thread, shows the result.
+fn settle(harness: &mut Harness<'_, Studio>) {
     harness.run_steps(2);
     harness.state_mut().wait_for_image();
     harness.run_steps(2);
-    harness
 }
 
 fn mask_on_disk(path: &Path) -> Mask {
@@ -76,9 +81,7 @@ fn paint_save_undo_redo_navigate_and_fill() {
 
     // Select "road_0001" in the dataset panel by clicking its row.
     harness.get_by_label_contains("road_0001").click();
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
+    settle(&mut harness);
     assert_eq!(harness.state().selected_name(), Some("road_0001"));
 
     // Class 1 (sidewalk) with the keyboard, then a brush stroke across the image.
@@ -161,9 +164,7 @@ fn paint_save_undo_redo_navigate_and_fill() {
 
     // PageDown moves to the next image and saves this one on the way.
     harness.key_press(Key::PageDown);
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
+    settle(&mut harness);
     assert_eq!(harness.state().selected_name(), Some("road_0002"));
     assert_eq!(
         mask_on_disk(&mask_path),
@@ -171,9 +172,7 @@ fn paint_save_undo_redo_navigate_and_fill() {
         "saved when leaving the image"
     );
     harness.key_press(Key::PageUp);
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
+    settle(&mut harness);
     assert_eq!(harness.state().selected_name(), Some("road_0001"));
     assert_eq!(mask(&harness), filled, "reopened from disk");
 }
@@ -185,13 +184,9 @@ fn a_corrupt_image_shows_an_error_and_the_studio_goes_on() {
     std::fs::write(data.join("images/road_0002.png"), b"not a png").unwrap();
     let mut harness = harness(&data);
     harness.key_press(Key::PageDown);
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
+    settle(&mut harness);
     harness.key_press(Key::PageDown);
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
+    settle(&mut harness);
     let (message, is_error) = harness.state().message.clone().expect("a message");
     assert!(is_error && message.contains("road_0002.png"), "{message}");
     // Still usable: the previous image stays on the canvas and the next one opens.
@@ -199,9 +194,7 @@ fn a_corrupt_image_shows_an_error_and_the_studio_goes_on() {
     harness
         .state_mut()
         .push(roadseg::studio::app::Command::Select(3));
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
+    settle(&mut harness);
     assert_eq!(harness.state().selected_name(), Some("road_0003"));
 }
 
@@ -210,9 +203,61 @@ fn main_window_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let data = sample(tmp.path());
     let mut harness = harness(&data);
+    harness.state_mut().wait_for_thumbnails();
     // The status message names the temporary folder: not part of the picture.
     harness.state_mut().message = None;
     harness.remove_cursor();
     harness.run_steps(2);
     harness.snapshot("studio_main_window");
+}
+
+#[test]
+fn thumbnails_and_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path());
+    let mut harness = harness(&data);
+    harness.state_mut().wait_for_thumbnails();
+    harness.run_steps(1);
+    assert_eq!(harness.state().dataset_panel.thumbnails.cached(), 4);
+
+    // Rename and recolour a class, add one: classes.json is rewritten, ids are kept.
+    let mut classes = harness.state().session.as_ref().unwrap().classes.clone();
+    classes.0[1].name = "pavement".into();
+    classes.0[1].color = [1, 2, 3];
+    classes.0.push(roadseg::core::dataset::ClassInfo {
+        id: 7,
+        name: "pothole".into(),
+        color: [90, 40, 10],
+    });
+    harness
+        .state_mut()
+        .push(roadseg::studio::app::Command::SetClasses(classes.clone()));
+    harness.run_steps(1);
+    let on_disk =
+        roadseg::core::dataset::ClassTable::read_json(&data.join("classes.json")).unwrap();
+    assert_eq!(on_disk, classes);
+
+    // Duplicate names are refused with a message; the file stays as it was.
+    let mut bad = classes.clone();
+    bad.0[2].name = "Pavement".into();
+    harness
+        .state_mut()
+        .push(roadseg::studio::app::Command::SetClasses(bad));
+    harness.run_steps(1);
+    let (message, is_error) = harness.state().message.clone().unwrap();
+    assert!(is_error && message.contains("unique"), "{message}");
+    let on_disk =
+        roadseg::core::dataset::ClassTable::read_json(&data.join("classes.json")).unwrap();
+    assert_eq!(on_disk, classes);
+
+    // Outline view: only class boundaries remain visible, and painting still works in it.
+    harness.state_mut().state.outline = true;
+    harness.state_mut().state.tool = Tool::Brush;
+    harness.run_steps(1);
+    let pos = screen(&harness, 50.0, 50.0);
+    harness.drag_at(pos);
+    harness.step();
+    harness.drop_at(pos);
+    harness.run_steps(2);
+    assert_ne!(mask(&harness).get(50, 50), IGNORE);
 }

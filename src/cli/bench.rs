@@ -48,6 +48,10 @@ pub struct Args {
     /// Time brush dabs on a 4096x3072 mask instead (edit, undo tiles, RGBA of the dirty rect).
     #[arg(long)]
     paint: bool,
+    /// Time the studio without a screen instead: opening 10,000 images, painting on 4K.
+    #[cfg(feature = "gui")]
+    #[arg(long)]
+    studio: bool,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[arg(long)]
@@ -75,6 +79,10 @@ struct ModelBench {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.paint {
         return paint_bench(args.json);
+    }
+    #[cfg(feature = "gui")]
+    if args.studio {
+        return super::bench_studio::run(args.json);
     }
     let defaults = TrainConfig::default();
     let sizes = if args.size.is_empty() {

@@ -1,6 +1,8 @@
 //! Command-line front end: one file per subcommand; errors are printed once, here.
 
 mod bench;
+#[cfg(feature = "gui")]
+mod bench_studio;
 mod convert;
 mod eval;
 mod info;

@@ -12,7 +12,7 @@ use super::panels::status;
 use super::panels::tools::{MAX_BRUSH_RADIUS, ToolsPanel};
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
-use crate::core::dataset::{DatasetIndex, convert, workspace};
+use crate::core::dataset::{ClassTable, DatasetIndex, convert, workspace};
 use crate::core::paint::AutosavePolicy;
 
 /// Cross-panel actions, applied after the panels have drawn.
@@ -28,6 +28,8 @@ pub enum Command {
     Undo,
     Redo,
     ConvertToNative,
+    /// Replace the class table of a native dataset (names and colours; new classes appended).
+    SetClasses(ClassTable),
     Fit,
     OneToOne,
 }
@@ -102,6 +104,20 @@ impl Studio {
         }
     }
 
+    /// Blocks until the thumbnails asked for so far are decoded and shown (tests).
+    pub fn wait_for_thumbnails(&mut self) {
+        let Some(ctx) = self.ctx.clone() else { return };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self
+            .dataset_panel
+            .thumbnails
+            .drain(&ctx, Duration::from_millis(50))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Writes the current mask if it has unsaved changes. Errors are shown, never fatal: the
     /// strokes stay in memory and the next save tries again.
     pub fn save_current(&mut self) -> bool {
@@ -119,6 +135,7 @@ impl Studio {
                     {
                         entry.labelled = true;
                         entry.label = Some(path.clone());
+                        self.dataset_panel.thumbnails.forget(i);
                     }
                     self.message = Some((format!("saved {}", path.display()), false));
                 }
@@ -158,6 +175,8 @@ impl Studio {
                     Ok(session) => {
                         let problems = session.problems.len();
                         self.canvas.clear();
+                        self.dataset_panel.thumbnails.reset();
+                        self.tools.reset_draft();
                         self.selected = None;
                         self.state.last_folder = Some(dir.clone());
                         self.session = Some(session);
@@ -213,8 +232,41 @@ impl Studio {
                 self.canvas.redo();
             }
             Command::ConvertToNative => self.convert_to_native(),
+            Command::SetClasses(classes) => self.set_classes(classes),
             Command::Fit => self.canvas.fit(),
             Command::OneToOne => self.canvas.one_to_one(),
+        }
+    }
+
+    /// Validates and writes a new class table (atomically), then redraws with its colours.
+    fn set_classes(&mut self, classes: ClassTable) {
+        let Some(session) = self.session.as_mut().filter(|s| s.editable()) else {
+            return;
+        };
+        let file = session.root.join("classes.json");
+        let mut names: Vec<String> = classes
+            .iter()
+            .map(|c| c.name.trim().to_lowercase())
+            .collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        let result = if names.len() != count || names.iter().any(String::is_empty) {
+            Err("class names must be unique and not empty".to_string())
+        } else {
+            classes
+                .validate(&file)
+                .and_then(|()| classes.write_json(&file))
+                .map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(()) => {
+                session.classes = classes;
+                self.canvas.set_classes(&session.classes);
+                self.tools.reset_draft();
+                self.message = Some((format!("saved {}", file.display()), false));
+            }
+            Err(e) => self.report(format!("classes not changed: {e}"), true),
         }
     }
 
@@ -325,6 +377,14 @@ impl Studio {
         if let Some(result) = self.session.as_mut().and_then(Session::poll) {
             self.install(result);
         }
+        // A small budget per frame keeps scrolling smooth while thumbnails stream in.
+        if self
+            .dataset_panel
+            .thumbnails
+            .drain(&ctx, Duration::from_millis(3))
+        {
+            ctx.request_repaint_after(Duration::from_millis(30));
+        }
         self.shortcuts(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| {
@@ -386,8 +446,9 @@ impl Studio {
             .default_size(self.state.right_panel_width)
             .show(ui, |ui| {
                 let classes = self.session.as_ref().map(|s| &s.classes);
+                let editable = self.session.as_ref().is_some_and(Session::editable);
                 self.tools
-                    .ui(ui, &mut self.state, classes, &mut self.commands);
+                    .ui(ui, &mut self.state, classes, editable, &mut self.commands);
             });
         self.state.right_panel_width = right.response.rect.width();
         egui::CentralPanel::no_frame().show(ui, |ui| {
@@ -397,6 +458,7 @@ impl Studio {
                 class: self.tools.class,
                 opacity: self.state.opacity,
                 show_mask: self.state.show_mask,
+                outline: self.state.outline,
                 editable: self.session.as_ref().is_some_and(Session::editable),
             };
             for event in self.canvas.ui(ui, &settings) {

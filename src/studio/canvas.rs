@@ -52,6 +52,8 @@ pub struct CanvasSettings {
     pub class: u8,
     pub opacity: f32,
     pub show_mask: bool,
+    /// Draw class boundaries only.
+    pub outline: bool,
     /// False for datasets that are not in the native layout (view only).
     pub editable: bool,
 }
@@ -70,8 +72,8 @@ const MIN_ZOOM: f32 = 0.02;
 const MAX_ZOOM: f32 = 64.0;
 
 pub struct Canvas {
-    image_texture: Option<TextureHandle>,
-    mask_texture: Option<TextureHandle>,
+    /// The image and its mask, cut into tiles no GPU refuses (see [`TILE`]).
+    tiles: Vec<Tile>,
     pub document: Option<MaskDocument>,
     size: [u32; 2],
     /// Screen points per image pixel.
@@ -86,6 +88,8 @@ pub struct Canvas {
     /// Image pixel under the pointer.
     pub cursor: Option<[u32; 2]>,
     lut: Vec<Color32>,
+    /// Draw only class boundaries.
+    outline: bool,
     /// Pixels sent to the GPU by mask updates since the image was loaded (partial uploads
     /// included), to check that painting uploads only dirty rectangles.
     pub uploaded_pixels: u64,
@@ -95,8 +99,7 @@ pub struct Canvas {
 impl Default for Canvas {
     fn default() -> Self {
         Self {
-            image_texture: None,
-            mask_texture: None,
+            tiles: Vec::new(),
             document: None,
             size: [0, 0],
             zoom: 1.0,
@@ -106,13 +109,25 @@ impl Default for Canvas {
             polygon: Vec::new(),
             cursor: None,
             lut: vec![Color32::TRANSPARENT; 256],
+            outline: false,
             uploaded_pixels: 0,
             canvas_rect: Rect::NOTHING,
         }
     }
 }
 
-/// Mask texture options: crisp pixels when zoomed in.
+/// Texture tile edge: every GPU takes 2048x2048 textures, and a 4K or panoramic image simply
+/// becomes several tiles.
+const TILE: u32 = 2048;
+
+/// One tile of the image and of the mask, covering `rect` of the image.
+struct Tile {
+    rect: DirtyRect,
+    image: TextureHandle,
+    mask: TextureHandle,
+}
+
+/// Texture options: crisp pixels when zoomed in.
 const MASK_OPTIONS: TextureOptions = TextureOptions {
     magnification: egui::TextureFilter::Nearest,
     ..TextureOptions::LINEAR
@@ -128,23 +143,39 @@ impl Canvas {
         classes: &ClassTable,
     ) {
         let (w, h) = image.dimensions();
-        let pixels = ColorImage::from_rgb([w as usize, h as usize], image.as_raw());
-        self.image_texture = Some(ctx.load_texture("canvas-image", pixels, MASK_OPTIONS));
+        self.tiles.clear();
+        for ty in (0..h).step_by(TILE as usize) {
+            for tx in (0..w).step_by(TILE as usize) {
+                let rect = DirtyRect {
+                    x: tx,
+                    y: ty,
+                    width: TILE.min(w - tx),
+                    height: TILE.min(h - ty),
+                };
+                let (tw, th) = (rect.width as usize, rect.height as usize);
+                let mut rgb = Vec::with_capacity(tw * th * 3);
+                for y in rect.y..rect.bottom() {
+                    let start = ((y * w + rect.x) * 3) as usize;
+                    rgb.extend_from_slice(&image.as_raw()[start..start + tw * 3]);
+                }
+                let name = format!("canvas-{tx}-{ty}");
+                let pixels = ColorImage::from_rgb([tw, th], &rgb);
+                let blank = ColorImage::filled([tw, th], Color32::TRANSPARENT);
+                self.tiles.push(Tile {
+                    rect,
+                    image: ctx.load_texture(format!("{name}-image"), pixels, MASK_OPTIONS),
+                    mask: ctx.load_texture(format!("{name}-mask"), blank, MASK_OPTIONS),
+                });
+            }
+        }
         self.size = [w, h];
         self.document = document;
         self.stroke_last = None;
         self.polygon.clear();
         self.fit_pending = true;
         self.uploaded_pixels = 0;
+        // Uploads the whole mask once.
         self.set_classes(classes);
-        let blank = ColorImage::filled([w as usize, h as usize], Color32::TRANSPARENT);
-        self.mask_texture = Some(ctx.load_texture("canvas-mask", blank, MASK_OPTIONS));
-        self.upload(DirtyRect {
-            x: 0,
-            y: 0,
-            width: w,
-            height: h,
-        });
     }
 
     /// Forgets the image (closing a dataset).
@@ -153,7 +184,7 @@ impl Canvas {
     }
 
     pub fn has_image(&self) -> bool {
-        self.image_texture.is_some()
+        !self.tiles.is_empty()
     }
 
     pub fn image_size(&self) -> [u32; 2] {
@@ -179,7 +210,7 @@ impl Canvas {
                 None => Color32::from_rgb(255, 0, 255),
             })
             .collect();
-        if self.mask_texture.is_some() {
+        if !self.tiles.is_empty() {
             self.upload(DirtyRect {
                 x: 0,
                 y: 0,
@@ -189,24 +220,79 @@ impl Canvas {
         }
     }
 
-    /// Sends the mask pixels of `rect` to the GPU.
+    /// Shows only the pixels on a class boundary (re-uploads the mask when it changes).
+    pub fn set_outline(&mut self, outline: bool) {
+        if outline != self.outline {
+            self.outline = outline;
+            self.upload(DirtyRect {
+                x: 0,
+                y: 0,
+                width: self.size[0],
+                height: self.size[1],
+            });
+        }
+    }
+
+    /// Sends the mask pixels of `rect` to the GPU, tile by tile.
     fn upload(&mut self, rect: DirtyRect) {
-        let (Some(texture), Some(doc)) = (&mut self.mask_texture, &self.document) else {
+        let Some(doc) = &self.document else {
             return;
         };
         let mask = doc.mask();
-        let mut pixels = Vec::with_capacity(rect.area() as usize);
-        for y in rect.y..rect.bottom() {
-            let start = (y * mask.width + rect.x) as usize;
-            pixels.extend(
-                mask.data[start..start + rect.width as usize]
-                    .iter()
-                    .map(|&id| self.lut[id as usize]),
-            );
+        // In outline mode an edit also changes whether its neighbours are on a boundary.
+        let rect = match self.outline {
+            true => DirtyRect::clipped(
+                rect.x as i64 - 1,
+                rect.y as i64 - 1,
+                rect.right() as i64 + 1,
+                rect.bottom() as i64 + 1,
+                mask.width,
+                mask.height,
+            )
+            .unwrap_or(rect),
+            false => rect,
+        };
+        let (w, h) = (mask.width, mask.height);
+        let boundary = |x: u32, y: u32, id: u8| {
+            (x > 0 && mask.get(x - 1, y) != id)
+                || (x + 1 < w && mask.get(x + 1, y) != id)
+                || (y > 0 && mask.get(x, y - 1) != id)
+                || (y + 1 < h && mask.get(x, y + 1) != id)
+        };
+        for tile in &mut self.tiles {
+            let Some(part) = DirtyRect::clipped(
+                rect.x.max(tile.rect.x) as i64,
+                rect.y.max(tile.rect.y) as i64,
+                rect.right().min(tile.rect.right()) as i64,
+                rect.bottom().min(tile.rect.bottom()) as i64,
+                w,
+                h,
+            ) else {
+                continue;
+            };
+            let mut pixels = Vec::with_capacity(part.area() as usize);
+            for y in part.y..part.bottom() {
+                let start = (y * w + part.x) as usize;
+                let row = &mask.data[start..start + part.width as usize];
+                if self.outline {
+                    pixels.extend(row.iter().enumerate().map(|(i, &id)| {
+                        match boundary(part.x + i as u32, y, id) {
+                            true => self.lut[id as usize],
+                            false => Color32::TRANSPARENT,
+                        }
+                    }));
+                } else {
+                    pixels.extend(row.iter().map(|&id| self.lut[id as usize]));
+                }
+            }
+            let region = ColorImage::new([part.width as usize, part.height as usize], pixels);
+            let at = [
+                (part.x - tile.rect.x) as usize,
+                (part.y - tile.rect.y) as usize,
+            ];
+            tile.mask.set_partial(at, region, MASK_OPTIONS);
+            self.uploaded_pixels += part.area();
         }
-        let region = ColorImage::new([rect.width as usize, rect.height as usize], pixels);
-        texture.set_partial([rect.x as usize, rect.y as usize], region, MASK_OPTIONS);
-        self.uploaded_pixels += rect.area();
     }
 
     fn after_edit(&mut self, changed: Option<DirtyRect>) -> bool {
@@ -279,13 +365,6 @@ impl Canvas {
         self.canvas_rect.min + self.offset + Vec2::new(p[0], p[1]) * self.zoom
     }
 
-    fn image_rect(&self) -> Rect {
-        Rect::from_min_size(
-            self.canvas_rect.min + self.offset,
-            Vec2::new(self.size[0] as f32, self.size[1] as f32) * self.zoom,
-        )
-    }
-
     fn pixel_at(&self, p: [f32; 2]) -> Option<[u32; 2]> {
         let inside =
             p[0] >= 0.0 && p[1] >= 0.0 && p[0] < self.size[0] as f32 && p[1] < self.size[1] as f32;
@@ -296,7 +375,8 @@ impl Canvas {
         let mut events = Vec::new();
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         self.canvas_rect = rect;
-        let Some(image) = &self.image_texture else {
+        self.set_outline(settings.outline);
+        if self.tiles.is_empty() {
             ui.painter().text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
@@ -305,8 +385,7 @@ impl Canvas {
                 ui.visuals().weak_text_color(),
             );
             return events;
-        };
-        let image_id = image.id();
+        }
         if self.fit_pending {
             self.apply_fit(rect);
             self.fit_pending = false;
@@ -337,14 +416,18 @@ impl Canvas {
         // Draw: image, mask, brush outline, polygon in progress.
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
-        let image_rect = self.image_rect();
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        painter.image(image_id, image_rect, uv, Color32::WHITE);
-        if settings.show_mask
-            && let Some(mask) = &self.mask_texture
-        {
-            let alpha = (settings.opacity.clamp(0.0, 1.0) * 255.0) as u8;
-            painter.image(mask.id(), image_rect, uv, Color32::from_white_alpha(alpha));
+        let alpha = (settings.opacity.clamp(0.0, 1.0) * 255.0) as u8;
+        for tile in &self.tiles {
+            let r = tile.rect;
+            let screen = Rect::from_min_max(
+                self.image_to_screen([r.x as f32, r.y as f32]),
+                self.image_to_screen([r.right() as f32, r.bottom() as f32]),
+            );
+            painter.image(tile.image.id(), screen, uv, Color32::WHITE);
+            if settings.show_mask {
+                painter.image(tile.mask.id(), screen, uv, Color32::from_white_alpha(alpha));
+            }
         }
         if let Some(pos) = pointer
             && matches!(settings.tool, Tool::Brush | Tool::Eraser)

@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod panels;
 pub mod session;
 pub mod state;
+pub mod thumbnails;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use image::RgbImage;
 
 use crate::core::dataset::image_io::read_rgb;
-use crate::core::dataset::{ClassTable, DatasetIndex, Format, Split};
+use crate::core::dataset::{ClassTable, DatasetIndex, Format, LabelEncoding, Split};
 use crate::core::paint::MaskDocument;
 
 /// One row of the dataset list.
@@ -38,6 +38,8 @@ pub struct Session {
     pub root: PathBuf,
     pub format: Format,
     pub classes: ClassTable,
+    /// How the layout's labels decode into class ids (shared with the thumbnail thread).
+    pub encoding: std::sync::Arc<LabelEncoding>,
     pub entries: Vec<Entry>,
     /// Problems found while scanning (shown, never fatal).
     pub problems: Vec<String>,
@@ -65,6 +67,7 @@ impl Session {
             root: index.root.clone(),
             format: index.format,
             classes: index.classes.clone(),
+            encoding: std::sync::Arc::new(index.encoding.clone()),
             entries,
             problems: index.problems.iter().map(|p| p.to_string()).collect(),
             pending: None,

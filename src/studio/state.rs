@@ -15,6 +15,8 @@ pub struct PersistedState {
     /// Mask opacity, 0..=1.
     pub opacity: f32,
     pub show_mask: bool,
+    /// Draw class boundaries only.
+    pub outline: bool,
     pub tool: Tool,
     pub left_panel_width: f32,
     pub right_panel_width: f32,
@@ -27,6 +29,7 @@ impl Default for PersistedState {
             brush_radius: 8.0,
             opacity: 0.55,
             show_mask: true,
+            outline: false,
             tool: Tool::Brush,
             left_panel_width: 240.0,
             right_panel_width: 210.0,

@@ -2,6 +2,7 @@
 
 use crate::studio::app::Command;
 use crate::studio::session::Session;
+use crate::studio::thumbnails::{THUMB_SIZE, Thumbnails};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Filter {
@@ -15,6 +16,7 @@ pub enum Filter {
 pub struct DatasetPanel {
     pub filter: Filter,
     pub search: String,
+    pub thumbnails: Thumbnails,
 }
 
 impl DatasetPanel {
@@ -77,8 +79,10 @@ impl DatasetPanel {
         ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("Search names"));
         ui.separator();
         let visible = self.visible(session);
-        let row_height = ui.spacing().interact_size.y;
-        // Only the rows on screen are laid out: a 10,000-image folder scrolls like a short one.
+        let [tw, th] = THUMB_SIZE.map(|v| v as f32);
+        let row_height = th + ui.spacing().item_spacing.y;
+        // Only the rows on screen are laid out (and decoded): a 10,000-image folder scrolls like
+        // a short one.
         egui::ScrollArea::vertical().auto_shrink(false).show_rows(
             ui,
             row_height,
@@ -86,19 +90,38 @@ impl DatasetPanel {
             |ui, rows| {
                 for &index in &visible[rows] {
                     let entry = &session.entries[index];
-                    let state = if entry.labelled {
-                        "labelled"
-                    } else {
-                        "unlabelled"
+                    let thumb = self.thumbnails.get(
+                        index,
+                        &entry.image,
+                        entry.label.as_deref(),
+                        &session.encoding,
+                    );
+                    let labelled = match (thumb.and_then(|t| t.labelled), entry.labelled) {
+                        (Some(f), _) => format!("{:.0}% labelled", f * 100.0),
+                        (None, true) => "labelled".to_string(),
+                        (None, false) => "unlabelled".to_string(),
                     };
-                    let text = format!("{}  ({}, {state})", entry.name, entry.split);
-                    let response = ui.selectable_label(selected == Some(index), text);
-                    if response.clicked() {
-                        commands.push(Command::Select(index));
-                    }
-                    if selected == Some(index) && response.gained_focus() {
-                        response.scroll_to_me(None);
-                    }
+                    ui.horizontal(|ui| {
+                        let size = egui::vec2(tw, th);
+                        match thumb.and_then(|t| t.texture.as_ref()) {
+                            Some(texture) => {
+                                ui.add(egui::Image::new(egui::load::SizedTexture::new(
+                                    texture.id(),
+                                    size,
+                                )));
+                            }
+                            None => {
+                                let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+                                ui.painter()
+                                    .rect_filled(rect, 2.0, ui.visuals().faint_bg_color);
+                            }
+                        }
+                        let text = format!("{}\n{}, {labelled}", entry.name, entry.split);
+                        let response = ui.selectable_label(selected == Some(index), text);
+                        if response.clicked() {
+                            commands.push(Command::Select(index));
+                        }
+                    });
                 }
             },
         );

@@ -9,6 +9,8 @@ use crate::studio::state::PersistedState;
 pub struct ToolsPanel {
     /// The class the brush, fill and polygon paint.
     pub class: u8,
+    /// Class table being edited (native datasets), applied with a button.
+    draft: Option<ClassTable>,
 }
 
 pub const MAX_BRUSH_RADIUS: f32 = 256.0;
@@ -19,6 +21,7 @@ impl ToolsPanel {
         ui: &mut egui::Ui,
         state: &mut PersistedState,
         classes: Option<&ClassTable>,
+        editable: bool,
         commands: &mut Vec<Command>,
     ) {
         ui.heading("Tools");
@@ -65,9 +68,13 @@ impl ToolsPanel {
                 });
             }
         }
+        if let (Some(classes), true) = (classes, editable) {
+            self.class_editor(ui, classes, commands);
+        }
         ui.separator();
         ui.heading("Mask");
         ui.checkbox(&mut state.show_mask, "Show mask");
+        ui.checkbox(&mut state.outline, "Outline only");
         ui.add(egui::Slider::new(&mut state.opacity, 0.0..=1.0).text("Opacity"));
         ui.horizontal(|ui| {
             if ui.button("Fit").clicked() {
@@ -77,5 +84,57 @@ impl ToolsPanel {
                 commands.push(Command::OneToOne);
             }
         });
+    }
+}
+
+impl ToolsPanel {
+    /// Add, rename and recolour classes (ids never change, so painted masks stay valid).
+    fn class_editor(
+        &mut self,
+        ui: &mut egui::Ui,
+        classes: &ClassTable,
+        commands: &mut Vec<Command>,
+    ) {
+        egui::CollapsingHeader::new("Edit classes").show(ui, |ui| {
+            let draft = self.draft.get_or_insert_with(|| classes.clone());
+            for class in &mut draft.0 {
+                ui.horizontal(|ui| {
+                    ui.color_edit_button_srgb(&mut class.color);
+                    ui.add(egui::TextEdit::singleline(&mut class.name).desired_width(110.0));
+                });
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Add class").clicked() && draft.len() < 255 {
+                    let id = draft.len() as u8;
+                    draft.0.push(crate::core::dataset::ClassInfo {
+                        id,
+                        name: format!("class {id}"),
+                        color: [
+                            (id as u32 * 97 % 256) as u8,
+                            (id as u32 * 57 % 256) as u8,
+                            200,
+                        ],
+                    });
+                }
+                let changed = draft != classes;
+                if ui
+                    .add_enabled(changed, egui::Button::new("Apply"))
+                    .clicked()
+                {
+                    commands.push(Command::SetClasses(draft.clone()));
+                }
+                if ui
+                    .add_enabled(changed, egui::Button::new("Revert"))
+                    .clicked()
+                {
+                    *draft = classes.clone();
+                }
+            });
+        });
+    }
+
+    /// Drops the draft (another dataset was opened, or the edit was applied).
+    pub fn reset_draft(&mut self) {
+        self.draft = None;
     }
 }
