@@ -64,7 +64,7 @@ impl Progress {
                     record.mean_iou.unwrap_or(0.0)
                 ));
             }
-            TrainEvent::Checkpoint { .. } => {}
+            TrainEvent::Checkpoint { .. } | TrainEvent::Prediction { .. } => {}
             TrainEvent::Log(text) => self.line(&text),
         }
     }

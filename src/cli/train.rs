@@ -1,12 +1,12 @@
 //! `roadseg train`: train a UNet on a dataset (the bundled sample by default), or resume a run.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use roadseg::core::dataset::{Format, workspace};
 use roadseg::core::device::DeviceChoice;
 use roadseg::core::train::config::TrainConfig;
+use roadseg::core::train::control::Control;
 use roadseg::core::train::loss::LossConfig;
 use roadseg::core::train::optim::OptimizerKind;
 use roadseg::core::train::trainer::{DataSpec, TrainOptions, TrainStart, train};
@@ -99,8 +99,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let mut progress = Progress::new();
-    let stop = AtomicBool::new(false);
-    let result = train(start, &options, &mut |e| progress.on_event(e), &stop);
+    let control = Control::default();
+    let result = train(start, &options, &mut |e| progress.on_event(e), &control);
     progress.finish();
     let summary = result?;
     let best = match (summary.best_mean_iou, summary.best_epoch) {

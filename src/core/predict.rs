@@ -54,13 +54,24 @@ impl Predictor {
             .existing_checkpoint(kind)
             .or_else(|| run.existing_checkpoint(CheckpointKind::Last))
             .ok_or_else(|| RunDirError::NoCheckpoint(run.root().to_path_buf()))?;
-        let model = load_model(config.model.init(&device), &dir.join("model.bpk"))?.valid();
-        Ok(Self {
-            model,
+        let model = load_model(config.model.init(&device), &dir.join("model.bpk"))?;
+        Ok(Self::from_model(&model, config, device, dir))
+    }
+
+    /// A predictor for weights in memory (a run in progress); `checkpoint` says where they
+    /// would be saved.
+    pub fn from_model(
+        model: &UNet,
+        config: RunConfig,
+        device: Device,
+        checkpoint: std::path::PathBuf,
+    ) -> Self {
+        Self {
+            model: model.valid(),
             config,
             device,
-            checkpoint: dir,
-        })
+            checkpoint,
+        }
     }
 
     pub fn config(&self) -> &RunConfig {

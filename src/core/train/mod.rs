@@ -1,7 +1,9 @@
 //! Training: losses, optimisers and schedules, the step, the loop, run directories.
 pub mod config;
+pub mod control;
 pub mod loss;
 pub mod optim;
 pub mod run_dir;
 pub mod step;
 pub mod trainer;
+pub mod worker;

@@ -1,17 +1,17 @@
 //! The training loop: epochs of optimiser steps, validation, checkpoints, early stopping,
 //! resume. Used by `roadseg train` and by the studio's training worker.
 //!
-//! The loop reports through a callback (`on_event`) and polls a stop flag between steps; it
-//! knows nothing of terminals or windows.
+//! The loop reports through a callback (`on_event`) and reads a [`Control`] between steps
+//! (stop, pause, predictions); it knows nothing of terminals or windows.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
 
 use super::config::{ConfigError, RunConfig, TrainConfig};
+use super::control::{Control, PredictRequest};
 use super::loss::class_weights_from_pixel_counts;
 use super::optim::{SegOptimizer, build_optimizer, lr_at};
 use super::run_dir::{
@@ -22,8 +22,10 @@ use crate::core::dataset::info::validate;
 use crate::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, default_workers};
 use crate::core::dataset::{DatasetError, DatasetIndex, Format, Problem, Sample, Split};
 use crate::core::device::{DeviceChoice, DeviceError, resolve};
+use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
 use crate::core::model::unet::{UNet, UNetConfig};
+use crate::core::predict::Predictor;
 
 /// Where training data comes from.
 #[derive(Debug, Clone)]
@@ -85,6 +87,11 @@ pub enum TrainEvent {
     Checkpoint {
         kind: CheckpointKind,
         path: PathBuf,
+    },
+    /// The answer to a [`PredictRequest`]: class ids at the image's resolution.
+    Prediction {
+        tag: u64,
+        mask: Mask,
     },
     /// A line for the user (skipped files, fallbacks, early stopping).
     Log(String),
@@ -239,22 +246,25 @@ fn prepare(
     })
 }
 
-/// Trains until the configured epochs are done, early stopping triggers, `stop` is set, or an
-/// error occurs. Every outcome except an error writes summary.json.
+/// Trains until the configured epochs are done, early stopping triggers, `control` says stop,
+/// or an error occurs. Every outcome except an error writes summary.json.
 pub fn train(
     start: TrainStart,
     options: &TrainOptions,
     on_event: &mut dyn FnMut(TrainEvent),
-    stop: &AtomicBool,
+    control: &Control,
 ) -> Result<Summary, TrainError> {
     let prepared = prepare(start, options, &mut |line| on_event(TrainEvent::Log(line)))?;
     let (device, device_name) = resolve(options.device)?;
-    Loop::new(prepared, device, device_name, on_event)?.run(stop)
+    Loop::new(prepared, device, device_name, on_event)?.run(control)
 }
 
 /// The state of a running loop.
 struct Loop<'a> {
     run: RunDir,
+    run_config: RunConfig,
+    /// The device without autodiff (validation, predictions).
+    device: Device,
     config: TrainConfig,
     class_names: Vec<String>,
     device_name: String,
@@ -360,7 +370,7 @@ impl<'a> Loop<'a> {
         let val_loader = SegLoader::new(
             SegDataset::new(&index, &val_refs, &val_cfg),
             &val_cfg,
-            device,
+            device.clone(),
         );
         let steps_per_epoch = train_loader.batches_per_epoch();
         let total_steps = steps_per_epoch * config.epochs;
@@ -381,6 +391,8 @@ impl<'a> Loop<'a> {
         let elapsed_before = state.elapsed_secs;
         Ok(Self {
             run,
+            run_config,
+            device,
             config,
             class_names,
             device_name,
@@ -401,7 +413,7 @@ impl<'a> Loop<'a> {
         self.elapsed_before + self.started.elapsed().as_secs_f64()
     }
 
-    fn run(mut self, stop: &AtomicBool) -> Result<Summary, TrainError> {
+    fn run(mut self, control: &Control) -> Result<Summary, TrainError> {
         let mut status = "completed";
         let mut message = None;
         let mut last_validation = None;
@@ -411,7 +423,8 @@ impl<'a> Loop<'a> {
             let mut window_images = 0usize;
             let mut iter = self.train_loader.epoch_from(epoch, self.state.batch);
             loop {
-                if stop.load(Ordering::Relaxed) {
+                control.wait_while_paused();
+                if control.stop_requested() {
                     status = "stopped";
                     message = Some(format!(
                         "stopped by the user at epoch {}, step {}",
@@ -489,10 +502,30 @@ impl<'a> Loop<'a> {
                     window_images = 0;
                 }
                 test_hooks::maybe_abort_at_step(self.state.step);
+                if let Some(request) = control.take_now() {
+                    let event = predict_event(
+                        &self.model,
+                        &self.run_config,
+                        &self.device,
+                        &self.run,
+                        request,
+                    );
+                    (self.on_event)(event);
+                }
             }
 
             let record = self.validate(epoch)?;
             last_validation = Some(record.clone());
+            if let Some(request) = control.epoch_request() {
+                let event = predict_event(
+                    &self.model,
+                    &self.run_config,
+                    &self.device,
+                    &self.run,
+                    request,
+                );
+                (self.on_event)(event);
+            }
             let miou = record.mean_iou.unwrap_or(0.0);
             // Any gain makes a new best checkpoint; only a gain of `min_delta` resets the
             // early-stopping patience.
@@ -613,6 +646,29 @@ impl<'a> Loop<'a> {
             .save_checkpoint(kind, &self.model, optimizer, &self.state)?;
         (self.on_event)(TrainEvent::Checkpoint { kind, path });
         Ok(())
+    }
+}
+
+/// Predicts an image with the current weights; a failure is a log line, not an error.
+fn predict_event(
+    model: &UNet,
+    run_config: &RunConfig,
+    device: &Device,
+    run: &RunDir,
+    request: PredictRequest,
+) -> TrainEvent {
+    let predictor = Predictor::from_model(
+        model,
+        run_config.clone(),
+        device.clone(),
+        run.checkpoint_dir(CheckpointKind::Last),
+    );
+    match predictor.predict(&request.image) {
+        Ok(mask) => TrainEvent::Prediction {
+            tag: request.tag,
+            mask,
+        },
+        Err(e) => TrainEvent::Log(format!("prediction failed: {e}")),
     }
 }
 
