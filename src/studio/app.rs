@@ -10,10 +10,14 @@ use super::canvas::{Canvas, CanvasEvent, CanvasSettings, Tool};
 use super::panels::dataset::DatasetPanel;
 use super::panels::status;
 use super::panels::tools::{MAX_BRUSH_RADIUS, ToolsPanel};
+use super::panels::training::{EVENT_BUDGET, TrainingPanel};
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
 use crate::core::dataset::{ClassTable, DatasetIndex, convert, workspace};
 use crate::core::paint::AutosavePolicy;
+use crate::core::train::control::PredictRequest;
+use crate::core::train::trainer::{DataSpec, TrainEvent, TrainOptions, TrainStart};
+use crate::core::train::worker::{TrainWorker, WorkerCommand, WorkerEvent};
 
 /// Cross-panel actions, applied after the panels have drawn.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +36,10 @@ pub enum Command {
     SetClasses(ClassTable),
     Fit,
     OneToOne,
+    StartTraining,
+    PauseTraining,
+    ResumeTraining,
+    StopTraining,
 }
 
 /// How long unsaved strokes may wait before being written.
@@ -43,6 +51,9 @@ pub struct Studio {
     pub canvas: Canvas,
     pub dataset_panel: DatasetPanel,
     pub tools: ToolsPanel,
+    pub training: TrainingPanel,
+    /// The training thread, started with the first run.
+    pub worker: Option<TrainWorker>,
     /// Entry shown on the canvas.
     pub selected: Option<usize>,
     /// Last message for the status bar, and whether it is an error.
@@ -63,6 +74,8 @@ impl Studio {
             canvas: Canvas::default(),
             dataset_panel: DatasetPanel::default(),
             tools: ToolsPanel::default(),
+            training: TrainingPanel::default(),
+            worker: None,
             selected: None,
             message: None,
             autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
@@ -157,6 +170,15 @@ impl Studio {
                 self.canvas
                     .set_image(ctx, &loaded.image, loaded.document, &session.classes);
                 self.selected = Some(loaded.index);
+                // A run in progress predicts the new image now and after each epoch.
+                if let Some(worker) = self.worker.as_ref().filter(|w| w.is_running()) {
+                    let request = PredictRequest {
+                        tag: loaded.index as u64,
+                        image: loaded.image,
+                    };
+                    worker.send(WorkerCommand::PredictEachEpoch(Some(request.clone())));
+                    worker.send(WorkerCommand::Predict(request));
+                }
             }
             Err(e) => self.report(e, true),
         }
@@ -235,6 +257,98 @@ impl Studio {
             Command::SetClasses(classes) => self.set_classes(classes),
             Command::Fit => self.canvas.fit(),
             Command::OneToOne => self.canvas.one_to_one(),
+            Command::StartTraining => self.start_training(),
+            Command::PauseTraining => self.to_worker(WorkerCommand::Pause),
+            Command::ResumeTraining => self.to_worker(WorkerCommand::Resume),
+            Command::StopTraining => self.to_worker(WorkerCommand::Stop),
+        }
+    }
+
+    fn to_worker(&self, command: WorkerCommand) {
+        if let Some(worker) = &self.worker {
+            worker.send(command);
+        }
+    }
+
+    /// Starts a run on the masks saved so far, in the user's data folder (the dataset folder
+    /// only ever receives masks and classes).
+    fn start_training(&mut self) {
+        self.save_current();
+        let Some(session) = &self.session else {
+            self.report("open a dataset first".into(), true);
+            return;
+        };
+        if self.worker.is_none() {
+            let ctx = self.ctx.clone();
+            match TrainWorker::spawn(move || {
+                if let Some(ctx) = &ctx {
+                    ctx.request_repaint();
+                }
+            }) {
+                Ok(worker) => self.worker = Some(worker),
+                Err(e) => {
+                    self.report(format!("could not start the training thread: {e}"), true);
+                    return;
+                }
+            }
+        }
+        let name = session
+            .root
+            .file_name()
+            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
+        let runs = self
+            .training
+            .runs_root
+            .clone()
+            .unwrap_or_else(|| workspace::data_dir().join("runs"))
+            .join(name);
+        let out = (1..)
+            .map(|n| runs.join(format!("run-{n}")))
+            .find(|p| !p.exists())
+            .expect("an unused run number");
+        let start = TrainStart::New {
+            data: DataSpec {
+                root: session.root.clone(),
+                format: Some(session.format),
+            },
+            config: Box::new(self.training.config.clone()),
+            out,
+        };
+        let options = TrainOptions {
+            device: self.training.device,
+            // Painting in progress may leave odd files: train on the rest, say how many.
+            skip_bad: true,
+        };
+        let Some(worker) = &self.worker else { return };
+        worker.send(WorkerCommand::Start(Box::new(start), options));
+        if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
+            worker.send(WorkerCommand::PredictEachEpoch(Some(PredictRequest {
+                tag: index as u64,
+                image,
+            })));
+        }
+    }
+
+    /// The image on the canvas, re-read from disk (the canvas keeps only textures).
+    fn canvas_image(&self) -> Option<image::RgbImage> {
+        let entry = self.session.as_ref()?.entries.get(self.selected?)?;
+        crate::core::dataset::image_io::read_rgb(&entry.image).ok()
+    }
+
+    /// Applies the worker's events, within a small time budget per frame.
+    fn drain_worker(&mut self, ctx: &egui::Context) {
+        let Some(worker) = &self.worker else { return };
+        for event in worker.drain(EVENT_BUDGET) {
+            if let WorkerEvent::Train(TrainEvent::Prediction { tag, mask }) = &event {
+                if self.selected.map(|s| s as u64) == Some(*tag) {
+                    self.canvas.set_prediction(ctx, mask);
+                }
+                continue;
+            }
+            if let WorkerEvent::Finished(Err(e)) = &event {
+                self.message = Some((format!("training failed: {e}"), true));
+            }
+            self.training.on_event(&event);
         }
     }
 
@@ -377,6 +491,7 @@ impl Studio {
         if let Some(result) = self.session.as_mut().and_then(Session::poll) {
             self.install(result);
         }
+        self.drain_worker(&ctx);
         // A small budget per frame keeps scrolling smooth while thumbnails stream in.
         if self
             .dataset_panel
@@ -420,6 +535,7 @@ impl Studio {
                         self.commands.push(Command::OneToOne);
                     }
                     ui.checkbox(&mut self.state.show_mask, "Show mask");
+                    ui.checkbox(&mut self.state.show_training, "Training panel");
                 });
             });
         });
@@ -447,10 +563,19 @@ impl Studio {
             .show(ui, |ui| {
                 let classes = self.session.as_ref().map(|s| &s.classes);
                 let editable = self.session.as_ref().is_some_and(Session::editable);
-                self.tools
-                    .ui(ui, &mut self.state, classes, editable, &mut self.commands);
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    self.tools
+                        .ui(ui, &mut self.state, classes, editable, &mut self.commands);
+                });
             });
         self.state.right_panel_width = right.response.rect.width();
+        // Under the canvas only: the dataset and tool panels keep their full height.
+        if self.state.show_training {
+            egui::Panel::bottom("training")
+                .resizable(true)
+                .default_size(240.0)
+                .show(ui, |ui| self.training.ui(ui, &mut self.commands));
+        }
         egui::CentralPanel::no_frame().show(ui, |ui| {
             let settings = CanvasSettings {
                 tool: self.state.tool,
@@ -459,6 +584,7 @@ impl Studio {
                 opacity: self.state.opacity,
                 show_mask: self.state.show_mask,
                 outline: self.state.outline,
+                show_prediction: self.state.show_prediction,
                 editable: self.session.as_ref().is_some_and(Session::editable),
             };
             for event in self.canvas.ui(ui, &settings) {

@@ -54,6 +54,8 @@ pub struct CanvasSettings {
     pub show_mask: bool,
     /// Draw class boundaries only.
     pub outline: bool,
+    /// Draw the latest prediction (instead of the mask).
+    pub show_prediction: bool,
     /// False for datasets that are not in the native layout (view only).
     pub editable: bool,
 }
@@ -90,6 +92,7 @@ pub struct Canvas {
     lut: Vec<Color32>,
     /// Draw only class boundaries.
     outline: bool,
+    has_prediction: bool,
     /// Pixels sent to the GPU by mask updates since the image was loaded (partial uploads
     /// included), to check that painting uploads only dirty rectangles.
     pub uploaded_pixels: u64,
@@ -110,6 +113,7 @@ impl Default for Canvas {
             cursor: None,
             lut: vec![Color32::TRANSPARENT; 256],
             outline: false,
+            has_prediction: false,
             uploaded_pixels: 0,
             canvas_rect: Rect::NOTHING,
         }
@@ -125,6 +129,8 @@ struct Tile {
     rect: DirtyRect,
     image: TextureHandle,
     mask: TextureHandle,
+    /// The model's prediction for this image, when training has sent one.
+    prediction: Option<TextureHandle>,
 }
 
 /// Texture options: crisp pixels when zoomed in.
@@ -165,6 +171,7 @@ impl Canvas {
                     rect,
                     image: ctx.load_texture(format!("{name}-image"), pixels, MASK_OPTIONS),
                     mask: ctx.load_texture(format!("{name}-mask"), blank, MASK_OPTIONS),
+                    prediction: None,
                 });
             }
         }
@@ -174,6 +181,7 @@ impl Canvas {
         self.polygon.clear();
         self.fit_pending = true;
         self.uploaded_pixels = 0;
+        self.has_prediction = false;
         // Uploads the whole mask once.
         self.set_classes(classes);
     }
@@ -218,6 +226,41 @@ impl Canvas {
                 height: self.size[1],
             });
         }
+    }
+
+    /// Shows `prediction` (class ids for the image on the canvas) as a layer of its own.
+    pub fn set_prediction(&mut self, ctx: &egui::Context, prediction: &crate::core::mask::Mask) {
+        if [prediction.width, prediction.height] != self.size {
+            return;
+        }
+        for tile in &mut self.tiles {
+            let r = tile.rect;
+            let mut pixels = Vec::with_capacity(r.area() as usize);
+            for y in r.y..r.bottom() {
+                let start = (y * prediction.width + r.x) as usize;
+                pixels.extend(
+                    prediction.data[start..start + r.width as usize]
+                        .iter()
+                        .map(|&id| self.lut[id as usize]),
+                );
+            }
+            let image = ColorImage::new([r.width as usize, r.height as usize], pixels);
+            match &mut tile.prediction {
+                Some(texture) => texture.set(image, MASK_OPTIONS),
+                None => {
+                    tile.prediction = Some(ctx.load_texture(
+                        format!("canvas-{}-{}-prediction", r.x, r.y),
+                        image,
+                        MASK_OPTIONS,
+                    ));
+                }
+            }
+        }
+        self.has_prediction = true;
+    }
+
+    pub fn has_prediction(&self) -> bool {
+        self.has_prediction
     }
 
     /// Shows only the pixels on a class boundary (re-uploads the mask when it changes).
@@ -425,8 +468,19 @@ impl Canvas {
                 self.image_to_screen([r.right() as f32, r.bottom() as f32]),
             );
             painter.image(tile.image.id(), screen, uv, Color32::WHITE);
-            if settings.show_mask {
-                painter.image(tile.mask.id(), screen, uv, Color32::from_white_alpha(alpha));
+            match (&tile.prediction, settings.show_prediction) {
+                (Some(prediction), true) => {
+                    painter.image(
+                        prediction.id(),
+                        screen,
+                        uv,
+                        Color32::from_white_alpha(alpha),
+                    );
+                }
+                _ if settings.show_mask => {
+                    painter.image(tile.mask.id(), screen, uv, Color32::from_white_alpha(alpha));
+                }
+                _ => {}
             }
         }
         if let Some(pos) = pointer

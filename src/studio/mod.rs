@@ -14,6 +14,13 @@ pub use app::Studio;
 
 /// Opens the studio window on `dir` (or the last folder, or the bundled sample).
 pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    // Training on the CPU must not starve the UI: burn's CPU backend and the loaders share
+    // rayon's global pool, so leave one core to the window.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores.saturating_sub(1).max(1))
+        .thread_name(|i| format!("compute-{i}"))
+        .build_global();
     let options = |renderer| eframe::NativeOptions {
         renderer,
         viewport: egui::ViewportBuilder::default()

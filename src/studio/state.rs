@@ -17,6 +17,9 @@ pub struct PersistedState {
     pub show_mask: bool,
     /// Draw class boundaries only.
     pub outline: bool,
+    /// Show the model's prediction instead of the mask.
+    pub show_prediction: bool,
+    pub show_training: bool,
     pub tool: Tool,
     pub left_panel_width: f32,
     pub right_panel_width: f32,
@@ -30,6 +33,8 @@ impl Default for PersistedState {
             opacity: 0.55,
             show_mask: true,
             outline: false,
+            show_prediction: false,
+            show_training: true,
             tool: Tool::Brush,
             left_panel_width: 240.0,
             right_panel_width: 210.0,

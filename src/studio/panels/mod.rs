@@ -3,3 +3,4 @@
 pub mod dataset;
 pub mod status;
 pub mod tools;
+pub mod training;

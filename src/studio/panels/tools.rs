@@ -75,6 +75,7 @@ impl ToolsPanel {
         ui.heading("Mask");
         ui.checkbox(&mut state.show_mask, "Show mask");
         ui.checkbox(&mut state.outline, "Outline only");
+        ui.checkbox(&mut state.show_prediction, "Show prediction");
         ui.add(egui::Slider::new(&mut state.opacity, 0.0..=1.0).text("Opacity"));
         ui.horizontal(|ui| {
             if ui.button("Fit").clicked() {

@@ -1,0 +1,384 @@
+//! The training panel: hyper-parameters with presets, Start / Pause / Stop, progress, and live
+//! curves (egui_plot) of the run the core's [`TrainWorker`] is running, or of a past run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use egui_plot::{Legend, Line, Plot};
+
+use crate::core::device::DeviceChoice;
+use crate::core::train::config::TrainConfig;
+use crate::core::train::run_dir::{MetricRecord, Summary, read_metrics};
+use crate::core::train::trainer::{StartInfo, TrainEvent};
+use crate::core::train::worker::WorkerEvent;
+use crate::studio::app::Command;
+
+/// Starting points for the hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// Small and short: a first look in a minute on a CPU.
+    Quick,
+    /// The core's defaults.
+    Full,
+}
+
+impl Preset {
+    pub fn config(self) -> TrainConfig {
+        let full = TrainConfig::default();
+        match self {
+            Preset::Full => full,
+            Preset::Quick => {
+                let mut quick = TrainConfig {
+                    epochs: 8,
+                    size: [96, 64],
+                    ..full
+                };
+                quick.model.depth = 3;
+                quick
+            }
+        }
+    }
+}
+
+/// The curves of one run.
+#[derive(Default, Clone)]
+pub struct Curves {
+    pub train_loss: Vec<[f64; 2]>,
+    pub val_loss: Vec<[f64; 2]>,
+    pub mean_iou: Vec<[f64; 2]>,
+    /// Per class: name and (step, IoU) points.
+    pub class_iou: Vec<(String, Vec<[f64; 2]>)>,
+    pub lr: Vec<[f64; 2]>,
+}
+
+impl Curves {
+    pub fn add(&mut self, record: &MetricRecord) {
+        let x = record.step as f64;
+        match record.split.as_str() {
+            "train" => {
+                self.train_loss.push([x, record.loss]);
+                self.lr.push([x, record.lr]);
+            }
+            _ => {
+                self.val_loss.push([x, record.loss]);
+                if let Some(miou) = record.mean_iou {
+                    self.mean_iou.push([x, miou]);
+                }
+                for class in record.classes.iter().flatten() {
+                    if self.class_iou.len() <= class.id {
+                        self.class_iou
+                            .resize(class.id + 1, (String::new(), Vec::new()));
+                    }
+                    let slot = &mut self.class_iou[class.id];
+                    slot.0.clone_from(&class.name);
+                    if let Some(iou) = class.iou {
+                        slot.1.push([x, iou]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Exponential moving average of the training loss (what the eye wants on noisy steps).
+    pub fn smoothed_loss(&self) -> Vec<[f64; 2]> {
+        let mut avg = None;
+        self.train_loss
+            .iter()
+            .map(|&[x, y]| {
+                let v = match avg {
+                    Some(a) => 0.9 * a + 0.1 * y,
+                    None => y,
+                };
+                avg = Some(v);
+                [x, v]
+            })
+            .collect()
+    }
+
+    /// Curves of a run directory from its metrics.jsonl.
+    pub fn load(run: &Path) -> Result<Self, String> {
+        let records = read_metrics(&run.join("metrics.jsonl")).map_err(|e| e.to_string())?;
+        let mut curves = Self::default();
+        records.iter().for_each(|r| curves.add(r));
+        Ok(curves)
+    }
+}
+
+/// Where the run stands, for the progress bar.
+#[derive(Default, Clone)]
+pub struct Progress {
+    pub start: Option<StartInfo>,
+    pub step: usize,
+    pub epoch: usize,
+    pub images_per_sec: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RunState {
+    #[default]
+    Idle,
+    Running,
+    Paused,
+}
+
+pub struct TrainingPanel {
+    pub preset: Preset,
+    pub config: TrainConfig,
+    pub device: DeviceChoice,
+    pub state: RunState,
+    pub curves: Curves,
+    pub progress: Progress,
+    pub last_summary: Option<Result<Summary, String>>,
+    pub run_dir: Option<PathBuf>,
+    /// Log lines from the worker (newest last, bounded).
+    pub log: Vec<String>,
+    /// Where new runs go (default: the user's data folder, `runs/<dataset>`).
+    pub runs_root: Option<PathBuf>,
+}
+
+impl Default for TrainingPanel {
+    fn default() -> Self {
+        Self {
+            preset: Preset::Quick,
+            config: Preset::Quick.config(),
+            device: DeviceChoice::Auto,
+            state: RunState::Idle,
+            curves: Curves::default(),
+            progress: Progress::default(),
+            last_summary: None,
+            run_dir: None,
+            log: Vec::new(),
+            runs_root: None,
+        }
+    }
+}
+
+impl TrainingPanel {
+    /// Applies one worker event to the panel's state; predictions are the app's business.
+    pub fn on_event(&mut self, event: &WorkerEvent) {
+        match event {
+            WorkerEvent::Train(TrainEvent::Started(info)) => {
+                if !info.resumed {
+                    self.curves = Curves::default();
+                }
+                self.run_dir = Some(info.run_dir.clone());
+                self.progress = Progress {
+                    start: Some((**info).clone()),
+                    step: info.start_step,
+                    epoch: info.start_epoch,
+                    images_per_sec: None,
+                };
+                self.state = RunState::Running;
+            }
+            WorkerEvent::Train(TrainEvent::Step(record)) => {
+                self.curves.add(record);
+                self.progress.step = record.step;
+                self.progress.epoch = record.epoch;
+                if let Some(ips) = record.images_per_sec {
+                    self.progress.images_per_sec = Some(match self.progress.images_per_sec {
+                        Some(s) => 0.9 * s + 0.1 * ips,
+                        None => ips,
+                    });
+                }
+            }
+            WorkerEvent::Train(TrainEvent::Validation(record)) => self.curves.add(record),
+            WorkerEvent::Train(TrainEvent::Log(line)) => self.push_log(line.clone()),
+            WorkerEvent::Train(TrainEvent::Checkpoint { .. } | TrainEvent::Prediction { .. }) => {}
+            WorkerEvent::Paused => self.state = RunState::Paused,
+            WorkerEvent::Resumed => self.state = RunState::Running,
+            WorkerEvent::Busy => self.push_log("a run is already going".into()),
+            WorkerEvent::Finished(result) => {
+                self.state = RunState::Idle;
+                match result {
+                    Ok(s) => self.push_log(format!(
+                        "{}: {} epochs, best mIoU {:.4}",
+                        s.status,
+                        s.epochs,
+                        s.best_mean_iou.unwrap_or(0.0)
+                    )),
+                    Err(e) => self.push_log(format!("training failed: {e}")),
+                }
+                self.last_summary = Some(result.clone());
+            }
+        }
+    }
+
+    fn push_log(&mut self, line: String) {
+        self.log.push(line);
+        if self.log.len() > 200 {
+            self.log.remove(0);
+        }
+    }
+
+    /// Fraction done and the text of the progress bar.
+    pub fn progress_text(&self) -> (f32, String) {
+        let Some(start) = &self.progress.start else {
+            return (0.0, "not started".into());
+        };
+        let total = start.total_steps.max(1);
+        let done = self.progress.step.min(total);
+        let batch = (start.train_images / start.steps_per_epoch.max(1)).max(1);
+        let speed = self.progress.images_per_sec.unwrap_or(0.0);
+        let eta = match speed > 0.0 {
+            true => format!("{:.0} s", ((total - done) * batch) as f64 / speed),
+            false => "?".into(),
+        };
+        (
+            done as f32 / total as f32,
+            format!(
+                "epoch {}/{}  step {done}/{total}  {speed:.1} img/s  ETA {eta}",
+                self.progress.epoch.max(1),
+                start.epochs
+            ),
+        )
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                ui.set_width(260.0);
+                self.controls(ui, commands);
+            });
+            ui.separator();
+            self.plots(ui);
+        });
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        let idle = self.state == RunState::Idle;
+        ui.horizontal(|ui| {
+            if ui.add_enabled(idle, egui::Button::new("Train")).clicked() {
+                commands.push(Command::StartTraining);
+            }
+            match self.state {
+                RunState::Running => {
+                    if ui.button("Pause").clicked() {
+                        commands.push(Command::PauseTraining);
+                    }
+                }
+                RunState::Paused => {
+                    if ui.button("Resume").clicked() {
+                        commands.push(Command::ResumeTraining);
+                    }
+                }
+                RunState::Idle => {}
+            }
+            if ui.add_enabled(!idle, egui::Button::new("Stop")).clicked() {
+                commands.push(Command::StopTraining);
+            }
+        });
+        let (fraction, text) = self.progress_text();
+        ui.add(egui::ProgressBar::new(fraction).text(text));
+        ui.add_enabled_ui(idle, |ui| {
+            ui.horizontal(|ui| {
+                for (preset, name) in [(Preset::Quick, "Quick"), (Preset::Full, "Full")] {
+                    if ui.selectable_label(self.preset == preset, name).clicked() {
+                        self.preset = preset;
+                        self.config = preset.config();
+                    }
+                }
+                egui::ComboBox::from_label("Device")
+                    .selected_text(self.device.to_string())
+                    .show_ui(ui, |ui| {
+                        for d in [DeviceChoice::Auto, DeviceChoice::Gpu, DeviceChoice::Cpu] {
+                            ui.selectable_value(&mut self.device, d, d.to_string());
+                        }
+                    });
+            });
+            egui::CollapsingHeader::new("Hyper-parameters").show(ui, |ui| {
+                let c = &mut self.config;
+                egui::Grid::new("hyper").num_columns(2).show(ui, |ui| {
+                    ui.label("Epochs");
+                    ui.add(egui::DragValue::new(&mut c.epochs).range(1..=10_000));
+                    ui.end_row();
+                    ui.label("Batch size");
+                    ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=256));
+                    ui.end_row();
+                    ui.label("Size (w x h)");
+                    ui.horizontal(|ui| {
+                        ui.add(egui::DragValue::new(&mut c.size[0]).range(16..=4096));
+                        ui.add(egui::DragValue::new(&mut c.size[1]).range(16..=4096));
+                    });
+                    ui.end_row();
+                    ui.label("UNet width / depth");
+                    ui.horizontal(|ui| {
+                        ui.add(egui::DragValue::new(&mut c.model.base_width).range(1..=128));
+                        ui.add(egui::DragValue::new(&mut c.model.depth).range(1..=6));
+                    });
+                    ui.end_row();
+                    ui.label("Learning rate");
+                    ui.add(
+                        egui::DragValue::new(&mut c.lr)
+                            .speed(1e-4)
+                            .range(1e-6..=1.0),
+                    );
+                    ui.end_row();
+                    ui.label("Loss CE / Dice / Focal");
+                    ui.horizontal(|ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut c.loss.ce)
+                                .speed(0.05)
+                                .range(0.0..=10.0),
+                        );
+                        ui.add(
+                            egui::DragValue::new(&mut c.loss.dice)
+                                .speed(0.05)
+                                .range(0.0..=10.0),
+                        );
+                        ui.add(
+                            egui::DragValue::new(&mut c.loss.focal)
+                                .speed(0.05)
+                                .range(0.0..=10.0),
+                        );
+                    });
+                    ui.end_row();
+                    ui.label("Augmentation");
+                    let mut on = c.augment.is_some();
+                    if ui.checkbox(&mut on, "").changed() {
+                        c.augment = on.then(Default::default);
+                    }
+                    ui.end_row();
+                });
+            });
+        });
+        if let Some(line) = self.log.last() {
+            ui.label(line);
+        }
+    }
+
+    fn plots(&self, ui: &mut egui::Ui) {
+        let height = (ui.available_height() - 8.0).max(80.0);
+        let width = ((ui.available_width() - 16.0) / 2.0).max(120.0);
+        let link = ui.make_persistent_id("training-x");
+        ui.vertical(|ui| {
+            ui.set_width(width);
+            Plot::new("loss")
+                .height(height)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .x_axis_label("step")
+                .show(ui, |plot| {
+                    plot.line(Line::new("train loss", self.curves.train_loss.clone()));
+                    plot.line(Line::new("smoothed", self.curves.smoothed_loss()));
+                    plot.line(Line::new("val loss", self.curves.val_loss.clone()));
+                });
+        });
+        ui.vertical(|ui| {
+            ui.set_width(width);
+            Plot::new("iou")
+                .height(height)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .x_axis_label("step")
+                .show(ui, |plot| {
+                    plot.line(Line::new("mIoU", self.curves.mean_iou.clone()).width(2.5));
+                    for (name, points) in &self.curves.class_iou {
+                        plot.line(Line::new(name.clone(), points.clone()));
+                    }
+                });
+        });
+    }
+}
+
+/// How long the UI spends on worker events per frame.
+pub const EVENT_BUDGET: Duration = Duration::from_millis(4);

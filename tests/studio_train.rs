@@ -1,0 +1,89 @@
+#![cfg(feature = "gui")]
+//! Training from the studio: click Train with a tiny configuration, see the first epoch's curve
+//! point, the progress and a live prediction arrive while the UI keeps running; Stop leaves a
+//! checkpoint.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use roadseg::core::dataset::sample::{SampleConfig, generate};
+use roadseg::core::device::DeviceChoice;
+use roadseg::studio::Studio;
+use roadseg::studio::panels::training::RunState;
+use roadseg::studio::state::PersistedState;
+
+fn wait_for(harness: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn train_from_the_window_then_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = SampleConfig {
+        count: 8,
+        seed: 4,
+        width: 64,
+        height: 48,
+    };
+    generate(&data, &cfg).unwrap();
+    let mut studio = Studio::new(PersistedState::default(), Some(data.clone()));
+    studio.training.runs_root = Some(tmp.path().join("runs"));
+    studio.training.device = DeviceChoice::Cpu;
+    let c = &mut studio.training.config;
+    c.epochs = 500;
+    c.batch_size = 2;
+    c.size = [32, 24];
+    c.num_workers = 1;
+    c.model.depth = 2;
+    c.model.base_width = 4;
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, studio: &mut Studio| studio.ui(ui), studio);
+    harness.run_steps(2);
+    harness.state_mut().wait_for_image();
+    harness.run_steps(2);
+
+    harness.get_by_label("Train").click();
+    harness.run_steps(1);
+    wait_for(&mut harness, "the first epoch", |s| {
+        !s.training.curves.mean_iou.is_empty()
+    });
+    let panel = &harness.state().training;
+    assert_eq!(panel.state, RunState::Running);
+    assert!(panel.progress.step > 0);
+    assert!(!panel.curves.train_loss.is_empty());
+    let (fraction, text) = panel.progress_text();
+    assert!(fraction > 0.0 && text.contains("epoch"), "{text}");
+    wait_for(&mut harness, "a live prediction", |s| {
+        s.canvas.has_prediction()
+    });
+
+    harness.get_by_label("Stop").click();
+    wait_for(&mut harness, "the run to stop", |s| {
+        s.training.state == RunState::Idle
+    });
+    let run = harness.state().training.run_dir.clone().unwrap();
+    assert!(run.starts_with(tmp.path().join("runs")));
+    assert!(run.join("checkpoints/last/model.bpk").is_file());
+    let summary = harness
+        .state()
+        .training
+        .last_summary
+        .clone()
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.status, "stopped");
+    assert!(
+        !Path::new(&data).join("runs").exists(),
+        "the dataset folder gets no runs"
+    );
+}
