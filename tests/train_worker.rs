@@ -44,6 +44,7 @@ fn options() -> TrainOptions {
     TrainOptions {
         device: DeviceChoice::Cpu,
         skip_bad: false,
+        snapshot_labels: true,
     }
 }
 
@@ -124,10 +125,12 @@ fn start_pause_predict_stop_resume() {
         "{s:?}"
     );
     assert!(worker.is_running());
-    assert!(
-        wakes.load(Ordering::Relaxed) >= first.len(),
-        "every event wakes the receiver"
-    );
+    // Every event wakes the receiver (the wake follows the send, so allow it a moment).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while wakes.load(Ordering::Relaxed) < first.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(wakes.load(Ordering::Relaxed) >= first.len());
 
     // A prediction of an image at its own size, with the weights of the run in progress.
     let image = read_rgb(&data.join("images/road_0000.png")).unwrap();
@@ -167,6 +170,16 @@ fn start_pause_predict_stop_resume() {
     );
     let summary = finished(&end).unwrap();
     assert_eq!(summary.status, "stopped");
+    // The run trained on copies of the labels taken at start: painting later changes nothing.
+    let copies = std::fs::read_dir(run.join("labels/train")).unwrap().count();
+    assert!(copies > 0);
+    for mask in std::fs::read_dir(data.join("masks")).unwrap() {
+        std::fs::write(
+            mask.unwrap().path(),
+            b"painted over, then the file got mangled",
+        )
+        .unwrap();
+    }
     assert!(run.join("checkpoints/last/model.bpk").is_file());
     assert!(!worker.is_running());
 

@@ -72,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = TrainOptions {
         device: args.device,
         skip_bad: args.skip_bad,
+        snapshot_labels: false,
     };
     let start = match &args.resume {
         Some(run) => TrainStart::Resume {

@@ -40,6 +40,11 @@ pub enum Command {
     PauseTraining,
     ResumeTraining,
     StopTraining,
+    /// Predict the image on the canvas with the weights of the run in progress.
+    PredictNow,
+    /// Re-read the list of past runs of this dataset.
+    RefreshRuns,
+    DeleteRun(PathBuf),
 }
 
 /// How long unsaved strokes may wait before being written.
@@ -199,6 +204,7 @@ impl Studio {
                         self.canvas.clear();
                         self.dataset_panel.thumbnails.reset();
                         self.tools.reset_draft();
+                        self.training.compare = None;
                         self.selected = None;
                         self.state.last_folder = Some(dir.clone());
                         self.session = Some(session);
@@ -209,6 +215,7 @@ impl Studio {
                             },
                             problems > 0,
                         ));
+                        self.refresh_runs();
                         self.apply(Command::Select(0));
                     }
                     Err(e) => self.report(e, true),
@@ -261,6 +268,32 @@ impl Studio {
             Command::PauseTraining => self.to_worker(WorkerCommand::Pause),
             Command::ResumeTraining => self.to_worker(WorkerCommand::Resume),
             Command::StopTraining => self.to_worker(WorkerCommand::Stop),
+            Command::RefreshRuns => self.refresh_runs(),
+            Command::DeleteRun(dir) => {
+                // Only folders that are runs, and only inside this dataset's runs folder.
+                let inside = self.runs_folder().is_some_and(|f| dir.starts_with(f));
+                let is_run = crate::core::train::run_dir::RunDir::new(&dir).exists();
+                if inside && is_run {
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => {
+                            self.message = Some((format!("deleted {}", dir.display()), false))
+                        }
+                        Err(e) => {
+                            self.report(format!("could not delete {}: {e}", dir.display()), true)
+                        }
+                    }
+                }
+                self.refresh_runs();
+            }
+            Command::PredictNow => {
+                if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
+                    self.state.show_prediction = true;
+                    self.to_worker(WorkerCommand::Predict(PredictRequest {
+                        tag: index as u64,
+                        image,
+                    }));
+                }
+            }
         }
     }
 
@@ -292,16 +325,9 @@ impl Studio {
                 }
             }
         }
-        let name = session
-            .root
-            .file_name()
-            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
-        let runs = self
-            .training
-            .runs_root
-            .clone()
-            .unwrap_or_else(|| workspace::data_dir().join("runs"))
-            .join(name);
+        let Some(runs) = self.runs_folder() else {
+            return;
+        };
         let out = (1..)
             .map(|n| runs.join(format!("run-{n}")))
             .find(|p| !p.exists())
@@ -318,6 +344,8 @@ impl Studio {
             device: self.training.device,
             // Painting in progress may leave odd files: train on the rest, say how many.
             skip_bad: true,
+            // The user keeps painting: this run trains on the masks as they are now.
+            snapshot_labels: true,
         };
         let Some(worker) = &self.worker else { return };
         worker.send(WorkerCommand::Start(Box::new(start), options));
@@ -327,6 +355,28 @@ impl Studio {
                 image,
             })));
         }
+    }
+
+    /// Where this dataset's runs go: `<runs root>/<dataset folder name>`.
+    pub fn runs_folder(&self) -> Option<PathBuf> {
+        let session = self.session.as_ref()?;
+        let name = session
+            .root
+            .file_name()
+            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
+        let root = self
+            .training
+            .runs_root
+            .clone()
+            .unwrap_or_else(|| workspace::data_dir().join("runs"));
+        Some(root.join(name))
+    }
+
+    fn refresh_runs(&mut self) {
+        self.training.runs = self
+            .runs_folder()
+            .map(|f| super::panels::training::scan_runs(&f))
+            .unwrap_or_default();
     }
 
     /// The image on the canvas, re-read from disk (the canvas keeps only textures).
@@ -348,7 +398,14 @@ impl Studio {
             if let WorkerEvent::Finished(Err(e)) = &event {
                 self.message = Some((format!("training failed: {e}"), true));
             }
+            let refresh = matches!(
+                event,
+                WorkerEvent::Finished(_) | WorkerEvent::Train(TrainEvent::Started(_))
+            );
             self.training.on_event(&event);
+            if refresh {
+                self.refresh_runs();
+            }
         }
     }
 

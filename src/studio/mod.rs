@@ -13,14 +13,19 @@ use std::path::PathBuf;
 pub use app::Studio;
 
 /// Opens the studio window on `dir` (or the last folder, or the bundled sample).
-pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
-    // Training on the CPU must not starve the UI: burn's CPU backend and the loaders share
-    // rayon's global pool, so leave one core to the window.
+/// Training on the CPU must not starve the UI: burn's CPU backend and the loaders share
+/// rayon's global pool, so it gets one core less than the machine has. Call before any
+/// compute starts (the pool can be set up only once).
+pub fn leave_a_core_for_the_ui() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cores.saturating_sub(1).max(1))
         .thread_name(|i| format!("compute-{i}"))
         .build_global();
+}
+
+pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    leave_a_core_for_the_ui();
     let options = |renderer| eframe::NativeOptions {
         renderer,
         viewport: egui::ViewportBuilder::default()

@@ -188,6 +188,10 @@ pub struct RunConfig {
     pub device: String,
     /// roadseg version that wrote this file.
     pub roadseg_version: String,
+    /// The labels were copied into the run at start (`labels/` beside this file) and the run
+    /// trains on those copies, so later edits to the dataset's masks do not leak in.
+    #[serde(default)]
+    pub labels_snapshot: bool,
 }
 
 #[cfg(test)]

@@ -58,6 +58,9 @@ pub struct TrainOptions {
     /// Leave out images or labels that cannot be read (counted and reported) instead of
     /// refusing to start.
     pub skip_bad: bool,
+    /// Copy the labels into the run at start and train on the copies (the studio does, since
+    /// the user keeps painting while the run goes).
+    pub snapshot_labels: bool,
 }
 
 /// Facts about the run, sent once when it starts.
@@ -183,11 +186,29 @@ fn prepare(
     let num_classes = index.classes.len();
     config.validate(num_classes)?;
 
-    let train_all = index.labelled_in(Split::Train);
-    let val_all = index.labelled_in(Split::Val);
-    let checked_train = validate(&index, &train_all);
-    let checked_val = validate(&index, &val_all);
-    let mut problems = index.problems.clone();
+    let snapshot = match &saved {
+        Some(saved) => saved.labels_snapshot,
+        None => options.snapshot_labels,
+    };
+    let labels = run.root().join("labels");
+    // A resumed snapshot run reads its own copies, whatever the dataset's masks are now.
+    let candidates = |split: Split| -> Result<Vec<Sample>, TrainError> {
+        match (snapshot, saved.is_some()) {
+            (true, true) => {
+                let all = index.samples.iter().filter(|s| s.split == split).cloned();
+                use_snapshot(all.collect(), &labels, false)
+            }
+            _ => Ok(index.labelled_in(split).into_iter().cloned().collect()),
+        }
+    };
+    let train_all = candidates(Split::Train)?;
+    let val_all = candidates(Split::Val)?;
+    let checked_train = validate(&index, &train_all.iter().collect::<Vec<_>>());
+    let checked_val = validate(&index, &val_all.iter().collect::<Vec<_>>());
+    let mut problems = match saved.is_some() && snapshot {
+        true => Vec::new(),
+        false => index.problems.clone(),
+    };
     problems.extend(checked_train.problems.iter().cloned());
     problems.extend(checked_val.problems.iter().cloned());
     if !problems.is_empty() {
@@ -199,8 +220,12 @@ fn prepare(
             problems.len()
         ));
     }
-    let train: Vec<Sample> = checked_train.good.into_iter().cloned().collect();
+    let mut train: Vec<Sample> = checked_train.good.into_iter().cloned().collect();
     let mut val: Vec<Sample> = checked_val.good.into_iter().cloned().collect();
+    if snapshot && saved.is_none() {
+        train = use_snapshot(train, &labels, true)?;
+        val = use_snapshot(val, &labels, true)?;
+    }
     if train.is_empty() {
         return Err(TrainError::NoTrainingImages(index.root.clone()));
     }
@@ -231,6 +256,7 @@ fn prepare(
                 train: config,
                 device: options.device.to_string(),
                 roadseg_version: env!("CARGO_PKG_VERSION").to_string(),
+                labels_snapshot: snapshot,
             }
         }
     };
@@ -244,6 +270,42 @@ fn prepare(
         index,
         resumed,
     })
+}
+
+/// Points each sample's label at its copy under `labels/<split>/<name>.<ext>`: copying it
+/// there first (`copy`, a new run), or keeping only samples that have a copy (a resumed run:
+/// what was labelled when the run started, as it was then).
+fn use_snapshot(
+    samples: Vec<Sample>,
+    labels: &Path,
+    copy: bool,
+) -> Result<Vec<Sample>, TrainError> {
+    let io = |path: &Path, e: std::io::Error| {
+        TrainError::RunDir(RunDirError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })
+    };
+    let mut kept = Vec::with_capacity(samples.len());
+    for mut sample in samples {
+        let Some(label) = sample.label.clone() else {
+            continue;
+        };
+        let ext = label
+            .extension()
+            .map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned());
+        let dir = labels.join(sample.split.as_str());
+        let target = dir.join(format!("{}.{ext}", sample.name));
+        if copy {
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            std::fs::copy(&label, &target).map_err(|e| io(&label, e))?;
+        } else if !target.is_file() {
+            continue;
+        }
+        sample.label = Some(target);
+        kept.push(sample);
+    }
+    Ok(kept)
 }
 
 /// Trains until the configured epochs are done, early stopping triggers, `control` says stop,
@@ -423,6 +485,9 @@ impl<'a> Loop<'a> {
             let mut window_images = 0usize;
             let mut iter = self.train_loader.epoch_from(epoch, self.state.batch);
             loop {
+                // The batch first: a stop between the last step and the validation lets the
+                // epoch finish, so a stopped run never resumes into an empty epoch.
+                let Some(batch) = iter.next() else { break };
                 control.wait_while_paused();
                 if control.stop_requested() {
                     status = "stopped";
@@ -435,7 +500,6 @@ impl<'a> Loop<'a> {
                     self.checkpoint(CheckpointKind::Last)?;
                     break 'epochs;
                 }
-                let Some(batch) = iter.next() else { break };
                 let batch = batch.map_err(TrainError::Loader)?;
                 let images = batch.images.dims()[0];
                 let lr = lr_at(

@@ -8,7 +8,7 @@ use egui_plot::{Legend, Line, Plot};
 
 use crate::core::device::DeviceChoice;
 use crate::core::train::config::TrainConfig;
-use crate::core::train::run_dir::{MetricRecord, Summary, read_metrics};
+use crate::core::train::run_dir::{MetricRecord, RunDir, Summary, read_metrics};
 use crate::core::train::trainer::{StartInfo, TrainEvent};
 use crate::core::train::worker::WorkerEvent;
 use crate::studio::app::Command;
@@ -134,6 +134,69 @@ pub struct TrainingPanel {
     pub log: Vec<String>,
     /// Where new runs go (default: the user's data folder, `runs/<dataset>`).
     pub runs_root: Option<PathBuf>,
+    /// The past runs of this dataset, as last scanned.
+    pub runs: Vec<RunRow>,
+    /// A second run drawn dashed over the current curves.
+    pub compare: Option<(String, Curves)>,
+    /// Run waiting for a second click on Delete.
+    delete_armed: Option<PathBuf>,
+}
+
+/// One past run in the runs list.
+#[derive(Clone, Debug)]
+pub struct RunRow {
+    pub dir: PathBuf,
+    pub name: String,
+    /// summary.json, when the run ended.
+    pub summary: Option<Summary>,
+    /// One line about the config (model, size, epochs, optimiser).
+    pub config: String,
+}
+
+/// The runs in `folder`, newest name last.
+pub fn scan_runs(folder: &Path) -> Vec<RunRow> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut rows: Vec<RunRow> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|dir| RunDir::new(dir).exists())
+        .map(|dir| {
+            let run = RunDir::new(&dir);
+            let config = run.read_config().map_or_else(
+                |e| e.to_string(),
+                |c| {
+                    format!(
+                        "UNet w{} d{}, {}x{}, {} epochs, lr {}",
+                        c.model.base_width,
+                        c.model.depth,
+                        c.train.size[0],
+                        c.train.size[1],
+                        c.train.epochs,
+                        c.train.lr
+                    )
+                },
+            );
+            RunRow {
+                name: dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                summary: run.read_summary().ok(),
+                config,
+                dir,
+            }
+        })
+        .collect();
+    // run-2 before run-10.
+    rows.sort_by_key(|r| {
+        let number = r
+            .name
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok());
+        (number.unwrap_or(u64::MAX), r.name.clone())
+    });
+    rows
 }
 
 impl Default for TrainingPanel {
@@ -149,6 +212,9 @@ impl Default for TrainingPanel {
             run_dir: None,
             log: Vec::new(),
             runs_root: None,
+            runs: Vec::new(),
+            compare: None,
+            delete_armed: None,
         }
     }
 }
@@ -269,6 +335,16 @@ impl TrainingPanel {
         });
         let (fraction, text) = self.progress_text();
         ui.add(egui::ProgressBar::new(fraction).text(text));
+        if let Some(start) = &self.progress.start {
+            // Says which device runs, and why when the GPU was not used.
+            ui.label(egui::RichText::new(&start.device).small());
+        }
+        if ui
+            .add_enabled(!idle, egui::Button::new("Predict this image now"))
+            .clicked()
+        {
+            commands.push(Command::PredictNow);
+        }
         ui.add_enabled_ui(idle, |ui| {
             ui.horizontal(|ui| {
                 for (preset, name) in [(Preset::Quick, "Quick"), (Preset::Full, "Full")] {
@@ -344,39 +420,113 @@ impl TrainingPanel {
         if let Some(line) = self.log.last() {
             ui.label(line);
         }
+        egui::CollapsingHeader::new("Runs").show(ui, |ui| self.runs_ui(ui, commands));
+    }
+
+    fn runs_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        if ui.button("Refresh").clicked() {
+            commands.push(Command::RefreshRuns);
+        }
+        let idle = self.state == RunState::Idle;
+        for row in self.runs.clone() {
+            ui.separator();
+            let result = match &row.summary {
+                Some(s) => format!(
+                    "{}, best mIoU {:.3}, {:.0} s",
+                    s.status,
+                    s.best_mean_iou.unwrap_or(0.0),
+                    s.elapsed_secs
+                ),
+                None => "unfinished".to_string(),
+            };
+            ui.label(egui::RichText::new(&row.name).strong());
+            ui.label(egui::RichText::new(format!("{result}\n{}", row.config)).small());
+            ui.horizontal(|ui| {
+                if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
+                    match Curves::load(&row.dir) {
+                        Ok(curves) => {
+                            self.curves = curves;
+                            self.run_dir = Some(row.dir.clone());
+                        }
+                        Err(e) => self.push_log(e),
+                    }
+                }
+                if ui.button("Compare").clicked() {
+                    match Curves::load(&row.dir) {
+                        Ok(curves) => self.compare = Some((row.name.clone(), curves)),
+                        Err(e) => self.push_log(e),
+                    }
+                }
+                let armed = self.delete_armed.as_ref() == Some(&row.dir);
+                let label = if armed { "Really delete" } else { "Delete" };
+                let running_here = !idle && self.run_dir.as_ref() == Some(&row.dir);
+                if ui
+                    .add_enabled(!running_here, egui::Button::new(label))
+                    .clicked()
+                {
+                    if armed {
+                        self.delete_armed = None;
+                        commands.push(Command::DeleteRun(row.dir.clone()));
+                    } else {
+                        self.delete_armed = Some(row.dir.clone());
+                    }
+                }
+            });
+        }
+        if self.compare.is_some() && ui.button("Clear comparison").clicked() {
+            self.compare = None;
+        }
     }
 
     fn plots(&self, ui: &mut egui::Ui) {
         let height = (ui.available_height() - 8.0).max(80.0);
-        let width = ((ui.available_width() - 16.0) / 2.0).max(120.0);
+        let width = ((ui.available_width() - 24.0) / 3.0).max(100.0);
         let link = ui.make_persistent_id("training-x");
-        ui.vertical(|ui| {
-            ui.set_width(width);
-            Plot::new("loss")
-                .height(height)
-                .legend(Legend::default())
-                .link_axis(link, [true, false])
-                .x_axis_label("step")
-                .show(ui, |plot| {
-                    plot.line(Line::new("train loss", self.curves.train_loss.clone()));
-                    plot.line(Line::new("smoothed", self.curves.smoothed_loss()));
-                    plot.line(Line::new("val loss", self.curves.val_loss.clone()));
-                });
-        });
-        ui.vertical(|ui| {
-            ui.set_width(width);
-            Plot::new("iou")
-                .height(height)
-                .legend(Legend::default())
-                .link_axis(link, [true, false])
-                .x_axis_label("step")
-                .show(ui, |plot| {
-                    plot.line(Line::new("mIoU", self.curves.mean_iou.clone()).width(2.5));
-                    for (name, points) in &self.curves.class_iou {
-                        plot.line(Line::new(name.clone(), points.clone()));
-                    }
-                });
-        });
+        let curves = &self.curves;
+        let plot = |ui: &mut egui::Ui, id: &str, lines: Vec<Line<'static>>| {
+            ui.vertical(|ui| {
+                ui.set_width(width);
+                Plot::new(id)
+                    .height(height)
+                    .legend(Legend::default())
+                    .link_axis(link, [true, false])
+                    .x_axis_label("step")
+                    .show(ui, |plot| {
+                        for line in lines {
+                            plot.line(line);
+                        }
+                    });
+            });
+        };
+        let dashed = egui_plot::LineStyle::dashed_loose();
+        let mut loss = vec![
+            Line::new("train loss", curves.train_loss.clone()),
+            Line::new("smoothed", curves.smoothed_loss()),
+            Line::new("val loss", curves.val_loss.clone()),
+        ];
+        let mut iou = vec![Line::new("mIoU", curves.mean_iou.clone()).width(2.5)];
+        if let Some((name, other)) = &self.compare {
+            loss.push(Line::new(format!("{name} smoothed"), other.smoothed_loss()).style(dashed));
+            loss.push(Line::new(format!("{name} val loss"), other.val_loss.clone()).style(dashed));
+            iou.push(
+                Line::new(format!("{name} mIoU"), other.mean_iou.clone())
+                    .width(2.5)
+                    .style(dashed),
+            );
+        }
+        plot(ui, "loss", loss);
+        iou.extend(
+            curves
+                .class_iou
+                .iter()
+                .map(|(name, points)| Line::new(name.clone(), points.clone())),
+        );
+        plot(ui, "iou", iou);
+        plot(
+            ui,
+            "lr",
+            vec![Line::new("learning rate", curves.lr.clone())],
+        );
     }
 }
 
