@@ -45,6 +45,7 @@ fn options() -> TrainOptions {
         device: DeviceChoice::Cpu,
         skip_bad: false,
         snapshot_labels: true,
+        cpu_fallback: false,
     }
 }
 
@@ -216,7 +217,17 @@ fn predictions_after_each_epoch_and_errors_are_events() {
     let err = finished(&events).unwrap_err();
     assert!(err.contains("nowhere"), "{err}");
 
-    worker.send(new_run(&data, &tmp.path().join("run"), 3));
+    // Asking for a GPU where there is none: with the fallback the CPU trains, and says so.
+    let no_gpu = !roadseg::core::device::gpu_available();
+    let start = match new_run(&data, &tmp.path().join("run"), 3) {
+        WorkerCommand::Start(start, mut options) if no_gpu => {
+            options.device = DeviceChoice::Gpu;
+            options.cpu_fallback = true;
+            WorkerCommand::Start(start, options)
+        }
+        other => other,
+    };
+    worker.send(start);
     let image = read_rgb(&data.join("images/road_0001.png")).unwrap();
     worker.send(WorkerCommand::PredictEachEpoch(Some(PredictRequest {
         tag: 1,

@@ -73,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         device: args.device,
         skip_bad: args.skip_bad,
         snapshot_labels: false,
+        cpu_fallback: false,
     };
     let start = match &args.resume {
         Some(run) => TrainStart::Resume {

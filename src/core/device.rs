@@ -123,6 +123,16 @@ fn hardware_gpus() -> (Vec<(Device, &'static str)>, bool) {
     (found, has_software)
 }
 
+/// The hardware wgpu adapters, described by kind ("discrete GPU", ...), best first, plus
+/// whether a software rasteriser exists; opens nothing.
+pub fn list_gpus() -> (Vec<String>, bool) {
+    let (gpus, software) = hardware_gpus();
+    (
+        gpus.into_iter().map(|(_, kind)| kind.to_string()).collect(),
+        software,
+    )
+}
+
 /// Whether a hardware wgpu adapter is present (does not open it).
 pub fn gpu_available() -> bool {
     !hardware_gpus().0.is_empty()

@@ -346,6 +346,9 @@ impl Studio {
             skip_bad: true,
             // The user keeps painting: this run trains on the masks as they are now.
             snapshot_labels: true,
+            // A GPU that fails to start must not stop the user: the CPU takes over, said in
+            // the panel's log line.
+            cpu_fallback: true,
         };
         let Some(worker) = &self.worker else { return };
         worker.send(WorkerCommand::Start(Box::new(start), options));

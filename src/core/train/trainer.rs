@@ -61,6 +61,9 @@ pub struct TrainOptions {
     /// Copy the labels into the run at start and train on the copies (the studio does, since
     /// the user keeps painting while the run goes).
     pub snapshot_labels: bool,
+    /// When the GPU asked for cannot be used, train on the CPU (with a log line) instead of
+    /// failing.
+    pub cpu_fallback: bool,
 }
 
 /// Facts about the run, sent once when it starts.
@@ -317,7 +320,16 @@ pub fn train(
     control: &Control,
 ) -> Result<Summary, TrainError> {
     let prepared = prepare(start, options, &mut |line| on_event(TrainEvent::Log(line)))?;
-    let (device, device_name) = resolve(options.device)?;
+    let (device, device_name) = match resolve(options.device) {
+        Ok(found) => found,
+        Err(e) if options.cpu_fallback => {
+            on_event(TrainEvent::Log(format!(
+                "the GPU could not be used ({e}); training on the CPU"
+            )));
+            resolve(DeviceChoice::Cpu)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     Loop::new(prepared, device, device_name, on_event)?.run(control)
 }
 

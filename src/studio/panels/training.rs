@@ -140,6 +140,8 @@ pub struct TrainingPanel {
     pub compare: Option<(String, Curves)>,
     /// Run waiting for a second click on Delete.
     delete_armed: Option<PathBuf>,
+    /// What the device picker found (hardware adapters; software rasteriser present).
+    gpus: Option<(Vec<String>, bool)>,
 }
 
 /// One past run in the runs list.
@@ -215,6 +217,7 @@ impl Default for TrainingPanel {
             runs: Vec::new(),
             compare: None,
             delete_armed: None,
+            gpus: None,
         }
     }
 }
@@ -356,9 +359,30 @@ impl TrainingPanel {
                 egui::ComboBox::from_label("Device")
                     .selected_text(self.device.to_string())
                     .show_ui(ui, |ui| {
-                        for d in [DeviceChoice::Auto, DeviceChoice::Gpu, DeviceChoice::Cpu] {
-                            ui.selectable_value(&mut self.device, d, d.to_string());
+                        // Listed when the picker opens: enumerating adapters opens nothing
+                        // but is not free, so not every frame.
+                        let (gpus, software) = self
+                            .gpus
+                            .get_or_insert_with(crate::core::device::list_gpus)
+                            .clone();
+                        ui.selectable_value(&mut self.device, DeviceChoice::Auto, "auto");
+                        for (i, gpu) in gpus.iter().enumerate() {
+                            let label = match i {
+                                0 => format!("gpu: {gpu}"),
+                                _ => format!("({gpu}: not used)"),
+                            };
+                            ui.add_enabled_ui(i == 0, |ui| {
+                                ui.selectable_value(&mut self.device, DeviceChoice::Gpu, label);
+                            });
                         }
+                        if gpus.is_empty() {
+                            let why = match software {
+                                true => "no GPU (only a software rasteriser)",
+                                false => "no GPU found",
+                            };
+                            ui.add_enabled(false, egui::Button::new(why));
+                        }
+                        ui.selectable_value(&mut self.device, DeviceChoice::Cpu, "cpu");
                     });
             });
             egui::CollapsingHeader::new("Hyper-parameters").show(ui, |ui| {
