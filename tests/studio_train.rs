@@ -52,6 +52,9 @@ fn train_from_the_window_then_stop() {
     harness.state_mut().wait_for_image();
     harness.run_steps(2);
 
+    // The hyper-parameters open (and pass kittest's accessibility check).
+    harness.get_by_label("Hyper-parameters").click();
+    harness.run_steps(2);
     harness.get_by_label("Train").click();
     harness.run_steps(1);
     wait_for(&mut harness, "the first epoch", |s| {

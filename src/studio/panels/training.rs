@@ -8,6 +8,7 @@ use egui_plot::{Legend, Line, Plot};
 
 use crate::core::device::DeviceChoice;
 use crate::core::train::config::TrainConfig;
+use crate::core::train::optim::{OptimizerKind, ScheduleConfig};
 use crate::core::train::run_dir::{MetricRecord, RunDir, Summary, read_metrics};
 use crate::core::train::trainer::{StartInfo, TrainEvent};
 use crate::core::train::worker::WorkerEvent;
@@ -434,11 +435,13 @@ impl TrainingPanel {
                     ui.end_row();
                     ui.label("Augmentation");
                     let mut on = c.augment.is_some();
-                    if ui.checkbox(&mut on, "").changed() {
+                    if ui.checkbox(&mut on, "on").changed() {
                         c.augment = on.then(Default::default);
                     }
                     ui.end_row();
                 });
+                optimizer_picker(ui, &mut c.optimizer.kind);
+                schedule_picker(ui, &mut c.schedule);
             });
         });
         if let Some(line) = self.log.last() {
@@ -552,6 +555,61 @@ impl TrainingPanel {
             vec![Line::new("learning rate", curves.lr.clone())],
         );
     }
+}
+
+fn optimizer_picker(ui: &mut egui::Ui, kind: &mut OptimizerKind) {
+    let name = |k: &OptimizerKind| match k {
+        OptimizerKind::Sgd { .. } => "SGD, momentum 0.9",
+        OptimizerKind::Adam { .. } => "Adam",
+        OptimizerKind::AdamW { .. } => "AdamW",
+        OptimizerKind::RmsProp { .. } => "RMSprop",
+    };
+    egui::ComboBox::from_label("Optimiser")
+        .selected_text(name(kind))
+        .show_ui(ui, |ui| {
+            for option in [
+                OptimizerKind::sgd(),
+                OptimizerKind::adam(),
+                OptimizerKind::adamw(),
+                OptimizerKind::rmsprop(),
+            ] {
+                let selected = std::mem::discriminant(kind) == std::mem::discriminant(&option);
+                if ui.selectable_label(selected, name(&option)).clicked() {
+                    *kind = option;
+                }
+            }
+        });
+}
+
+fn schedule_picker(ui: &mut egui::Ui, schedule: &mut ScheduleConfig) {
+    let name = |s: &ScheduleConfig| match s {
+        ScheduleConfig::Constant => "constant",
+        ScheduleConfig::Step { .. } => "step (x0.5 every 100)",
+        ScheduleConfig::Cosine { .. } => "cosine",
+        ScheduleConfig::WarmupCosine { .. } => "warm-up + cosine",
+    };
+    let options = [
+        ScheduleConfig::Constant,
+        ScheduleConfig::Step {
+            step_size: 100,
+            gamma: 0.5,
+        },
+        ScheduleConfig::Cosine { min_lr: 1e-5 },
+        ScheduleConfig::WarmupCosine {
+            warmup_steps: 20,
+            min_lr: 1e-5,
+        },
+    ];
+    egui::ComboBox::from_label("Schedule")
+        .selected_text(name(schedule))
+        .show_ui(ui, |ui| {
+            for option in options {
+                let selected = std::mem::discriminant(schedule) == std::mem::discriminant(&option);
+                if ui.selectable_label(selected, name(&option)).clicked() {
+                    *schedule = option;
+                }
+            }
+        });
 }
 
 /// How long the UI spends on worker events per frame.
