@@ -59,6 +59,17 @@ fn screen(harness: &Harness<'_, Studio>, x: f32, y: f32) -> Pos2 {
     harness.state().canvas.image_to_screen([x, y])
 }
 
+/// A click on image pixel (x, y): hover, press, release, as a mouse does over several frames.
+fn click_image(harness: &mut Harness<'_, Studio>, x: f32, y: f32) {
+    let pos = screen(harness, x, y);
+    harness.hover_at(pos);
+    harness.step();
+    harness.drag_at(pos);
+    harness.step();
+    harness.drop_at(pos);
+    harness.run_steps(2);
+}
+
 fn mask(harness: &Harness<'_, Studio>) -> Mask {
     harness
         .state()
@@ -145,13 +156,7 @@ fn paint_save_undo_redo_navigate_and_fill() {
     harness.key_press(Key::Num4);
     harness.state_mut().state.tool = Tool::Fill;
     harness.run_steps(1);
-    let pos = screen(&harness, 80.5, 10.5);
-    harness.hover_at(pos);
-    harness.step();
-    harness.drag_at(pos);
-    harness.step();
-    harness.drop_at(pos);
-    harness.run_steps(2);
+    click_image(&mut harness, 80.5, 10.5);
     let filled = mask(&harness);
     assert_eq!(filled.get(80, 10), 3);
     assert_eq!(filled.get(0, 0), 3);
@@ -254,10 +259,6 @@ fn thumbnails_and_classes() {
     harness.state_mut().state.outline = true;
     harness.state_mut().state.tool = Tool::Brush;
     harness.run_steps(1);
-    let pos = screen(&harness, 50.0, 50.0);
-    harness.drag_at(pos);
-    harness.step();
-    harness.drop_at(pos);
-    harness.run_steps(2);
+    click_image(&mut harness, 50.0, 50.0);
     assert_ne!(mask(&harness).get(50, 50), IGNORE);
 }

@@ -578,30 +578,28 @@ impl<'a> Loop<'a> {
                     window_images = 0;
                 }
                 test_hooks::maybe_abort_at_step(self.state.step);
-                if let Some(request) = control.take_now() {
-                    let event = predict_event(
-                        &self.model,
-                        &self.run_config,
-                        &self.device,
-                        &self.run,
-                        request,
-                    );
-                    (self.on_event)(event);
-                }
-            }
-
-            let record = self.validate(epoch)?;
-            last_validation = Some(record.clone());
-            if let Some(request) = control.epoch_request() {
-                let event = predict_event(
+                let request = control.take_now();
+                predict(
                     &self.model,
                     &self.run_config,
                     &self.device,
                     &self.run,
                     request,
+                    self.on_event,
                 );
-                (self.on_event)(event);
             }
+
+            let record = self.validate(epoch)?;
+            last_validation = Some(record.clone());
+            let request = control.epoch_request();
+            predict(
+                &self.model,
+                &self.run_config,
+                &self.device,
+                &self.run,
+                request,
+                self.on_event,
+            );
             let miou = record.mean_iou.unwrap_or(0.0);
             // Any gain makes a new best checkpoint; only a gain of `min_delta` resets the
             // early-stopping patience.
@@ -725,27 +723,31 @@ impl<'a> Loop<'a> {
     }
 }
 
-/// Predicts an image with the current weights; a failure is a log line, not an error.
-fn predict_event(
+/// Predicts the requested image (if any) with the current weights and reports the mask; a
+/// failure is a log line, not an error. Takes the loop's parts, not the loop, so it can run
+/// while the epoch's batch iterator borrows the loader.
+fn predict(
     model: &UNet,
     run_config: &RunConfig,
     device: &Device,
     run: &RunDir,
-    request: PredictRequest,
-) -> TrainEvent {
+    request: Option<PredictRequest>,
+    on_event: &mut dyn FnMut(TrainEvent),
+) {
+    let Some(request) = request else { return };
     let predictor = Predictor::from_model(
         model,
         run_config.clone(),
         device.clone(),
         run.checkpoint_dir(CheckpointKind::Last),
     );
-    match predictor.predict(&request.image) {
+    on_event(match predictor.predict(&request.image) {
         Ok(mask) => TrainEvent::Prediction {
             tag: request.tag,
             mask,
         },
         Err(e) => TrainEvent::Log(format!("prediction failed: {e}")),
-    }
+    });
 }
 
 /// The last validation line of a run's metrics, for a summary after a resume that validated
