@@ -66,6 +66,9 @@ pub struct Args {
     /// Train without the files that cannot be read (their count is printed).
     #[arg(long)]
     skip_bad: bool,
+    /// Print the run's summary (summary.json) on stdout when it ends.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -105,6 +108,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = train(start, &options, &mut |e| progress.on_event(e), &control);
     progress.finish();
     let summary = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     let best = match (summary.best_mean_iou, summary.best_epoch) {
         (Some(miou), Some(epoch)) => format!("best val mIoU {miou:.4} at epoch {epoch}"),
         _ => "no validation yet".to_string(),
