@@ -3,6 +3,7 @@ pub mod config;
 pub mod control;
 pub mod loss;
 pub mod optim;
+mod prepare;
 pub mod run_dir;
 pub mod step;
 pub mod trainer;

@@ -12,19 +12,18 @@ use burn::tensor::Device;
 
 use super::config::{ConfigError, RunConfig, TrainConfig};
 use super::control::{Control, PredictRequest};
-use super::loss::class_weights_from_pixel_counts;
 use super::optim::{SegOptimizer, build_optimizer, lr_at};
+use super::prepare::{Prepared, prepare};
 use super::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
 };
 use super::step::{StepError, eval_step, train_step};
-use crate::core::dataset::info::validate;
 use crate::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, default_workers};
-use crate::core::dataset::{DatasetError, DatasetIndex, Format, Problem, Sample, Split};
+use crate::core::dataset::{DatasetError, Format, Problem, Sample};
 use crate::core::device::{DeviceChoice, DeviceError, resolve};
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
-use crate::core::model::unet::{UNet, UNetConfig};
+use crate::core::model::unet::UNet;
 use crate::core::predict::Predictor;
 
 /// Where training data comes from.
@@ -143,172 +142,6 @@ fn list_problems(problems: &[Problem]) -> String {
         lines.push(format!("  ... and {} more", problems.len() - 20));
     }
     lines.join("\n")
-}
-
-/// Everything resolved before the first step.
-struct Prepared {
-    run: RunDir,
-    run_config: RunConfig,
-    train: Vec<Sample>,
-    val: Vec<Sample>,
-    index: DatasetIndex,
-    resumed: bool,
-}
-
-/// Opens the dataset, checks every sample, and creates (or reopens) the run directory.
-fn prepare(
-    start: TrainStart,
-    options: &TrainOptions,
-    log: &mut dyn FnMut(String),
-) -> Result<Prepared, TrainError> {
-    let (run, data, mut config, saved, resumed) = match start {
-        TrainStart::New { data, config, out } => {
-            let run = RunDir::new(out);
-            if run.exists() {
-                return Err(TrainError::RunExists(run.root().to_path_buf()));
-            }
-            (run, data, *config, None, false)
-        }
-        TrainStart::Resume { run, epochs } => {
-            let run = RunDir::new(run);
-            let saved = run.read_config()?;
-            let mut config = saved.train.clone();
-            if let Some(epochs) = epochs {
-                config.epochs = epochs;
-            }
-            let format = saved.format.parse().ok();
-            let data = DataSpec {
-                root: saved.data.clone(),
-                format,
-            };
-            (run, data, config, Some(saved), true)
-        }
-    };
-
-    let index = DatasetIndex::open(&data.root, data.format)?;
-    let num_classes = index.classes.len();
-    config.validate(num_classes)?;
-
-    let snapshot = match &saved {
-        Some(saved) => saved.labels_snapshot,
-        None => options.snapshot_labels,
-    };
-    let labels = run.root().join("labels");
-    // A resumed snapshot run reads its own copies, whatever the dataset's masks are now.
-    let candidates = |split: Split| -> Result<Vec<Sample>, TrainError> {
-        match (snapshot, saved.is_some()) {
-            (true, true) => {
-                let all = index.samples.iter().filter(|s| s.split == split).cloned();
-                use_snapshot(all.collect(), &labels, false)
-            }
-            _ => Ok(index.labelled_in(split).into_iter().cloned().collect()),
-        }
-    };
-    let train_all = candidates(Split::Train)?;
-    let val_all = candidates(Split::Val)?;
-    let checked_train = validate(&index, &train_all.iter().collect::<Vec<_>>());
-    let checked_val = validate(&index, &val_all.iter().collect::<Vec<_>>());
-    let mut problems = match saved.is_some() && snapshot {
-        true => Vec::new(),
-        false => index.problems.clone(),
-    };
-    problems.extend(checked_train.problems.iter().cloned());
-    problems.extend(checked_val.problems.iter().cloned());
-    if !problems.is_empty() {
-        if !options.skip_bad {
-            return Err(TrainError::BadFiles(problems));
-        }
-        log(format!(
-            "skipped {} bad file(s) (--skip-bad)",
-            problems.len()
-        ));
-    }
-    let mut train: Vec<Sample> = checked_train.good.into_iter().cloned().collect();
-    let mut val: Vec<Sample> = checked_val.good.into_iter().cloned().collect();
-    if snapshot && saved.is_none() {
-        train = use_snapshot(train, &labels, true)?;
-        val = use_snapshot(val, &labels, true)?;
-    }
-    if train.is_empty() {
-        return Err(TrainError::NoTrainingImages(index.root.clone()));
-    }
-    if val.is_empty() {
-        log("no labelled validation images: validating on the training images".into());
-        val = train.clone();
-    }
-
-    let run_config = match saved {
-        Some(saved) => RunConfig {
-            train: config,
-            ..saved
-        },
-        None => {
-            if config.class_weights_auto {
-                let weights = class_weights_from_pixel_counts(&checked_train.pixels);
-                log(format!("class weights from pixel counts: {weights:.3?}"));
-                config.loss.class_weights = Some(weights);
-            }
-            RunConfig {
-                data: std::path::absolute(&index.root).unwrap_or(index.root.clone()),
-                format: index.format.to_string(),
-                classes: index.classes.0.clone(),
-                model: UNetConfig {
-                    num_classes,
-                    ..config.model.clone()
-                },
-                train: config,
-                device: options.device.to_string(),
-                roadseg_version: env!("CARGO_PKG_VERSION").to_string(),
-                labels_snapshot: snapshot,
-            }
-        }
-    };
-    run.create()?;
-    run.write_config(&run_config)?;
-    Ok(Prepared {
-        run,
-        run_config,
-        train,
-        val,
-        index,
-        resumed,
-    })
-}
-
-/// Points each sample's label at its copy under `labels/<split>/<name>.<ext>`: copying it
-/// there first (`copy`, a new run), or keeping only samples that have a copy (a resumed run:
-/// what was labelled when the run started, as it was then).
-fn use_snapshot(
-    samples: Vec<Sample>,
-    labels: &Path,
-    copy: bool,
-) -> Result<Vec<Sample>, TrainError> {
-    let io = |path: &Path, e: std::io::Error| {
-        TrainError::RunDir(RunDirError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })
-    };
-    let mut kept = Vec::with_capacity(samples.len());
-    for mut sample in samples {
-        let Some(label) = sample.label.clone() else {
-            continue;
-        };
-        let ext = label
-            .extension()
-            .map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned());
-        let dir = labels.join(sample.split.as_str());
-        let target = dir.join(format!("{}.{ext}", sample.name));
-        if copy {
-            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-            std::fs::copy(&label, &target).map_err(|e| io(&label, e))?;
-        } else if !target.is_file() {
-            continue;
-        }
-        sample.label = Some(target);
-        kept.push(sample);
-    }
-    Ok(kept)
 }
 
 /// Trains until the configured epochs are done, early stopping triggers, `control` says stop,
