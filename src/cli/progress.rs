@@ -84,11 +84,8 @@ impl Progress {
         let done = record.step.min(total);
         let width = 24;
         let filled = done * width / total;
-        let batch = (info.train_images / info.steps_per_epoch.max(1)).max(1);
-        let eta = self
-            .speed
-            .filter(|s| *s > 0.0)
-            .map(|s| ((total - done) * batch) as f64 / s)
+        let eta = info
+            .eta_secs(done, self.speed)
             .map_or_else(|| "?".to_string(), format_secs);
         eprint!(
             "\r\x1b[2Kepoch {}/{} [{}{}] step {}/{} loss {:.4} {:.1} img/s ETA {}",

@@ -9,6 +9,7 @@ use roadseg::core::train::config::TrainConfig;
 use roadseg::core::train::control::Control;
 use roadseg::core::train::loss::LossConfig;
 use roadseg::core::train::optim::OptimizerKind;
+use roadseg::core::train::run_dir::next_run_dir;
 use roadseg::core::train::trainer::{DataSpec, TrainOptions, TrainStart, train};
 
 use super::progress::Progress;
@@ -177,14 +178,6 @@ fn build_config(args: &Args) -> anyhow::Result<TrainConfig> {
         config.num_workers = v;
     }
     Ok(config)
-}
-
-/// `runs/run-1`, `runs/run-2`, ...: the first that does not exist.
-fn next_run_dir(parent: &Path) -> PathBuf {
-    (1..)
-        .map(|n| parent.join(format!("run-{n}")))
-        .find(|p| !p.exists())
-        .expect("an unused run number")
 }
 
 fn parse_optimizer(text: &str) -> Result<OptimizerKind, String> {

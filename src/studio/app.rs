@@ -328,10 +328,7 @@ impl Studio {
         let Some(runs) = self.runs_folder() else {
             return;
         };
-        let out = (1..)
-            .map(|n| runs.join(format!("run-{n}")))
-            .find(|p| !p.exists())
-            .expect("an unused run number");
+        let out = crate::core::train::run_dir::next_run_dir(&runs);
         let start = TrainStart::New {
             data: DataSpec {
                 root: session.root.clone(),

@@ -139,6 +139,14 @@ pub struct Summary {
     pub message: Option<String>,
 }
 
+/// `folder/run-1`, `folder/run-2`, ...: the first that does not exist yet.
+pub fn next_run_dir(folder: &Path) -> PathBuf {
+    (1..)
+        .map(|n| folder.join(format!("run-{n}")))
+        .find(|p| !p.exists())
+        .expect("an unused run number")
+}
+
 /// Paths and I/O of one run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -406,6 +414,14 @@ mod tests {
             mean_f1: None,
             classes: None,
         }
+    }
+
+    #[test]
+    fn run_folders_are_numbered_from_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(next_run_dir(tmp.path()), tmp.path().join("run-1"));
+        std::fs::create_dir(tmp.path().join("run-1")).unwrap();
+        assert_eq!(next_run_dir(tmp.path()), tmp.path().join("run-2"));
     }
 
     #[test]

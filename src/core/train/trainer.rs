@@ -78,7 +78,17 @@ pub struct StartInfo {
     pub start_step: usize,
     pub train_images: usize,
     pub val_images: usize,
+    pub batch_size: usize,
     pub class_names: Vec<String>,
+}
+
+impl StartInfo {
+    /// Seconds left once `step` steps are done, at `images_per_sec`; `None` before the speed
+    /// is known.
+    pub fn eta_secs(&self, step: usize, images_per_sec: Option<f64>) -> Option<f64> {
+        let left = self.total_steps.saturating_sub(step) * self.batch_size;
+        images_per_sec.filter(|s| *s > 0.0).map(|s| left as f64 / s)
+    }
 }
 
 /// What the loop reports, in order.
@@ -293,6 +303,7 @@ impl<'a> Loop<'a> {
             start_step: state.step,
             train_images: train.len(),
             val_images: val.len(),
+            batch_size: config.batch_size,
             class_names: class_names.clone(),
         })));
         let elapsed_before = state.elapsed_secs;

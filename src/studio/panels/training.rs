@@ -287,12 +287,10 @@ impl TrainingPanel {
         };
         let total = start.total_steps.max(1);
         let done = self.progress.step.min(total);
-        let batch = (start.train_images / start.steps_per_epoch.max(1)).max(1);
         let speed = self.progress.images_per_sec.unwrap_or(0.0);
-        let eta = match speed > 0.0 {
-            true => format!("{:.0} s", ((total - done) * batch) as f64 / speed),
-            false => "?".into(),
-        };
+        let eta = start
+            .eta_secs(done, self.progress.images_per_sec)
+            .map_or_else(|| "?".to_string(), |s| format!("{s:.0} s"));
         (
             done as f32 / total as f32,
             format!(
