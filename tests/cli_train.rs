@@ -374,6 +374,32 @@ fn eval_and_predict_match_the_numpy_reference() {
         }
     }
 
+    // A mangled ground-truth mask: eval names it and refuses, or skips it when asked.
+    let bad_mask = data.join("masks").join(format!("{}.png", val[0]));
+    std::fs::write(&bad_mask, b"not a png").unwrap();
+    let eval_args = [
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "val",
+        "--device",
+        "cpu",
+    ];
+    let err = fails(&eval_args);
+    assert!(
+        err.contains("1 bad file(s)")
+            && err.contains(bad_mask.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
+    let mut skip = eval_args.to_vec();
+    skip.push("--skip-bad");
+    let out = roadseg(&skip);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 bad file(s)"));
+
     // Colour and overlay outputs are RGB at the input size.
     for mode in ["color", "overlay"] {
         let out_dir = tmp.path().join(mode);

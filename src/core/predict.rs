@@ -15,7 +15,7 @@ use image::RgbImage;
 
 use crate::core::dataset::augment::prepare;
 use crate::core::dataset::classes::ClassInfo;
-use crate::core::dataset::info::check_sample;
+use crate::core::dataset::info::load_pair;
 use crate::core::dataset::{DatasetIndex, Problem, Sample};
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
@@ -126,25 +126,22 @@ impl Predictor {
         samples: &[&Sample],
         skip_bad: bool,
     ) -> Result<(ConfusionMatrix, Vec<Problem>), PredictError> {
+        // Each file is decoded once; after a first bad file (without `skip_bad`) the rest are
+        // only checked, so that the error lists every problem.
         let mut bad = Vec::new();
-        let mut good = Vec::new();
+        let mut confusion = ConfusionMatrix::new(self.config.classes.len());
         for sample in samples {
-            match check_sample(index, sample) {
-                Ok(_) => good.push(*sample),
+            match load_pair(index, sample) {
+                Ok((image, Some(truth))) if bad.is_empty() || skip_bad => {
+                    let pred = self.predict(&image)?;
+                    confusion.update(&truth.data, &pred.data);
+                }
+                Ok(_) => {}
                 Err(p) => bad.push(p),
             }
         }
         if !bad.is_empty() && !skip_bad {
             return Err(PredictError::BadFiles(bad));
-        }
-        let mut confusion = ConfusionMatrix::new(self.config.classes.len());
-        for sample in good {
-            let image = crate::core::dataset::image_io::read_rgb(&sample.image)?;
-            let Some(truth) = index.load_mask(sample)? else {
-                continue;
-            };
-            let pred = self.predict(&image)?;
-            confusion.update(&truth.data, &pred.data);
         }
         Ok((confusion, bad))
     }

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use image::RgbImage;
+
 use super::{DatasetIndex, IGNORE, Problem, Sample, image_io};
+use crate::core::mask::Mask;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassReport {
@@ -28,11 +31,14 @@ pub struct InfoReport {
     pub problems: Vec<Problem>,
 }
 
-/// Decodes one sample fully and returns its per-class pixel counts (empty when unlabelled).
-pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, Problem> {
+/// Decodes a sample's image and label (`None` when unlabelled), checking they are the same size.
+pub fn load_pair(
+    index: &DatasetIndex,
+    sample: &Sample,
+) -> Result<(RgbImage, Option<Mask>), Problem> {
     let image = image_io::read_rgb(&sample.image)?;
     let Some(mask) = index.load_mask(sample)? else {
-        return Ok(Vec::new());
+        return Ok((image, None));
     };
     if image.dimensions() != (mask.width, mask.height) {
         return Err(Problem::new(
@@ -47,6 +53,14 @@ pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, P
             ),
         ));
     }
+    Ok((image, Some(mask)))
+}
+
+/// Decodes one sample fully and returns its per-class pixel counts (empty when unlabelled).
+pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, Problem> {
+    let (_, Some(mask)) = load_pair(index, sample)? else {
+        return Ok(Vec::new());
+    };
     let mut counts = vec![0u64; index.classes.len()];
     for &v in &mask.data {
         if v != IGNORE {
