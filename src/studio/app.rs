@@ -415,21 +415,10 @@ impl Studio {
             return;
         };
         let file = session.root.join("classes.json");
-        let mut names: Vec<String> = classes
-            .iter()
-            .map(|c| c.name.trim().to_lowercase())
-            .collect();
-        let count = names.len();
-        names.sort();
-        names.dedup();
-        let result = if names.len() != count || names.iter().any(String::is_empty) {
-            Err("class names must be unique and not empty".to_string())
-        } else {
-            classes
-                .validate(&file)
-                .and_then(|()| classes.write_json(&file))
-                .map_err(|e| e.to_string())
-        };
+        let result = classes
+            .validate(&file)
+            .and_then(|()| classes.write_json(&file))
+            .map_err(|e| e.to_string());
         match result {
             Ok(()) => {
                 session.classes = classes;

@@ -62,7 +62,8 @@ impl ClassTable {
             .unwrap_or([0, 0, 0])
     }
 
-    /// Checks ids are `0..len` in order and there are at most 255 classes (255 is ignore).
+    /// Checks ids are `0..len` in order, there are at most 255 classes (255 is ignore), and
+    /// names are non-empty and unique ignoring case (classes are looked up by name).
     pub fn validate(&self, file: &Path) -> Result<(), DatasetError> {
         let bad = |reason: String| DatasetError::BadClassTable {
             file: file.to_path_buf(),
@@ -74,7 +75,18 @@ impl ClassTable {
         if self.0.len() >= IGNORE as usize {
             return Err(bad(format!("{} classes; at most 255", self.0.len())));
         }
+        let mut seen = std::collections::HashSet::new();
         for (i, class) in self.0.iter().enumerate() {
+            let name = class.name.trim().to_lowercase();
+            if name.is_empty() {
+                return Err(bad(format!("class {i} has no name")));
+            }
+            if !seen.insert(name) {
+                return Err(bad(format!(
+                    "class name {:?} is used twice; class names must be unique",
+                    class.name
+                )));
+            }
             if class.id as usize != i {
                 return Err(bad(format!(
                     "class {:?} has id {}; ids must be 0..{} in order",
@@ -131,6 +143,14 @@ mod tests {
             err.contains("classes.json") && err.contains("ids must be"),
             "{err}"
         );
+
+        std::fs::write(
+            &file,
+            r#"[{"id":0,"name":"Road","color":[1,2,3]},{"id":1,"name":"road","color":[4,5,6]}]"#,
+        )
+        .unwrap();
+        let err = ClassTable::read_json(&file).unwrap_err().to_string();
+        assert!(err.contains("unique"), "{err}");
 
         let missing = dir.path().join("nope.json");
         let err = ClassTable::read_json(&missing).unwrap_err();
