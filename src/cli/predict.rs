@@ -113,7 +113,7 @@ fn write_output(
                 let c = colour(mask.data[i]);
                 px.0 = match output {
                     Output::Overlay => {
-                        let under = image.as_raw()[i * 3..i * 3 + 3].to_vec();
+                        let under = &image.as_raw()[i * 3..i * 3 + 3];
                         [0, 1, 2].map(|k| ((under[k] as u16 + c[k] as u16) / 2) as u8)
                     }
                     _ => c,

@@ -92,7 +92,6 @@ pub struct Canvas {
     lut: Vec<Color32>,
     /// Draw only class boundaries.
     outline: bool,
-    has_prediction: bool,
     /// Pixels sent to the GPU by mask updates since the image was loaded (partial uploads
     /// included), to check that painting uploads only dirty rectangles.
     pub uploaded_pixels: u64,
@@ -113,7 +112,6 @@ impl Default for Canvas {
             cursor: None,
             lut: vec![Color32::TRANSPARENT; 256],
             outline: false,
-            has_prediction: false,
             uploaded_pixels: 0,
             canvas_rect: Rect::NOTHING,
         }
@@ -181,7 +179,6 @@ impl Canvas {
         self.polygon.clear();
         self.fit_pending = true;
         self.uploaded_pixels = 0;
-        self.has_prediction = false;
         // Uploads the whole mask once.
         self.set_classes(classes);
     }
@@ -235,16 +232,7 @@ impl Canvas {
         }
         for tile in &mut self.tiles {
             let r = tile.rect;
-            let mut pixels = Vec::with_capacity(r.area() as usize);
-            for y in r.y..r.bottom() {
-                let start = (y * prediction.width + r.x) as usize;
-                pixels.extend(
-                    prediction.data[start..start + r.width as usize]
-                        .iter()
-                        .map(|&id| self.lut[id as usize]),
-                );
-            }
-            let image = ColorImage::new([r.width as usize, r.height as usize], pixels);
+            let image = coloured(prediction, r, |_, _, id| self.lut[id as usize]);
             match &mut tile.prediction {
                 Some(texture) => texture.set(image, MASK_OPTIONS),
                 None => {
@@ -256,11 +244,10 @@ impl Canvas {
                 }
             }
         }
-        self.has_prediction = true;
     }
 
     pub fn has_prediction(&self) -> bool {
-        self.has_prediction
+        self.tiles.iter().any(|t| t.prediction.is_some())
     }
 
     /// Shows only the pixels on a class boundary (re-uploads the mask when it changes).
@@ -313,22 +300,13 @@ impl Canvas {
             ) else {
                 continue;
             };
-            let mut pixels = Vec::with_capacity(part.area() as usize);
-            for y in part.y..part.bottom() {
-                let start = (y * w + part.x) as usize;
-                let row = &mask.data[start..start + part.width as usize];
-                if self.outline {
-                    pixels.extend(row.iter().enumerate().map(|(i, &id)| {
-                        match boundary(part.x + i as u32, y, id) {
-                            true => self.lut[id as usize],
-                            false => Color32::TRANSPARENT,
-                        }
-                    }));
-                } else {
-                    pixels.extend(row.iter().map(|&id| self.lut[id as usize]));
+            let (lut, outline) = (&self.lut, self.outline);
+            let region = coloured(mask, part, |x, y, id| {
+                match !outline || boundary(x, y, id) {
+                    true => lut[id as usize],
+                    false => Color32::TRANSPARENT,
                 }
-            }
-            let region = ColorImage::new([part.width as usize, part.height as usize], pixels);
+            });
             let at = [
                 (part.x - tile.rect.x) as usize,
                 (part.y - tile.rect.y) as usize,
@@ -584,4 +562,19 @@ impl Canvas {
             }
         }
     }
+}
+
+/// The colours of `rect` of `mask`, one per pixel from `colour(x, y, id)`, ready to upload.
+fn coloured(
+    mask: &crate::core::mask::Mask,
+    rect: DirtyRect,
+    colour: impl Fn(u32, u32, u8) -> Color32,
+) -> ColorImage {
+    let mut pixels = Vec::with_capacity(rect.area() as usize);
+    for y in rect.y..rect.bottom() {
+        let start = (y * mask.width + rect.x) as usize;
+        let row = &mask.data[start..start + rect.width as usize];
+        pixels.extend((rect.x..).zip(row).map(|(x, &id)| colour(x, y, id)));
+    }
+    ColorImage::new([rect.width as usize, rect.height as usize], pixels)
 }
