@@ -34,7 +34,6 @@ type LoadResult = Result<Loaded, String>;
 
 /// A dataset open in the studio.
 pub struct Session {
-    index: std::sync::Arc<DatasetIndex>,
     pub root: PathBuf,
     pub format: Format,
     pub classes: ClassTable,
@@ -63,7 +62,6 @@ impl Session {
             })
             .collect();
         Ok(Self {
-            index: std::sync::Arc::new(index.clone()),
             root: index.root.clone(),
             format: index.format,
             classes: index.classes.clone(),
@@ -84,12 +82,12 @@ impl Session {
         let Some(entry) = self.entries.get(index).cloned() else {
             return;
         };
-        let dataset = self.index.clone();
+        let encoding = self.encoding.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new()
             .name("image-loader".into())
             .spawn(move || {
-                let _ = tx.send(load(&dataset, index, &entry));
+                let _ = tx.send(load(&encoding, index, &entry));
                 wake();
             });
         match spawned {
@@ -136,13 +134,13 @@ fn native_mask_path(root: &Path, name: &str) -> PathBuf {
 
 /// Decodes the image and its mask: editable for native datasets (a missing mask is an empty
 /// one), read-only (decoded from the layout's labels) otherwise.
-fn load(dataset: &DatasetIndex, index: usize, entry: &Entry) -> LoadResult {
+fn load(encoding: &LabelEncoding, index: usize, entry: &Entry) -> LoadResult {
     let image = read_rgb(&entry.image).map_err(|p| p.to_string())?;
     let (w, h) = image.dimensions();
     let document = match (&entry.mask_path, &entry.label) {
         (Some(path), _) => Some(MaskDocument::open(path, w, h).map_err(|p| p.to_string())?),
         (None, Some(label)) => {
-            let mask = dataset.encoding.decode(label).map_err(|p| p.to_string())?;
+            let mask = encoding.decode(label).map_err(|p| p.to_string())?;
             if (mask.width, mask.height) != (w, h) {
                 return Err(format!(
                     "{}: mask is {}x{} but its image is {w}x{h}",
