@@ -188,10 +188,6 @@ impl Canvas {
         *self = Self::default();
     }
 
-    pub fn has_image(&self) -> bool {
-        !self.tiles.is_empty()
-    }
-
     pub fn image_size(&self) -> [u32; 2] {
         self.size
     }

@@ -3,7 +3,6 @@
 //! Everything stays on the device; the only host reads are the scalar loss (needed to detect a
 //! NaN before the optimiser applies it) and, in validation, one integer code per pixel.
 
-use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor};
 
@@ -68,11 +67,6 @@ pub fn eval_step(
         .update_from_tensors(masks, preds)
         .map_err(|e| StepError::Device(e.to_string()))?;
     Ok(value)
-}
-
-/// The model without autodiff, for validation and inference.
-pub fn inference_copy(model: &UNet) -> UNet {
-    model.valid()
 }
 
 /// Reads a one-element tensor as `f32`, surfacing device errors instead of panicking.
