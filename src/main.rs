@@ -13,5 +13,6 @@ fn main() -> std::process::ExitCode {
         // SAFETY: single-threaded here, before any thread is spawned.
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
+    roadseg::core::memory::keep_freed_memory();
     cli::main()
 }

@@ -1,7 +1,9 @@
 //! GUI-free engine: datasets, masks, model, training, metrics. Knows nothing of egui.
 pub mod dataset;
 pub mod device;
+pub mod kernels;
 pub mod mask;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod paint;
