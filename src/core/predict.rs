@@ -67,7 +67,7 @@ impl Predictor {
         checkpoint: std::path::PathBuf,
     ) -> Self {
         Self {
-            model: model.valid(),
+            model: model.valid().fold_batch_norm(),
             config,
             device,
             checkpoint,

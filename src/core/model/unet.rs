@@ -20,13 +20,16 @@
 //! dataset tiles images to suitable sizes).
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, PaddingConfig2d, Relu,
 };
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+
+use crate::core::kernels::ops;
 
 /// Largest supported number of down-sampling stages (2^8 = 256 px minimum tile).
 pub const MAX_DEPTH: usize = 8;
@@ -232,21 +235,85 @@ impl ConvBlock {
         }
     }
 
-    /// `[B, cin, h, w]` -> `[B, cout, h, w]`.
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv1.forward(x);
-        let x = match &self.norm1 {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        let x = self.relu.forward(x);
-        let x = self.conv2.forward(x);
-        let x = match &self.norm2 {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        self.relu.forward(x)
+    /// `[B, cin, h, w]` -> `[B, cout, h, w]`; `second` (`[B, c2, h, w]`), when given, is
+    /// concatenated after `first` along the channels (the decoder's skip connection).
+    fn forward(&self, first: Tensor<4>, second: Option<Tensor<4>>) -> Tensor<4> {
+        let x = conv_norm_relu(&self.conv1, self.norm1.as_ref(), first, second);
+        conv_norm_relu(&self.conv2, self.norm2.as_ref(), x, None)
     }
+}
+
+impl ConvBlock {
+    /// This block for inference with each batch norm folded into its convolution.
+    fn fold_batch_norm(self) -> Self {
+        let (conv1, norm1) = fold(self.conv1, self.norm1);
+        let (conv2, norm2) = fold(self.conv2, self.norm2);
+        Self {
+            conv1,
+            norm1,
+            conv2,
+            norm2,
+            relu: self.relu,
+        }
+    }
+}
+
+/// `conv` with `norm`'s running statistics folded in (see [`conv_norm_relu`]), and no norm.
+fn fold(mut conv: Conv2d, norm: Option<BatchNorm>) -> (Conv2d, Option<BatchNorm>) {
+    let Some(norm) = norm else {
+        return (conv, None);
+    };
+    let (weight, bias) = folded(&conv, &norm);
+    conv.weight = Param::from_tensor(weight);
+    conv.bias = Some(Param::from_tensor(bias));
+    (conv, None)
+}
+
+/// The weight and bias of `conv` followed by `norm` in inference mode:
+/// `w' = w·scale`, `b' = (b - mean)·scale + beta` with `scale = gamma / sqrt(var + eps)`.
+fn folded(conv: &Conv2d, norm: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
+    let weight = conv.weight.val(); // [out, in, kh, kw]
+    let device = weight.device();
+    let var = norm.running_var.value().to_device(&device);
+    let mean = norm.running_mean.value().to_device(&device);
+    let scale = norm.gamma.val() / var.add_scalar(norm.epsilon).sqrt(); // [out]
+    let [out_channels, ..] = weight.dims();
+    let weight = weight * scale.clone().reshape([out_channels, 1, 1, 1]);
+    let shift = match &conv.bias {
+        Some(bias) => bias.val() - mean,
+        None => mean.neg(),
+    };
+    (weight, shift * scale + norm.beta.val())
+}
+
+/// `relu(norm(conv(x)))` (no norm: `relu(conv(x))`) for a 3x3 convolution with padding 1.
+///
+/// In training (an autodiff device and the norm not frozen) the batch's statistics normalise,
+/// as burn's `BatchNorm` does. Otherwise, on the CPU kernels, the running statistics are folded
+/// into the convolution ([`folded`]): one pass instead of three, the same values up to
+/// rounding. (Inference models fold once, [`UNet::fold_batch_norm`].)
+fn conv_norm_relu(
+    conv: &Conv2d,
+    norm: Option<&BatchNorm>,
+    first: Tensor<4>,
+    second: Option<Tensor<4>>,
+) -> Tensor<4> {
+    let weight = conv.weight.val(); // [out, in, 3, 3]
+    let bias = conv.bias.as_ref().map(|b| b.val()); // [out]
+    let Some(norm) = norm else {
+        return ops::conv3x3(first, second, weight, bias, true);
+    };
+    if first.device().is_autodiff() && norm.training.is_enabled() {
+        let x = ops::conv3x3(first, second, weight, bias, false);
+        return ops::batch_norm_relu_train(x, norm);
+    }
+    if !ops::accelerated(&first) {
+        // burn's own inference batch norm (the reference the folding is tested against).
+        let x = ops::conv3x3(first, second, weight, bias, false);
+        return relu(norm.forward(x));
+    }
+    let (weight, bias) = folded(conv, norm);
+    ops::conv3x3(first, second, weight, Some(bias), true)
 }
 
 /// Bilinear x2 interpolation followed by a 3x3 convolution.
@@ -300,46 +367,14 @@ impl UpSampler {
     /// `[B, cin, h, w]` -> `[B, cout, 2h, 2w]`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Self::Bilinear(up) => up.conv.forward(upsample_bilinear_x2(x)),
+            Self::Bilinear(up) => {
+                let x = ops::upsample2x(x); // [B, cin, 2h, 2w]
+                let (weight, bias) = (up.conv.weight.val(), up.conv.bias.as_ref().map(|b| b.val()));
+                ops::conv3x3(x, None, weight, bias, false)
+            }
             Self::Transposed(conv) => conv.forward(x),
         }
     }
-}
-
-/// Bilinear x2 up-sampling with half-pixel centres (PyTorch's `Upsample(scale_factor=2,
-/// mode="bilinear", align_corners=False)`): `[B, C, h, w]` -> `[B, C, 2h, 2w]`.
-///
-/// Written with slices, sums and reshapes instead of burn's `interpolate`, whose bilinear
-/// backward pass the wgpu backend does not implement: this trains on every backend. Along each
-/// axis, output `2i` is `0.75 x[i] + 0.25 x[i-1]` and `2i+1` is `0.75 x[i] + 0.25 x[i+1]`, with
-/// the edge sample repeated at the borders.
-pub fn upsample_bilinear_x2(x: Tensor<4>) -> Tensor<4> {
-    let x = upsample_axis_x2(x, 3); // [B, C, h, 2w]
-    upsample_axis_x2(x, 2) // [B, C, 2h, 2w]
-}
-
-fn upsample_axis_x2(x: Tensor<4>, axis: usize) -> Tensor<4> {
-    let dims = x.dims();
-    let n = dims[axis];
-    let take = |x: &Tensor<4>, range: std::ops::Range<usize>| {
-        x.clone().narrow(axis, range.start, range.len())
-    };
-    let (previous, next) = if n > 1 {
-        (
-            Tensor::cat(vec![take(&x, 0..1), take(&x, 0..n - 1)], axis),
-            Tensor::cat(vec![take(&x, 1..n), take(&x, n - 1..n)], axis),
-        )
-    } else {
-        (x.clone(), x.clone())
-    };
-    let centre = x.mul_scalar(0.75);
-    let even = centre.clone() + previous.mul_scalar(0.25);
-    let odd = centre + next.mul_scalar(0.25);
-    // Interleave: stack after `axis`, then merge the two axes.
-    let stacked: Tensor<5> = Tensor::stack(vec![even, odd], axis + 1);
-    let mut out = dims;
-    out[axis] = 2 * n;
-    stacked.reshape(out)
 }
 
 /// One decoder stage: up-sample, concatenate the skip connection, [`ConvBlock`].
@@ -358,6 +393,8 @@ pub struct UpBlock {
 pub struct UNet {
     /// Encoder stages, shallowest first.
     encoders: Vec<ConvBlock>,
+    /// 2x2 max-pooling; [`ops::max_pool2x2`] computes it (the field keeps the module's record
+    /// layout).
     pool: MaxPool2d,
     bottleneck: ConvBlock,
     dropout: Dropout,
@@ -405,22 +442,48 @@ impl UNet {
         let mut skips = Vec::with_capacity(self.encoders.len());
         let mut x = images; // [B, in, H, W]
         for encoder in &self.encoders {
-            let features = encoder.forward(x); // [B, b*2^s, H/2^s, W/2^s]
-            x = self.pool.forward(features.clone()); // [B, b*2^s, H/2^(s+1), W/2^(s+1)]
+            let features = encoder.forward(x, None); // [B, b*2^s, H/2^s, W/2^s]
+            x = ops::max_pool2x2(features.clone()); // [B, b*2^s, H/2^(s+1), W/2^(s+1)]
             skips.push(features);
         }
         // [B, b*2^d, H/2^d, W/2^d]
-        x = self.dropout.forward(self.bottleneck.forward(x));
+        x = self.dropout.forward(self.bottleneck.forward(x, None));
         for decoder in &self.decoders {
             let skip = skips.pop().expect("one skip per decoder stage");
             let up = decoder.up.forward(x); // [B, b*2^s, H/2^s, W/2^s]
-            x = decoder.block.forward(Tensor::cat(vec![skip, up], 1)); // same shape
+            x = decoder.block.forward(skip, Some(up)); // cat(skip, up) -> [B, b*2^s, ...]
         }
-        self.head.forward(x) // [B, classes, H, W]
+        let head_bias = self.head.bias.as_ref().map(|b| b.val());
+        ops::conv1x1(x, self.head.weight.val(), head_bias) // [B, classes, H, W]
     }
 }
 
 impl UNet {
+    /// The model for inference: every batch norm folded into the convolution before it, with
+    /// its running statistics (one pass per convolution instead of three). Dropout is already
+    /// inactive outside training. The result has no batch norm left to train.
+    pub fn fold_batch_norm(self) -> Self {
+        Self {
+            encoders: self
+                .encoders
+                .into_iter()
+                .map(ConvBlock::fold_batch_norm)
+                .collect(),
+            pool: self.pool,
+            bottleneck: self.bottleneck.fold_batch_norm(),
+            dropout: self.dropout,
+            decoders: self
+                .decoders
+                .into_iter()
+                .map(|d| UpBlock {
+                    up: d.up,
+                    block: d.block.fold_batch_norm(),
+                })
+                .collect(),
+            head: self.head,
+        }
+    }
+
     /// Logits for images of any size: the batch is padded with zeros (the mean colour after
     /// normalisation) at the bottom and right up to the next multiple of `2^depth`, and the
     /// logits are cropped back. `[batch, in, h, w]` -> `[batch, classes, h, w]`.
@@ -465,7 +528,7 @@ mod tests {
         use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
         let device = Device::flex();
         let x = Tensor::<4>::random([2, 3, 5, 4], Distribution::Default, &device);
-        let ours = upsample_bilinear_x2(x.clone());
+        let ours = ops::upsample2x_composite(x.clone());
         let reference = interpolate(
             x,
             InterpolateOptions::new(InterpolateMode::Bilinear)

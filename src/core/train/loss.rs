@@ -12,6 +12,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::core::kernels::ops;
+
 /// Target value of pixels that carry no label (same value as the dataset's ignore marker).
 const IGNORE: i64 = 255;
 
@@ -116,6 +118,13 @@ impl LossConfig {
     /// If the shapes disagree or the config is invalid for this number of classes (call
     /// [`LossConfig::validate`] once up front to get an error instead).
     pub fn loss(&self, logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+        if self.dice == 0.0 && self.focal == 0.0 {
+            if let Err(e) = self.validate(logits.dims()[1]) {
+                panic!("{e}");
+            }
+            return cross_entropy(logits, targets, self.class_weights.as_deref())
+                .mul_scalar(self.ce);
+        }
         let parts = Prepared::new(logits, targets, self.class_weights.as_deref());
         if let Err(e) = self.validate(parts.classes) {
             panic!("{e}");
@@ -149,7 +158,26 @@ pub fn cross_entropy(
     targets: Tensor<3, Int>,
     class_weights: Option<&[f32]>,
 ) -> Tensor<1> {
+    check_shapes(&logits, &targets);
+    if let Some(fused) = ops::cross_entropy(&logits, &targets, class_weights) {
+        return fused;
+    }
     Prepared::new(logits, targets, class_weights).focal(0.0)
+}
+
+/// Panics unless `targets` is `[batch, h, w]` for `logits: [batch, classes, h, w]`.
+fn check_shapes(logits: &Tensor<4>, targets: &Tensor<3, Int>) {
+    let [batch, classes, height, width] = logits.dims();
+    assert_eq!(
+        targets.dims(),
+        [batch, height, width],
+        "targets [batch, h, w] must match logits [batch, classes, h, w] = {:?}",
+        logits.dims()
+    );
+    assert!(
+        classes <= IGNORE as usize,
+        "the ignore id {IGNORE} must not be a class id"
+    );
 }
 
 /// Focal loss (Lin et al., 2017): per pixel `-(1 - p_t)^gamma * log p_t`, reduced like
@@ -217,17 +245,8 @@ struct Prepared {
 
 impl Prepared {
     fn new(logits: Tensor<4>, targets: Tensor<3, Int>, class_weights: Option<&[f32]>) -> Self {
+        check_shapes(&logits, &targets);
         let [batch, classes, height, width] = logits.dims();
-        assert_eq!(
-            targets.dims(),
-            [batch, height, width],
-            "targets [batch, h, w] must match logits [batch, classes, h, w] = {:?}",
-            logits.dims()
-        );
-        assert!(
-            classes <= IGNORE as usize,
-            "the ignore id {IGNORE} must not be a class id"
-        );
         let device = logits.device();
         let full = [batch, classes, height, width];
 

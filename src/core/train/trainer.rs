@@ -503,7 +503,7 @@ impl<'a> Loop<'a> {
 
     /// Validation pass at the training size; appends the `val` record.
     fn validate(&mut self, epoch: usize) -> Result<MetricRecord, TrainError> {
-        let model = self.model.valid();
+        let model = self.model.valid().fold_batch_norm();
         let mut confusion = ConfusionMatrix::new(self.class_names.len());
         let (mut loss_sum, mut images) = (0.0f64, 0usize);
         for batch in self.val_loader.epoch(0) {

@@ -1,0 +1,216 @@
+//! 1x1 convolution (the UNet's classification head) on NCHW `f32`: one matrix product per
+//! image, through the `gemm` crate (which picks its AVX2/AVX-512/NEON kernels at run time).
+//!
+//! With `x_b: [C, P]` (one image, `P = h·w` pixels), `w: [O, C]`, `y_b: [O, P]`:
+//!
+//! ```text
+//! y_b  = w · x_b + bias        dx_b = wᵀ · dy_b        dw = Σ_b dy_b · x_bᵀ        dbias = Σ dy
+//! ```
+
+use rayon::prelude::*;
+
+/// `y = w · x + bias` for `x: [batch, in, area]`, `w: [out, in]`.
+pub fn forward(
+    x: &[f32],
+    [batch, in_channels, area]: [usize; 3],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out_channels: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), batch * in_channels * area, "input size");
+    assert_eq!(weight.len(), out_channels * in_channels, "weight size");
+    let mut y = vec![0.0f32; batch * out_channels * area];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(out_channels * area)
+        .zip(x.par_chunks(in_channels * area))
+        .for_each(|(y, x)| {
+            if let Some(bias) = bias {
+                for (plane, &b) in y.chunks_exact_mut(area).zip(bias) {
+                    plane.fill(b);
+                }
+            }
+            // SAFETY: y is [out, area], weight [out, in], x [in, area], all row-major and
+            // exactly that long (checked above).
+            unsafe {
+                gemm::gemm(
+                    out_channels,
+                    area,
+                    in_channels,
+                    y.as_mut_ptr(),
+                    1,
+                    area as isize,
+                    bias.is_some(),
+                    weight.as_ptr(),
+                    1,
+                    in_channels as isize,
+                    x.as_ptr(),
+                    1,
+                    area as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
+    y
+}
+
+/// `dx = wᵀ · dy` for `dy: [batch, out, area]`.
+pub fn input_gradient(
+    dy: &[f32],
+    [batch, out_channels, area]: [usize; 3],
+    weight: &[f32],
+    in_channels: usize,
+) -> Vec<f32> {
+    assert_eq!(
+        dy.len(),
+        batch * out_channels * area,
+        "output gradient size"
+    );
+    assert_eq!(weight.len(), out_channels * in_channels, "weight size");
+    let mut dx = vec![0.0f32; batch * in_channels * area];
+    if dx.is_empty() {
+        return dx;
+    }
+    dx.par_chunks_mut(in_channels * area)
+        .zip(dy.par_chunks(out_channels * area))
+        .for_each(|(dx, dy)| {
+            // SAFETY: dx is [in, area], wᵀ is read from w ([out, in]) with swapped strides, dy
+            // is [out, area].
+            unsafe {
+                gemm::gemm(
+                    in_channels,
+                    area,
+                    out_channels,
+                    dx.as_mut_ptr(),
+                    1,
+                    area as isize,
+                    false,
+                    weight.as_ptr(),
+                    in_channels as isize,
+                    1,
+                    dy.as_ptr(),
+                    1,
+                    area as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
+    dx
+}
+
+/// `dw = Σ_b dy_b · x_bᵀ` (`[out, in]`) for `x: [batch, in, area]`, `dy: [batch, out, area]`.
+pub fn weight_gradient(
+    x: &[f32],
+    dy: &[f32],
+    [batch, in_channels, area]: [usize; 3],
+    out_channels: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), batch * in_channels * area, "input size");
+    assert_eq!(
+        dy.len(),
+        batch * out_channels * area,
+        "output gradient size"
+    );
+    let zero = || vec![0.0f32; out_channels * in_channels];
+    if area == 0 {
+        return zero();
+    }
+    (0..batch)
+        .into_par_iter()
+        .fold(zero, |mut dw, b| {
+            let x = &x[b * in_channels * area..(b + 1) * in_channels * area];
+            let dy = &dy[b * out_channels * area..(b + 1) * out_channels * area];
+            // SAFETY: dw is [out, in]; dy is [out, area]; xᵀ is read from x ([in, area]) with
+            // swapped strides.
+            unsafe {
+                gemm::gemm(
+                    out_channels,
+                    in_channels,
+                    area,
+                    dw.as_mut_ptr(),
+                    1,
+                    in_channels as isize,
+                    true,
+                    dy.as_ptr(),
+                    1,
+                    area as isize,
+                    x.as_ptr(),
+                    area as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            };
+            dw
+        })
+        .reduce(zero, |mut a, b| {
+            for (a, b) in a.iter_mut().zip(b) {
+                *a += b;
+            }
+            a
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, k: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * k % 97) as f32 / 48.0) - 1.0).collect()
+    }
+
+    #[test]
+    fn forward_and_gradients_match_the_formulas() {
+        for &(b, c, a, o, with_bias) in &[
+            (1, 1, 1, 1, true),
+            (2, 8, 13, 7, true),
+            (3, 5, 64, 2, false),
+        ] {
+            let x = values(b * c * a, 7);
+            let w = values(o * c, 11);
+            let bias = values(o, 13);
+            let dy = values(b * o * a, 17);
+            let y = forward(&x, [b, c, a], &w, with_bias.then_some(&bias[..]), o);
+            let dx = input_gradient(&dy, [b, o, a], &w, c);
+            let dw = weight_gradient(&x, &dy, [b, c, a], o);
+            let mut dw_ref = vec![0.0f64; o * c];
+            for bi in 0..b {
+                for p in 0..a {
+                    for oi in 0..o {
+                        let mut s = if with_bias { bias[oi] as f64 } else { 0.0 };
+                        for ci in 0..c {
+                            s += w[oi * c + ci] as f64 * x[(bi * c + ci) * a + p] as f64;
+                            dw_ref[oi * c + ci] +=
+                                dy[(bi * o + oi) * a + p] as f64 * x[(bi * c + ci) * a + p] as f64;
+                        }
+                        assert!((y[(bi * o + oi) * a + p] as f64 - s).abs() < 1e-5, "y");
+                    }
+                    for ci in 0..c {
+                        let s: f64 = (0..o)
+                            .map(|oi| w[oi * c + ci] as f64 * dy[(bi * o + oi) * a + p] as f64)
+                            .sum();
+                        assert!((dx[(bi * c + ci) * a + p] as f64 - s).abs() < 1e-5, "dx");
+                    }
+                }
+            }
+            for (g, r) in dw.iter().zip(&dw_ref) {
+                assert!((*g as f64 - r).abs() < 1e-4, "dw {g} vs {r}");
+            }
+        }
+    }
+}

@@ -1,0 +1,924 @@
+//! 3x3 convolution with stride 1 and padding 1 ("same" size) on NCHW `f32` feature maps: the
+//! forward pass, the input gradient and the weight gradient.
+//!
+//! With `x: [B, C, H, W]`, `w: [O, C, 3, 3]`, `y: [B, O, H, W]` and `x` read as 0 outside the
+//! image:
+//!
+//! ```text
+//! y[b,o,i,j]  = bias[o] + Σ_c Σ_{u,v<3} w[o,c,u,v] · x[b,c,i+u-1,j+v-1]
+//! dx[b,c,i,j] = Σ_o Σ_{u,v<3} w[o,c,u,v] · dy[b,o,i-u+1,j-v+1]
+//!             = the same convolution of dy, with w transposed (o <-> c) and flipped (u,v -> 2-u,2-v)
+//! dw[o,c,u,v] = Σ_b Σ_{i,j} dy[b,o,i,j] · x[b,c,i+u-1,j+v-1]
+//! dbias[o]    = Σ_b Σ_{i,j} dy[b,o,i,j]
+//! ```
+//!
+//! Both convolutions read a zero-padded copy of their input ([`Padded`]), so the inner loops have
+//! no border cases; building that copy is also where a channel concatenation (the UNet's skip
+//! connection) happens for free, and where the gradient of one is split back. The vector kernel
+//! computes a tile of 4 output channels x 3 vectors of 8 pixels (12 accumulators, 7 loads per 12
+//! FMAs); the weight gradient keeps 4 output channels x 3 horizontal taps in registers while
+//! sweeping the image once per kernel row.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::simd::{self, Isa};
+
+/// Output channels per vector tile.
+const BLOCK: usize = 4;
+/// Pixel vectors (8 pixels each) per vector tile.
+const TILE: usize = 3;
+/// Lanes of an AVX vector of `f32`.
+const LANES: usize = 8;
+
+/// A batch of feature maps with a zero border of one pixel, rows padded to whole vectors.
+///
+/// Pixel `(i, j)` of channel `c` of image `b` is at `(b * channels + c) * plane + (i + 1) * row
+/// + j + 1`; every other element is 0. The rows are long enough for an 8-wide load starting at
+/// any column `j` of the image plus 2.
+pub struct Padded {
+    data: Vec<f32>,
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    row: usize,
+    plane: usize,
+}
+
+impl Padded {
+    /// The channel concatenation of `sources` (each `[batch, channels[k], height, width]`,
+    /// contiguous), padded.
+    ///
+    /// # Panics
+    /// If a source does not have `batch * channels[k] * height * width` elements.
+    pub fn new(
+        sources: &[&[f32]],
+        channels: &[usize],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Self {
+        assert_eq!(sources.len(), channels.len());
+        for (source, &c) in sources.iter().zip(channels) {
+            assert_eq!(source.len(), batch * c * height * width, "source size");
+        }
+        let total_channels: usize = channels.iter().sum();
+        let row = width.div_ceil(LANES) * LANES + LANES;
+        let plane = (height + 2) * row;
+        let mut data = Vec::<f32>::with_capacity(batch * total_channels * plane);
+        let area = height * width;
+        data.spare_capacity_mut()[..batch * total_channels * plane]
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(index, out)| {
+                let (b, mut c) = (index / total_channels, index % total_channels);
+                let mut source = 0;
+                while c >= channels[source] {
+                    c -= channels[source];
+                    source += 1;
+                }
+                let start = (b * channels[source] + c) * area;
+                let src = &sources[source][start..start + area];
+                fill_padded_plane(out, src, height, width, row);
+            });
+        // SAFETY: the chunks above cover the whole length and every element of each was written.
+        unsafe { data.set_len(batch * total_channels * plane) };
+        Self {
+            data,
+            batch,
+            channels: total_channels,
+            height,
+            width,
+            row,
+            plane,
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+}
+
+/// Writes one padded plane: zero rows above and below, zero columns left and right.
+fn fill_padded_plane(
+    out: &mut [MaybeUninit<f32>],
+    src: &[f32],
+    height: usize,
+    width: usize,
+    row: usize,
+) {
+    let zero = MaybeUninit::new(0.0);
+    out[..row].fill(zero);
+    out[(height + 1) * row..].fill(zero);
+    for (i, line) in src.chunks_exact(width).enumerate() {
+        let dst = &mut out[(i + 1) * row..(i + 2) * row];
+        dst[0] = zero;
+        for (d, &s) in dst[1..=width].iter_mut().zip(line) {
+            *d = MaybeUninit::new(s);
+        }
+        dst[width + 1..].fill(zero);
+    }
+}
+
+/// Weights regrouped for the tile kernel: `[block][c][tap][BLOCK]`, zero past the last output
+/// channel.
+pub struct Packed {
+    data: Vec<f32>,
+    in_channels: usize,
+    out_channels: usize,
+}
+
+impl Packed {
+    /// For the forward pass: `weight` is `[out, in, 3, 3]`.
+    pub fn forward(weight: &[f32], out_channels: usize, in_channels: usize) -> Self {
+        assert_eq!(weight.len(), out_channels * in_channels * 9, "weight size");
+        Self::build(out_channels, in_channels, |o, c, t| {
+            weight[(o * in_channels + c) * 9 + t]
+        })
+    }
+
+    /// For the input gradient: the convolution of `dy` (`out` channels) producing `dx` (`in`
+    /// channels) with `weight` (`[out, in, 3, 3]`) transposed and flipped.
+    pub fn input_gradient(weight: &[f32], out_channels: usize, in_channels: usize) -> Self {
+        assert_eq!(weight.len(), out_channels * in_channels * 9, "weight size");
+        Self::build(in_channels, out_channels, |c, o, t| {
+            weight[(o * in_channels + c) * 9 + 8 - t]
+        })
+    }
+
+    /// `value(o, c, tap)` for output channel `o` of `outs` and input channel `c` of `ins`.
+    fn build(outs: usize, ins: usize, value: impl Fn(usize, usize, usize) -> f32) -> Self {
+        let blocks = outs.div_ceil(BLOCK);
+        let mut data = vec![0.0; blocks * ins * 9 * BLOCK];
+        for (index, slot) in data.iter_mut().enumerate() {
+            let lane = index % BLOCK;
+            let tap = (index / BLOCK) % 9;
+            let c = (index / (BLOCK * 9)) % ins;
+            let o = (index / (BLOCK * 9 * ins)) * BLOCK + lane;
+            if o < outs {
+                *slot = value(o, c, tap);
+            }
+        }
+        Self {
+            data,
+            in_channels: ins,
+            out_channels: outs,
+        }
+    }
+
+    fn block(&self, block: usize) -> &[f32] {
+        let len = self.in_channels * 9 * BLOCK;
+        &self.data[block * len..(block + 1) * len]
+    }
+}
+
+/// Where output channels go: consecutive channel ranges of one or more `[batch, channels_k, h,
+/// w]` buffers (several when the gradient of a concatenation is split back).
+pub struct Outputs<'a> {
+    buffers: Vec<&'a mut [f32]>,
+    channels: Vec<usize>,
+}
+
+impl<'a> Outputs<'a> {
+    pub fn new(buffers: Vec<&'a mut [f32]>, channels: Vec<usize>) -> Self {
+        assert_eq!(buffers.len(), channels.len());
+        Self { buffers, channels }
+    }
+
+    pub fn single(buffer: &'a mut [f32], channels: usize) -> Self {
+        Self::new(vec![buffer], vec![channels])
+    }
+
+    fn total(&self) -> usize {
+        self.channels.iter().sum()
+    }
+
+    /// Raw base pointers and channel counts, for the parallel kernels.
+    fn raw(&mut self) -> Vec<(SendPtr, usize)> {
+        self.buffers
+            .iter_mut()
+            .zip(&self.channels)
+            .map(|(b, &c)| (SendPtr(b.as_mut_ptr()), c))
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the kernels write disjoint planes through these pointers (each output channel of each
+// image belongs to exactly one task), and the buffers outlive the parallel loop.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Start of output plane `(b, o)` among `outputs` (raw pointers from [`Outputs::raw`]).
+fn plane_ptr(outputs: &[(SendPtr, usize)], b: usize, mut o: usize, area: usize) -> *mut f32 {
+    for &(ptr, channels) in outputs {
+        if o < channels {
+            // SAFETY: (b * channels + o) * area is inside a [batch, channels, h, w] buffer.
+            return unsafe { ptr.0.add((b * channels + o) * area) };
+        }
+        o -= channels;
+    }
+    unreachable!("output channel out of range")
+}
+
+/// `y = conv3x3(x) + bias`, then `max(y, 0)` if `relu`, into `outputs` (which must cover
+/// `weights.out_channels` channels). With [`Packed::input_gradient`] weights and `x` the padded
+/// output gradient, this is the input gradient.
+pub fn forward(
+    x: &Padded,
+    weights: &Packed,
+    bias: Option<&[f32]>,
+    relu: bool,
+    outputs: Outputs<'_>,
+) {
+    forward_with(simd::isa(), x, weights, bias, relu, outputs)
+}
+
+/// [`forward`] with a chosen instruction set.
+pub fn forward_with(
+    isa: Isa,
+    x: &Padded,
+    weights: &Packed,
+    bias: Option<&[f32]>,
+    relu: bool,
+    mut outputs: Outputs<'_>,
+) {
+    assert_eq!(x.channels, weights.in_channels, "input channels");
+    let out_channels = weights.out_channels;
+    assert_eq!(outputs.total(), out_channels, "output channels");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), out_channels, "bias size");
+    }
+    for (buffer, &c) in outputs.buffers.iter().zip(&outputs.channels) {
+        assert_eq!(
+            buffer.len(),
+            x.batch * c * x.height * x.width,
+            "output size"
+        );
+    }
+    let (height, width) = (x.height, x.width);
+    let area = height * width;
+    if area == 0 || x.batch == 0 || out_channels == 0 {
+        return;
+    }
+    let raw = outputs.raw();
+    let blocks = out_channels.div_ceil(BLOCK);
+    let vectors_per_row = width.div_ceil(LANES);
+    let tiles = (height * vectors_per_row).div_ceil(TILE);
+    // Enough tasks to keep every thread busy, not so many that scheduling shows.
+    let threads = rayon::current_num_threads();
+    let chunks = (threads * 4)
+        .div_ceil(x.batch * blocks)
+        .clamp(1, tiles.max(1));
+    let tiles_per_chunk = tiles.div_ceil(chunks);
+
+    (0..x.batch * blocks * chunks)
+        .into_par_iter()
+        .for_each(|task| {
+            let chunk = task % chunks;
+            let block = (task / chunks) % blocks;
+            let b = task / (chunks * blocks);
+            let mut block_bias = [0.0f32; BLOCK];
+            let mut planes = [std::ptr::null_mut::<f32>(); BLOCK];
+            for lane in 0..BLOCK {
+                let o = block * BLOCK + lane;
+                if o < out_channels {
+                    block_bias[lane] = bias.map_or(0.0, |bias| bias[o]);
+                    planes[lane] = plane_ptr(&raw, b, o, area);
+                }
+            }
+            let image = &x.data[b * x.channels * x.plane..(b + 1) * x.channels * x.plane];
+            let packed = weights.block(block);
+            let first = chunk * tiles_per_chunk * TILE;
+            let last = ((chunk + 1) * tiles_per_chunk * TILE).min(height * vectors_per_row);
+            let mut v = first;
+            while v < last {
+                let n = (last - v).min(TILE);
+                let geometry = TileGeometry::new(v, n, vectors_per_row, width, x.row);
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx2Fma {
+                    // SAFETY: AVX2 and FMA are present (checked at run time); the offsets
+                    // stay inside the padded image and the output planes (TileGeometry).
+                    unsafe {
+                        match n {
+                            3 => tile_avx2::<3>(
+                                image,
+                                x,
+                                packed,
+                                &block_bias,
+                                relu,
+                                &planes,
+                                &geometry,
+                            ),
+                            2 => tile_avx2::<2>(
+                                image,
+                                x,
+                                packed,
+                                &block_bias,
+                                relu,
+                                &planes,
+                                &geometry,
+                            ),
+                            _ => tile_avx2::<1>(
+                                image,
+                                x,
+                                packed,
+                                &block_bias,
+                                relu,
+                                &planes,
+                                &geometry,
+                            ),
+                        }
+                    }
+                    v += n;
+                    continue;
+                }
+                tile_portable(image, x, packed, &block_bias, relu, &planes, &geometry, n);
+                v += n;
+            }
+        });
+}
+
+/// Where the (up to [`TILE`]) pixel vectors of a tile are: flat vector index `v` is row
+/// `v / vectors_per_row`, columns from `8 * (v % vectors_per_row)`.
+struct TileGeometry {
+    /// Offset of each vector's 3x3 window (top-left) in a padded plane.
+    input: [usize; TILE],
+    /// Offset of each vector's first pixel in an output plane.
+    output: [usize; TILE],
+    /// Valid pixels in each vector (8 but at the right edge).
+    lanes: [usize; TILE],
+}
+
+impl TileGeometry {
+    fn new(first: usize, n: usize, vectors_per_row: usize, width: usize, row: usize) -> Self {
+        let mut g = Self {
+            input: [0; TILE],
+            output: [0; TILE],
+            lanes: [0; TILE],
+        };
+        for k in 0..n {
+            let v = first + k;
+            let (i, j) = (v / vectors_per_row, (v % vectors_per_row) * LANES);
+            g.input[k] = i * row + j;
+            g.output[k] = i * width + j;
+            g.lanes[k] = (width - j).min(LANES);
+        }
+        g
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // indices into register arrays read best as indices
+unsafe fn tile_avx2<const N: usize>(
+    image: &[f32],
+    x: &Padded,
+    packed: &[f32],
+    bias: &[f32; BLOCK],
+    relu: bool,
+    planes: &[*mut f32; BLOCK],
+    g: &TileGeometry,
+) {
+    use std::arch::x86_64::*;
+    let (row, plane) = (x.row, x.plane);
+    let mut acc = [[_mm256_setzero_ps(); N]; BLOCK];
+    for (lane, acc) in acc.iter_mut().enumerate() {
+        *acc = [_mm256_set1_ps(bias[lane]); N];
+    }
+    let base = image.as_ptr();
+    let weights = packed.as_ptr();
+    for c in 0..x.channels {
+        // SAFETY (all loads below): channel c's plane lies inside `image`; a window offset plus
+        // tap offset (< 2 * row + 2) plus 8 lanes stays inside the plane (Padded's row length).
+        unsafe {
+            let xc = base.add(c * plane);
+            let wc = weights.add(c * 9 * BLOCK);
+            for tap in 0..9 {
+                let at = xc.add((tap / 3) * row + tap % 3);
+                let mut xv = [_mm256_setzero_ps(); N];
+                for k in 0..N {
+                    xv[k] = _mm256_loadu_ps(at.add(g.input[k]));
+                }
+                for lane in 0..BLOCK {
+                    let w = _mm256_broadcast_ss(&*wc.add(tap * BLOCK + lane));
+                    for k in 0..N {
+                        acc[lane][k] = _mm256_fmadd_ps(w, xv[k], acc[lane][k]);
+                    }
+                }
+            }
+        }
+    }
+    if relu {
+        for acc in acc.iter_mut().flatten() {
+            // maxps returns its second operand when either is NaN: NaNs pass through.
+            *acc = _mm256_max_ps(_mm256_setzero_ps(), *acc);
+        }
+    }
+    for lane in 0..BLOCK {
+        let out = planes[lane];
+        if out.is_null() {
+            continue;
+        }
+        for k in 0..N {
+            // SAFETY: output offset + valid lanes stays inside the output plane.
+            unsafe {
+                let at = out.add(g.output[k]);
+                if g.lanes[k] == LANES {
+                    _mm256_storeu_ps(at, acc[lane][k]);
+                } else {
+                    _mm256_maskstore_ps(at, simd::x86::first_lanes(g.lanes[k]), acc[lane][k]);
+                }
+            }
+        }
+    }
+}
+
+/// The same tile without vector instructions.
+#[allow(clippy::too_many_arguments)]
+fn tile_portable(
+    image: &[f32],
+    x: &Padded,
+    packed: &[f32],
+    bias: &[f32; BLOCK],
+    relu: bool,
+    planes: &[*mut f32; BLOCK],
+    g: &TileGeometry,
+    n: usize,
+) {
+    let (row, plane) = (x.row, x.plane);
+    let mut acc = [[[0.0f32; LANES]; TILE]; BLOCK];
+    for (lane, acc) in acc.iter_mut().enumerate() {
+        *acc = [[bias[lane]; LANES]; TILE];
+    }
+    for c in 0..x.channels {
+        let xc = &image[c * plane..(c + 1) * plane];
+        let wc = &packed[c * 9 * BLOCK..(c + 1) * 9 * BLOCK];
+        for tap in 0..9 {
+            let shift = (tap / 3) * row + tap % 3;
+            for k in 0..n {
+                let xs = &xc[g.input[k] + shift..g.input[k] + shift + LANES];
+                for lane in 0..BLOCK {
+                    let w = wc[tap * BLOCK + lane];
+                    for (a, &v) in acc[lane][k].iter_mut().zip(xs) {
+                        *a += w * v;
+                    }
+                }
+            }
+        }
+    }
+    for lane in 0..BLOCK {
+        let out = planes[lane];
+        if out.is_null() {
+            continue;
+        }
+        for k in 0..n {
+            for (p, &value) in acc[lane][k][..g.lanes[k]].iter().enumerate() {
+                let value = if relu && value < 0.0 { 0.0 } else { value };
+                // SAFETY: output offset + valid lanes stays inside the output plane.
+                unsafe { *out.add(g.output[k] + p) = value };
+            }
+        }
+    }
+}
+
+/// `dw` (`[out, in, 3, 3]`) from the padded input `x` and the output gradient `dy`
+/// (`[batch, out, h, w]`).
+pub fn weight_gradient(x: &Padded, dy: &[f32], out_channels: usize) -> Vec<f32> {
+    weight_gradient_with(simd::isa(), x, dy, out_channels)
+}
+
+/// [`weight_gradient`] with a chosen instruction set.
+pub fn weight_gradient_with(isa: Isa, x: &Padded, dy: &[f32], out_channels: usize) -> Vec<f32> {
+    let (batch, height, width) = (x.batch, x.height, x.width);
+    let area = height * width;
+    assert_eq!(
+        dy.len(),
+        batch * out_channels * area,
+        "output gradient size"
+    );
+    let in_channels = x.channels;
+    let blocks = out_channels.div_ceil(BLOCK);
+    let threads = rayon::current_num_threads();
+    // Split the input channels only as far as needed for parallelism: each task sweeps its
+    // output block's gradient once per input channel and kernel row, so fewer, longer tasks
+    // keep that block in cache.
+    let chunks = (threads * 3).div_ceil(blocks).clamp(1, in_channels.max(1));
+    let per_chunk = in_channels.div_ceil(chunks);
+
+    // Images whose gradient block (4 channels) together stays within the L2 cache are swept
+    // in one pass per input channel and kernel row: small late-stage maps then give long
+    // passes instead of one short pass per image.
+    let group = (GROUP_FLOATS / (BLOCK * area).max(1)).clamp(1, batch.max(1));
+
+    let parts: Vec<(usize, usize, Vec<f64>)> = (0..blocks * chunks)
+        .into_par_iter()
+        .map(|task| {
+            let (block, chunk) = (task / chunks, task % chunks);
+            let cs = chunk * per_chunk..((chunk + 1) * per_chunk).min(in_channels);
+            // [lane][c - cs.start][tap]
+            let mut sums = vec![0.0f64; BLOCK * cs.len() * 9];
+            let mut images: Vec<WeightRows> = Vec::with_capacity(group);
+            for first in (0..batch).step_by(group) {
+                let last = (first + group).min(batch);
+                for c in cs.clone() {
+                    for ky in 0..3 {
+                        images.clear();
+                        for b in first..last {
+                            let mut dys = [&dy[..0]; BLOCK];
+                            for (lane, slot) in dys.iter_mut().enumerate() {
+                                // A lane past the last channel repeats the last one; its sums
+                                // are dropped.
+                                let o = (block * BLOCK + lane).min(out_channels - 1);
+                                let start = (b * out_channels + o) * area;
+                                *slot = &dy[start..start + area];
+                            }
+                            let start = (b * in_channels + c) * x.plane;
+                            let rows = &x.data[start + ky * x.row..start + x.plane];
+                            images.push(WeightRows { dys, rows });
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        let row_sums = if isa == Isa::Avx2Fma {
+                            // SAFETY: AVX2 and FMA are present (checked at run time).
+                            unsafe { weight_rows_avx2(&images, height, width, x.row) }
+                        } else {
+                            weight_rows_portable(&images, height, width, x.row)
+                        };
+                        #[cfg(not(target_arch = "x86_64"))]
+                        let row_sums = {
+                            let _ = isa;
+                            weight_rows_portable(&images, height, width, x.row)
+                        };
+                        for (lane, taps) in row_sums.iter().enumerate() {
+                            for (kx, &s) in taps.iter().enumerate() {
+                                sums[(lane * cs.len() + c - cs.start) * 9 + ky * 3 + kx] +=
+                                    s as f64;
+                            }
+                        }
+                    }
+                }
+            }
+            (block, cs.start, sums)
+        })
+        .collect();
+
+    let mut dw = vec![0.0f32; out_channels * in_channels * 9];
+    for (block, c0, sums) in parts {
+        let count = sums.len() / (BLOCK * 9);
+        for lane in 0..BLOCK {
+            let o = block * BLOCK + lane;
+            if o >= out_channels {
+                continue;
+            }
+            for dc in 0..count {
+                for tap in 0..9 {
+                    dw[(o * in_channels + c0 + dc) * 9 + tap] =
+                        sums[(lane * count + dc) * 9 + tap] as f32;
+                }
+            }
+        }
+    }
+    dw
+}
+
+/// Floats of output gradient one weight-gradient pass keeps in cache (256 KiB).
+const GROUP_FLOATS: usize = 1 << 16;
+
+/// One image's operands of a weight-gradient pass: the output gradient planes of the 4 lanes,
+/// and one padded input plane from kernel row `ky` on.
+struct WeightRows<'a> {
+    dys: [&'a [f32]; BLOCK],
+    rows: &'a [f32],
+}
+
+/// `Σ_images Σ_{i,j} dy[lane][i,j] · xp[i + ky, j + kx]` for the 4 lanes and 3 values of `kx`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weight_rows_avx2(
+    images: &[WeightRows],
+    height: usize,
+    width: usize,
+    row: usize,
+) -> [[f32; 3]; BLOCK] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 3]; BLOCK];
+    let full = width / LANES * LANES;
+    let tail = simd::x86::first_lanes(width - full);
+    for image in images {
+        let xs = image.rows.as_ptr();
+        let dys = image.dys.map(|d| d.as_ptr());
+        for i in 0..height {
+            // SAFETY (loads): dy rows are `width` long inside their planes; the masked load
+            // stops at the row's end. Padded rows hold `width + 2` columns plus at least 8
+            // more, and `rows` starts at most 2 rows above the plane's end.
+            unsafe {
+                let xr = xs.add(i * row);
+                let dr = dys.map(|d| d.add(i * width));
+                let mut j = 0;
+                while j < full {
+                    let x0 = _mm256_loadu_ps(xr.add(j));
+                    let x1 = _mm256_loadu_ps(xr.add(j + 1));
+                    let x2 = _mm256_loadu_ps(xr.add(j + 2));
+                    for lane in 0..BLOCK {
+                        let d = _mm256_loadu_ps(dr[lane].add(j));
+                        acc[lane][0] = _mm256_fmadd_ps(d, x0, acc[lane][0]);
+                        acc[lane][1] = _mm256_fmadd_ps(d, x1, acc[lane][1]);
+                        acc[lane][2] = _mm256_fmadd_ps(d, x2, acc[lane][2]);
+                    }
+                    j += LANES;
+                }
+                if full < width {
+                    let x0 = _mm256_loadu_ps(xr.add(j));
+                    let x1 = _mm256_loadu_ps(xr.add(j + 1));
+                    let x2 = _mm256_loadu_ps(xr.add(j + 2));
+                    for lane in 0..BLOCK {
+                        let d = _mm256_maskload_ps(dr[lane].add(j), tail);
+                        acc[lane][0] = _mm256_fmadd_ps(d, x0, acc[lane][0]);
+                        acc[lane][1] = _mm256_fmadd_ps(d, x1, acc[lane][1]);
+                        acc[lane][2] = _mm256_fmadd_ps(d, x2, acc[lane][2]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[0.0; 3]; BLOCK];
+    for lane in 0..BLOCK {
+        for kx in 0..3 {
+            out[lane][kx] = simd::x86::hsum(acc[lane][kx]);
+        }
+    }
+    out
+}
+
+fn weight_rows_portable(
+    images: &[WeightRows],
+    height: usize,
+    width: usize,
+    row: usize,
+) -> [[f32; 3]; BLOCK] {
+    let mut out = [[0.0f32; 3]; BLOCK];
+    for image in images {
+        for i in 0..height {
+            let xr = &image.rows[i * row..i * row + width + 2];
+            for (lane, dy) in image.dys.iter().enumerate() {
+                let dr = &dy[i * width..(i + 1) * width];
+                for (kx, sum) in out[lane].iter_mut().enumerate() {
+                    *sum += dr.iter().zip(&xr[kx..]).map(|(d, x)| d * x).sum::<f32>();
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `dbias[o] = Σ dy[b, o, :, :]` for `dy: [batch, channels, h, w]`.
+pub fn bias_gradient(dy: &[f32], batch: usize, channels: usize, area: usize) -> Vec<f32> {
+    assert_eq!(dy.len(), batch * channels * area, "output gradient size");
+    (0..channels)
+        .into_par_iter()
+        .map(|o| {
+            (0..batch)
+                .map(|b| {
+                    let start = (b * channels + o) * area;
+                    super::reduce::sum(&dy[start..start + area])
+                })
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct evaluation of the formulas in the module comment, in f64.
+    fn reference_forward(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        [b, c, h, wd]: [usize; 4],
+        o: usize,
+    ) -> Vec<f32> {
+        let mut y = vec![0.0f32; b * o * h * wd];
+        for bi in 0..b {
+            for oi in 0..o {
+                for i in 0..h {
+                    for j in 0..wd {
+                        let mut s = bias.map_or(0.0, |bias| bias[oi] as f64);
+                        for ci in 0..c {
+                            for u in 0..3 {
+                                for v in 0..3 {
+                                    let (ii, jj) = (i as isize + u - 1, j as isize + v - 1);
+                                    if ii < 0 || jj < 0 || ii >= h as isize || jj >= wd as isize {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((bi * c + ci) * h + ii as usize) * wd + jj as usize];
+                                    let wv = w[(oi * c + ci) * 9 + (u * 3 + v) as usize];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((bi * o + oi) * h + i) * wd + j] = s as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what}: element {k}: {x} vs {y}"
+            );
+        }
+    }
+
+    /// dx and dw from the formulas in the module comment, in f64.
+    fn reference_gradients(
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        [b, c, h, wd]: [usize; 4],
+        o: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut dx = vec![0.0f64; x.len()];
+        let mut dw = vec![0.0f64; w.len()];
+        for bi in 0..b {
+            for oi in 0..o {
+                for i in 0..h {
+                    for j in 0..wd {
+                        let g = dy[((bi * o + oi) * h + i) * wd + j] as f64;
+                        for ci in 0..c {
+                            for u in 0..3 {
+                                for v in 0..3 {
+                                    let (ii, jj) = (i as isize + u - 1, j as isize + v - 1);
+                                    if ii < 0 || jj < 0 || ii >= h as isize || jj >= wd as isize {
+                                        continue;
+                                    }
+                                    let xi = ((bi * c + ci) * h + ii as usize) * wd + jj as usize;
+                                    let wi = (oi * c + ci) * 9 + (u * 3 + v) as usize;
+                                    dx[xi] += g * w[wi] as f64;
+                                    dw[wi] += g * x[xi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+        (f(dx), f(dw))
+    }
+
+    const SHAPES: [(usize, usize, usize, usize, usize); 6] = [
+        (1, 1, 1, 1, 1),
+        (2, 3, 5, 7, 5),
+        (1, 4, 9, 17, 8),
+        (3, 2, 4, 8, 3),
+        (1, 9, 3, 25, 6),
+        (2, 16, 6, 10, 13),
+    ];
+
+    #[test]
+    fn gradients_match_the_formulas_on_odd_shapes() {
+        for isa in simd::available() {
+            for &(b, c, h, w, o) in &SHAPES {
+                let x = values(b * c * h * w, 4);
+                let wt = values(o * c * 9, 5);
+                let dy = values(b * o * h * w, 6);
+                let (dx_ref, dw_ref) = reference_gradients(&x, &wt, &dy, [b, c, h, w], o);
+                let what = format!("{isa:?} {b}x{c}x{h}x{w} -> {o}");
+
+                let padded_dy = Padded::new(&[&dy], &[o], b, h, w);
+                let mut dx = vec![f32::NAN; x.len()];
+                forward_with(
+                    isa,
+                    &padded_dy,
+                    &Packed::input_gradient(&wt, o, c),
+                    None,
+                    false,
+                    Outputs::single(&mut dx, c),
+                );
+                assert_close(&dx, &dx_ref, 1e-5, &format!("dx {what}"));
+
+                let padded_x = Padded::new(&[&x], &[c], b, h, w);
+                let dw = weight_gradient_with(isa, &padded_x, &dy, o);
+                assert_close(&dw, &dw_ref, 1e-5, &format!("dw {what}"));
+
+                let db = bias_gradient(&dy, b, o, h * w);
+                for (oi, &g) in db.iter().enumerate() {
+                    let expected: f64 = (0..b)
+                        .flat_map(|bi| {
+                            let start = (bi * o + oi) * h * w;
+                            dy[start..start + h * w].iter().map(|&v| v as f64)
+                        })
+                        .sum();
+                    assert!((g as f64 - expected).abs() < 1e-4, "db {what}");
+                }
+            }
+        }
+    }
+
+    /// A convolution of a channel concatenation equals the convolution of the concatenated
+    /// tensor, and an output split across buffers equals the split output.
+    #[test]
+    fn concatenated_inputs_and_split_outputs() {
+        let (b, h, w, o) = (2, 5, 11, 6);
+        let (c1, c2) = (3, 5);
+        let x1 = values(b * c1 * h * w, 7);
+        let x2 = values(b * c2 * h * w, 8);
+        let mut cat = Vec::new();
+        for bi in 0..b {
+            cat.extend_from_slice(&x1[bi * c1 * h * w..(bi + 1) * c1 * h * w]);
+            cat.extend_from_slice(&x2[bi * c2 * h * w..(bi + 1) * c2 * h * w]);
+        }
+        let wt = values(o * (c1 + c2) * 9, 9);
+        let packed = Packed::forward(&wt, o, c1 + c2);
+        let mut whole = vec![0.0; b * o * h * w];
+        forward(
+            &Padded::new(&[&cat], &[c1 + c2], b, h, w),
+            &packed,
+            None,
+            false,
+            Outputs::single(&mut whole, o),
+        );
+        let (o1, o2) = (2, 4);
+        let mut y1 = vec![0.0; b * o1 * h * w];
+        let mut y2 = vec![0.0; b * o2 * h * w];
+        forward(
+            &Padded::new(&[&x1, &x2], &[c1, c2], b, h, w),
+            &packed,
+            None,
+            false,
+            Outputs::new(vec![&mut y1, &mut y2], vec![o1, o2]),
+        );
+        for bi in 0..b {
+            let at = |k: usize| bi * o * h * w + k * h * w;
+            assert_eq!(
+                &y1[bi * o1 * h * w..(bi + 1) * o1 * h * w],
+                &whole[at(0)..at(o1)]
+            );
+            assert_eq!(
+                &y2[bi * o2 * h * w..(bi + 1) * o2 * h * w],
+                &whole[at(o1)..at(o)]
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_formula_on_odd_shapes() {
+        for &(b, c, h, w, o, with_bias, relu) in &[
+            (1, 1, 1, 1, 1, false, false),
+            (2, 3, 5, 7, 5, true, true),
+            (1, 4, 9, 17, 8, false, false),
+            (3, 2, 4, 8, 3, true, false),
+            (1, 9, 3, 25, 6, true, true),
+        ] {
+            let x = values(b * c * h * w, 1);
+            let wt = values(o * c * 9, 2);
+            let bias = values(o, 3);
+            let bias = with_bias.then_some(&bias[..]);
+            let padded = Padded::new(&[&x], &[c], b, h, w);
+            let mut expected = reference_forward(&x, &wt, bias, [b, c, h, w], o);
+            if relu {
+                expected.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            for isa in simd::available() {
+                let mut y = vec![f32::NAN; b * o * h * w];
+                forward_with(
+                    isa,
+                    &padded,
+                    &Packed::forward(&wt, o, c),
+                    bias,
+                    relu,
+                    Outputs::single(&mut y, o),
+                );
+                assert_close(
+                    &y,
+                    &expected,
+                    1e-5,
+                    &format!("{isa:?} {b}x{c}x{h}x{w} -> {o}"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! [`CpuKernels`] on the flex backend: each operation turns burn's primitives into slices, runs
+//! the kernel and wraps the result. The backward helpers used by `autodiff.rs` live here too, so
+//! all conversion between primitives and slices is in one file.
+
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::{DType, TensorData};
+
+use super::extension::{CpuKernels, Optional};
+use super::{batch_norm, conv1x1, conv3x3, cross_entropy, pool, profile, upsample};
+
+/// A flex float tensor.
+pub(super) type Primitive = FloatTensor<Flex>;
+
+/// `t` with contiguous `f32` storage starting at offset 0 of its buffer (a copy if it was a
+/// view).
+pub(super) fn contiguous(t: Primitive) -> Primitive {
+    assert_eq!(t.dtype(), DType::F32, "the CPU kernels take f32 tensors");
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The values of a tensor made [`contiguous`].
+pub(super) fn values(t: &Primitive) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("the tensor was made contiguous first")
+}
+
+/// A contiguous tensor of `shape` owning `data`.
+pub(super) fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Primitive {
+    Primitive::from_data(TensorData::new(data, shape))
+}
+
+/// The dimensions of a rank-`D` tensor.
+pub(super) fn dims<const D: usize>(t: &Primitive) -> [usize; D] {
+    t.shape().dims()
+}
+
+/// Class ids of an integer tensor as `i64`, whatever its integer type.
+fn int_values(t: IntTensor<Flex>) -> Vec<i64> {
+    match t.dtype() {
+        DType::I64 => match t.as_slice::<i64>() {
+            Some(v) => v.to_vec(),
+            None => t
+                .to_contiguous()
+                .as_slice::<i64>()
+                .unwrap_or_default()
+                .to_vec(),
+        },
+        _ => t
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("converted to i64"),
+    }
+}
+
+/// Everything a 3x3 convolution (and its backward) needs to know about its operands.
+#[derive(Debug, Clone)]
+pub(super) struct Conv3x3 {
+    pub first: Primitive,
+    pub second: Option<Primitive>,
+    pub weight: Primitive,
+    pub bias: Option<Primitive>,
+    /// `[batch, first channels, second channels, h, w]`
+    pub shape: [usize; 5],
+    pub out_channels: usize,
+}
+
+impl Conv3x3 {
+    pub fn new(
+        first: Primitive,
+        second: Option<Primitive>,
+        weight: Primitive,
+        bias: Option<Primitive>,
+    ) -> Self {
+        let first = contiguous(first);
+        let second = second.map(contiguous);
+        let weight = contiguous(weight);
+        let bias = bias.map(contiguous);
+        let [batch, c1, h, w] = dims(&first);
+        let c2 = second.as_ref().map_or(0, |s| {
+            let [b2, c2, h2, w2] = dims(s);
+            assert_eq!(
+                [b2, h2, w2],
+                [batch, h, w],
+                "concatenated inputs must agree in batch and size"
+            );
+            c2
+        });
+        let [out_channels, in_channels, kh, kw] = dims(&weight);
+        assert_eq!([kh, kw], [3, 3], "a 3x3 kernel");
+        assert_eq!(in_channels, c1 + c2, "weight input channels");
+        Self {
+            first,
+            second,
+            weight,
+            bias,
+            shape: [batch, c1, c2, h, w],
+            out_channels,
+        }
+    }
+
+    /// The (concatenated) input, padded.
+    pub fn padded_input(&self) -> conv3x3::Padded {
+        let [batch, c1, c2, h, w] = self.shape;
+        match &self.second {
+            Some(second) => conv3x3::Padded::new(
+                &[values(&self.first), values(second)],
+                &[c1, c2],
+                batch,
+                h,
+                w,
+            ),
+            None => conv3x3::Padded::new(&[values(&self.first)], &[c1], batch, h, w),
+        }
+    }
+
+    pub fn forward(&self, relu: bool) -> Primitive {
+        let [batch, c1, c2, h, w] = self.shape;
+        let o = self.out_channels;
+        profile::time(
+            || format!("conv3x3 forward   {batch}x{}x{h}x{w} -> {o}", c1 + c2),
+            || {
+                let mut out = vec![0.0f32; batch * o * h * w];
+                conv3x3::forward(
+                    &self.padded_input(),
+                    &conv3x3::Packed::forward(values(&self.weight), o, c1 + c2),
+                    self.bias.as_ref().map(values),
+                    relu,
+                    conv3x3::Outputs::single(&mut out, o),
+                );
+                tensor(out, [batch, o, h, w])
+            },
+        )
+    }
+
+    /// Gradients of the two inputs (each only if asked for) from the output gradient `dy`.
+    pub fn input_gradients(
+        &self,
+        dy: &Primitive,
+        first: bool,
+        second: bool,
+    ) -> (Option<Primitive>, Option<Primitive>) {
+        let [batch, c1, c2, h, w] = self.shape;
+        let o = self.out_channels;
+        let second = second && self.second.is_some();
+        if !first && !second {
+            return (None, None);
+        }
+        let mut d1 = vec![0.0f32; batch * c1 * h * w];
+        let mut d2 = vec![0.0f32; batch * c2 * h * w];
+        profile::time(
+            || format!("conv3x3 dx        {batch}x{}x{h}x{w} -> {o}", c1 + c2),
+            || {
+                let padded = conv3x3::Padded::new(&[values(dy)], &[o], batch, h, w);
+                let packed = conv3x3::Packed::input_gradient(values(&self.weight), o, c1 + c2);
+                // A gradient nobody needs still has to go somewhere; it is small next to the
+                // rest.
+                let outputs = if c2 > 0 {
+                    conv3x3::Outputs::new(vec![&mut d1, &mut d2], vec![c1, c2])
+                } else {
+                    conv3x3::Outputs::single(&mut d1, c1)
+                };
+                conv3x3::forward(&padded, &packed, None, false, outputs);
+            },
+        );
+        (
+            first.then(|| tensor(d1, [batch, c1, h, w])),
+            second.then(|| tensor(d2, [batch, c2, h, w])),
+        )
+    }
+
+    pub fn weight_gradient(&self, dy: &Primitive) -> Primitive {
+        let [batch, c1, c2, h, w] = self.shape;
+        let o = self.out_channels;
+        let dw = profile::time(
+            || format!("conv3x3 dw        {batch}x{}x{h}x{w} -> {o}", c1 + c2),
+            || conv3x3::weight_gradient(&self.padded_input(), values(dy), o),
+        );
+        tensor(dw, [o, c1 + c2, 3, 3])
+    }
+
+    pub fn bias_gradient(&self, dy: &Primitive) -> Primitive {
+        let [batch, _, _, h, w] = self.shape;
+        let o = self.out_channels;
+        tensor(conv3x3::bias_gradient(values(dy), batch, o, h * w), [o])
+    }
+}
+
+/// `dy · [y > 0]`: the gradient through a ReLU whose output was `y`.
+pub(super) fn relu_mask(dy: Primitive, y: &Primitive) -> Primitive {
+    let dy = contiguous(dy);
+    let masked = profile::time(
+        || format!("relu mask         {:?}", dims::<4>(&dy)),
+        || {
+            values(&dy)
+                .iter()
+                .zip(values(y))
+                .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
+                .collect()
+        },
+    );
+    tensor::<4>(masked, dims(&dy))
+}
+
+/// Everything a 1x1 convolution (and its backward) needs.
+#[derive(Debug, Clone)]
+pub(super) struct Conv1x1 {
+    pub x: Primitive,
+    pub weight: Primitive,
+    pub bias: Option<Primitive>,
+    /// `[batch, in, h, w]`
+    pub shape: [usize; 4],
+    pub out_channels: usize,
+}
+
+impl Conv1x1 {
+    pub fn new(x: Primitive, weight: Primitive, bias: Option<Primitive>) -> Self {
+        let x = contiguous(x);
+        let weight = contiguous(weight);
+        let [out_channels, in_channels, kh, kw] = dims(&weight);
+        assert_eq!([kh, kw], [1, 1], "a 1x1 kernel");
+        let shape: [usize; 4] = dims(&x);
+        assert_eq!(shape[1], in_channels, "weight input channels");
+        Self {
+            x,
+            weight,
+            bias: bias.map(contiguous),
+            shape,
+            out_channels,
+        }
+    }
+
+    pub fn forward(&self) -> Primitive {
+        let [b, c, h, w] = self.shape;
+        let y = conv1x1::forward(
+            values(&self.x),
+            [b, c, h * w],
+            values(&self.weight),
+            self.bias.as_ref().map(values),
+            self.out_channels,
+        );
+        tensor(y, [b, self.out_channels, h, w])
+    }
+
+    pub fn input_gradient(&self, dy: &Primitive) -> Primitive {
+        let [b, c, h, w] = self.shape;
+        let dx = conv1x1::input_gradient(
+            values(dy),
+            [b, self.out_channels, h * w],
+            values(&self.weight),
+            c,
+        );
+        tensor(dx, [b, c, h, w])
+    }
+
+    pub fn weight_gradient(&self, dy: &Primitive) -> Primitive {
+        let [b, c, h, w] = self.shape;
+        let dw = conv1x1::weight_gradient(
+            values(&self.x),
+            values(dy),
+            [b, c, h * w],
+            self.out_channels,
+        );
+        tensor(dw, [self.out_channels, c, 1, 1])
+    }
+
+    pub fn bias_gradient(&self, dy: &Primitive) -> Primitive {
+        let [b, _, h, w] = self.shape;
+        tensor(
+            conv3x3::bias_gradient(values(dy), b, self.out_channels, h * w),
+            [self.out_channels],
+        )
+    }
+}
+
+/// Batch norm + ReLU forward: `(y, mean, var)` as primitives.
+pub(super) fn batch_norm_relu(
+    x: &Primitive,
+    gamma: &Primitive,
+    beta: &Primitive,
+    epsilon: f64,
+) -> (Primitive, Primitive, Primitive) {
+    let [b, c, h, w] = dims(x);
+    let (y, stats) = profile::time(
+        || format!("bn+relu forward   {b}x{c}x{h}x{w}"),
+        || {
+            batch_norm::forward_relu(
+                values(x),
+                [b, c, h * w],
+                values(gamma),
+                values(beta),
+                epsilon,
+            )
+        },
+    );
+    (
+        tensor(y, [b, c, h, w]),
+        tensor(stats.mean, [c]),
+        tensor(stats.var, [c]),
+    )
+}
+
+/// Batch norm + ReLU backward: `(dx, dgamma, dbeta)`.
+pub(super) fn batch_norm_relu_backward(
+    [x, y, dy, gamma, mean, var]: [&Primitive; 6],
+    epsilon: f64,
+) -> (Primitive, Primitive, Primitive) {
+    let [b, c, h, w] = dims(x);
+    let stats = batch_norm::Stats {
+        mean: values(mean).to_vec(),
+        var: values(var).to_vec(),
+    };
+    let (dx, dgamma, dbeta) = profile::time(
+        || format!("bn+relu backward  {b}x{c}x{h}x{w}"),
+        || {
+            batch_norm::backward_relu(
+                values(x),
+                values(y),
+                values(dy),
+                [b, c, h * w],
+                values(gamma),
+                &stats,
+                epsilon,
+            )
+        },
+    );
+    (
+        tensor(dx, [b, c, h, w]),
+        tensor(dgamma, [c]),
+        tensor(dbeta, [c]),
+    )
+}
+
+/// Max-pool forward: the output and the position of each maximum.
+pub(super) fn max_pool2x2(x: &Primitive) -> (Primitive, Vec<u8>) {
+    let [b, c, h, w] = dims(x);
+    let (y, positions) = profile::time(
+        || format!("max pool forward  {b}x{c}x{h}x{w}"),
+        || pool::forward(values(x), b * c, h, w),
+    );
+    (tensor(y, [b, c, h / 2, w / 2]), positions)
+}
+
+pub(super) fn max_pool2x2_backward(
+    dy: &Primitive,
+    positions: &[u8],
+    [b, c, h, w]: [usize; 4],
+) -> Primitive {
+    let dx = profile::time(
+        || format!("max pool backward {b}x{c}x{h}x{w}"),
+        || pool::backward(values(dy), positions, b * c, h, w),
+    );
+    tensor(dx, [b, c, h, w])
+}
+
+pub(super) fn upsample2x(x: &Primitive) -> Primitive {
+    let [b, c, h, w] = dims(x);
+    let y = profile::time(
+        || format!("upsample forward  {b}x{c}x{h}x{w}"),
+        || upsample::forward(values(x), b * c, h, w),
+    );
+    tensor(y, [b, c, 2 * h, 2 * w])
+}
+
+pub(super) fn upsample2x_backward(dy: &Primitive, [b, c, h, w]: [usize; 4]) -> Primitive {
+    let dx = profile::time(
+        || format!("upsample backward {b}x{c}x{h}x{w}"),
+        || upsample::backward(values(dy), b * c, h, w),
+    );
+    tensor(dx, [b, c, h, w])
+}
+
+/// Cross-entropy forward: the loss as a `[1]` tensor, and what the backward needs.
+pub(super) fn cross_entropy(
+    logits: &Primitive,
+    targets: IntTensor<Flex>,
+    class_weights: Option<&[f32]>,
+) -> (Primitive, cross_entropy::Saved) {
+    let [b, k, h, w] = dims(logits);
+    let targets = int_values(targets);
+    let (loss, saved) = profile::time(
+        || format!("cross-entropy fwd {b}x{k}x{h}x{w}"),
+        || cross_entropy::forward(values(logits), &targets, [b, k, h * w], class_weights),
+    );
+    (tensor(vec![loss], [1]), saved)
+}
+
+pub(super) fn cross_entropy_backward(
+    saved: cross_entropy::Saved,
+    grad: &Primitive,
+    [b, k, h, w]: [usize; 4],
+) -> Primitive {
+    let grad = values(grad)[0];
+    let dx = profile::time(
+        || format!("cross-entropy bwd {b}x{k}x{h}x{w}"),
+        || cross_entropy::backward(saved, grad, [b, k, h * w]),
+    );
+    tensor(dx, [b, k, h, w])
+}
+
+impl CpuKernels for Flex {
+    fn conv3x3(
+        first: Primitive,
+        second: Optional<Self>,
+        weight: Primitive,
+        bias: Optional<Self>,
+        relu: bool,
+    ) -> Primitive {
+        Conv3x3::new(first, second.into_option(), weight, bias.into_option()).forward(relu)
+    }
+
+    fn conv1x1(x: Primitive, weight: Primitive, bias: Optional<Self>) -> Primitive {
+        Conv1x1::new(x, weight, bias.into_option()).forward()
+    }
+
+    fn batch_norm_relu(
+        x: Primitive,
+        gamma: Primitive,
+        beta: Primitive,
+        epsilon: f64,
+    ) -> (Primitive, Primitive, Primitive) {
+        batch_norm_relu(
+            &contiguous(x),
+            &contiguous(gamma),
+            &contiguous(beta),
+            epsilon,
+        )
+    }
+
+    fn max_pool2x2(x: Primitive) -> Primitive {
+        max_pool2x2(&contiguous(x)).0
+    }
+
+    fn upsample2x(x: Primitive) -> Primitive {
+        upsample2x(&contiguous(x))
+    }
+
+    fn cross_entropy(
+        logits: Primitive,
+        targets: IntTensor<Self>,
+        class_weights: Option<Vec<f32>>,
+    ) -> Primitive {
+        cross_entropy(&contiguous(logits), targets, class_weights.as_deref()).0
+    }
+}
