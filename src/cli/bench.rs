@@ -10,6 +10,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use roadseg::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, default_workers};
 use roadseg::core::dataset::{DatasetIndex, Sample, workspace};
 use roadseg::core::device::{DeviceChoice, resolve};
+use roadseg::core::kernels::{self, ops, simd};
 use roadseg::core::model::unet::UNet;
 use roadseg::core::train::config::TrainConfig;
 use roadseg::core::train::optim::build_optimizer;
@@ -36,9 +37,13 @@ pub struct Args {
     /// Also time training steps and inference of the default model.
     #[arg(long)]
     train: bool,
-    /// Training steps to time (after one warm-up step).
+    /// Training steps to time (after two warm-up steps); the median is reported.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Also time the model on burn's own CPU operations instead of roadseg's kernels (the
+    /// "before" of the kernels, measured in the same run).
+    #[arg(long)]
+    baseline: bool,
     /// UNet base width for the training figures (default: the training default).
     #[arg(long)]
     width: Option<usize>,
@@ -72,7 +77,12 @@ struct ModelBench {
     batch_size: usize,
     base_width: usize,
     depth: usize,
+    /// Which CPU operations ran: roadseg's kernels (with their instruction set) or burn's.
+    ops: String,
+    /// From the median step time.
     train_images_per_sec: f64,
+    train_step_ms: f64,
+    /// Median of batch-1 forward + arg-max + read-back.
     inference_ms_per_image: f64,
 }
 
@@ -102,6 +112,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         device_name = name;
         for &size in &sizes {
             models.push(model_bench(&args, &device, size, batch_size)?);
+            if args.baseline {
+                models.push(ops::with_burn_ops(|| {
+                    model_bench(&args, &device, size, batch_size)
+                })?);
+            }
         }
     }
     if args.json {
@@ -117,15 +132,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     for m in &models {
         println!(
-            "training        {:>4}x{:<4} {:>8.1} images/s  (UNet width {} depth {}, batch {}, {device_name})",
-            m.size[0], m.size[1], m.train_images_per_sec, m.base_width, m.depth, m.batch_size
+            "training        {:>4}x{:<4} {:>8.1} images/s  (median step {:.0} ms; UNet width {} depth {}, batch {}, {device_name}, {})",
+            m.size[0],
+            m.size[1],
+            m.train_images_per_sec,
+            m.train_step_ms,
+            m.base_width,
+            m.depth,
+            m.batch_size,
+            m.ops
         );
         println!(
-            "inference       {:>4}x{:<4} {:>8.1} ms/image (batch 1)",
-            m.size[0], m.size[1], m.inference_ms_per_image
+            "inference       {:>4}x{:<4} {:>8.1} ms/image (batch 1, median; {})",
+            m.size[0], m.size[1], m.inference_ms_per_image, m.ops
         );
     }
-    for (d, m) in data.iter().zip(&models) {
+    let per_size = if args.baseline { 2 } else { 1 };
+    for (d, m) in data.iter().zip(models.iter().step_by(per_size)) {
         println!(
             "data/training   {:>4}x{:<4} {:>8.1}x",
             d.size[0],
@@ -232,14 +255,46 @@ fn model_bench(
         );
         loss.map(|_| model).map_err(anyhow::Error::from)
     };
-    model = step(model)?; // warm-up: allocation, autotuning
-    let start = Instant::now();
-    for _ in 0..args.steps {
-        model = step(model)?;
+    for _ in 0..2 {
+        model = step(model)?; // warm-up: allocation, autotuning
     }
-    let train_images_per_sec = (args.steps * batch_size) as f64 / start.elapsed().as_secs_f64();
+    kernels::profile::take();
+    let mut step_times = Vec::new();
+    for _ in 0..args.steps.max(1) {
+        let start = Instant::now();
+        model = step(model)?;
+        step_times.push(start.elapsed().as_secs_f64());
+    }
+    let step_seconds = median(step_times.clone());
+    if kernels::profile::enabled() {
+        let total: f64 = step_times.iter().sum();
+        eprintln!(
+            "where the {} timed steps' {:.0} ms went ({}):",
+            step_times.len(),
+            total * 1000.0,
+            if ops::enabled() {
+                "kernels"
+            } else {
+                "burn ops"
+            }
+        );
+        let rows = kernels::profile::take();
+        let mut counted = 0.0;
+        for (label, calls, seconds) in &rows {
+            counted += seconds;
+            eprintln!(
+                "  {label:<44} {calls:>5} calls {:>9.1} ms",
+                seconds * 1000.0
+            );
+        }
+        eprintln!(
+            "  {:<44} {:>21.1} ms",
+            "everything else (burn, autodiff, optimiser)",
+            (total - counted) * 1000.0
+        );
+    }
 
-    let inference = model.valid();
+    let inference = model.valid().fold_batch_norm();
     let one = Tensor::<4>::random([1, 3, h, w], Distribution::Normal(0.0, 1.0), device);
     let run = || -> anyhow::Result<()> {
         inference
@@ -250,19 +305,40 @@ fn model_bench(
         Ok(())
     };
     run()?;
-    let reps = args.steps.max(3);
-    let start = Instant::now();
-    for _ in 0..reps {
+    run()?;
+    let mut inference_times = Vec::new();
+    for _ in 0..args.steps.max(5) {
+        let start = Instant::now();
         run()?;
+        inference_times.push(start.elapsed().as_secs_f64());
     }
     Ok(ModelBench {
         size,
         batch_size,
         base_width: model_cfg.base_width,
         depth: model_cfg.depth,
-        train_images_per_sec,
-        inference_ms_per_image: start.elapsed().as_secs_f64() * 1000.0 / reps as f64,
+        ops: if *device != Device::flex() {
+            "burn (GPU)".into()
+        } else if ops::enabled() {
+            format!("roadseg CPU kernels, {}", simd::describe())
+        } else {
+            "burn CPU ops".into()
+        },
+        train_images_per_sec: batch_size as f64 / step_seconds,
+        train_step_ms: step_seconds * 1000.0,
+        inference_ms_per_image: median(inference_times) * 1000.0,
     })
+}
+
+/// The median of some timings.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
 }
 
 /// One brush dab as the studio does it: record undo tiles, paint, and turn the dirty rectangle
