@@ -7,7 +7,7 @@
 //!
 //! | op | forward | backward | file |
 //! |---|---|---|---|
-//! | 3x3 conv (+ channel concat, + ReLU) | direct, 4x24 register tiles | input: the same kernel, flipped weights; weights: 4x3 register sweeps | `conv3x3.rs` |
+//! | 3x3 conv (+ channel concat, + ReLU) | direct, 4 channels x 16 pixels register tiles | input: the same kernel, flipped weights; weights: 4x3 register sweeps | `conv3x3.rs` |
 //! | batch norm + ReLU (training) | 2 passes | 2 passes | `batch_norm.rs` |
 //! | 2x2 max-pool | 1 pass | 1 pass | `pool.rs` |
 //! | bilinear x2 up-sampling | separable | separable adjoint | `upsample.rs` |

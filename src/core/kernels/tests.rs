@@ -395,3 +395,21 @@ impl burn::module::ModuleVisitor for CollectGrads<'_> {
         }
     }
 }
+
+/// One NaN pixel in a batch must surface as a NaN loss (the trainer's divergence check), not
+/// be swallowed by a ReLU, a max-pool or the softmax's max.
+#[test]
+fn a_single_nan_pixel_reaches_the_loss() {
+    let model = UNetConfig::new(3)
+        .with_depth(2)
+        .with_base_width(4)
+        .init(&device());
+    let mut pixels = to_vec(&random([2, 3, 8, 8], 40));
+    pixels[77] = f32::NAN;
+    let images = Tensor::<4>::from_data(TensorData::new(pixels, [2, 3, 8, 8]), &device());
+    let targets = Tensor::<3, Int>::zeros([2, 8, 8], &device());
+    let loss = LossConfig::default()
+        .loss(model.forward(images), targets)
+        .into_scalar::<f32>();
+    assert!(loss.is_nan(), "loss {loss}");
+}
