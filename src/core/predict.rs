@@ -8,8 +8,6 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
@@ -17,6 +15,7 @@ use crate::core::dataset::augment::prepare;
 use crate::core::dataset::classes::ClassInfo;
 use crate::core::dataset::info::load_pair;
 use crate::core::dataset::{DatasetIndex, Problem, Sample};
+use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
 use crate::core::model::unet::UNet;
@@ -96,25 +95,23 @@ impl Predictor {
             &self.device,
         );
         let logits = self.model.forward_any_size(input); // [1, classes, h, w]
-        let (width, height) = image.dimensions();
-        let logits = if (width, height) == (w, h) {
-            logits
-        } else {
-            interpolate(
-                logits,
-                InterpolateOptions::new(InterpolateMode::Bilinear)
-                    .with_align_corners(false)
-                    .with_output_size([height as usize, width as usize]),
-            ) // [1, classes, H, W]
-        };
-        let ids = logits
-            .argmax(1)
-            .try_into_vec_as::<i64>()
+        let [_, classes, ..] = logits.dims();
+        // Read back at the model's resolution and resize on the host, row by row: the
+        // full-resolution logits are never materialised (bounded memory for 4K images).
+        let logits = logits
+            .try_into_vec_as::<f32>()
             .map_err(|e| PredictError::Device(e.to_string()))?;
+        let (width, height) = image.dimensions();
+        let (data, _) = resized_argmax(
+            &logits,
+            [classes, h as usize, w as usize],
+            [height as usize, width as usize],
+            false,
+        );
         Ok(Mask {
             width,
             height,
-            data: ids.into_iter().map(|v| v as u8).collect(),
+            data,
         })
     }
 

@@ -203,7 +203,7 @@ multiversion! {
 /// `e^x` for `x <= 0` (clamped at -87, where it is ~1e-38), NaN for NaN: range reduction to
 /// `x = n·ln2 + r`, `|r| <= ln2/2`, then a degree-6 polynomial (Cephes `expf` coefficients).
 #[inline(always)]
-fn exp_approx(x: f32) -> f32 {
+pub(super) fn exp_approx(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;

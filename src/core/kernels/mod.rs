@@ -13,6 +13,7 @@
 //! | bilinear x2 up-sampling | separable | separable adjoint | `upsample.rs` |
 //! | 1x1 conv (head) | gemm | gemm | `conv1x1.rs` |
 //! | cross-entropy | fused softmax | `p - onehot` | `cross_entropy.rs` |
+//! | logits -> full-resolution mask | bilinear + arg-max per row, O(classes·w) memory | - | `resize.rs` |
 //!
 //! [`ops`] is the API the model calls: on the flex device (training or not) it runs these
 //! kernels, on any other device (wgpu) the equivalent burn operations, so the same model trains
@@ -32,6 +33,7 @@ pub mod cross_entropy;
 pub mod pool;
 pub mod profile;
 pub mod reduce;
+pub mod resize;
 pub mod simd;
 pub mod upsample;
 
