@@ -389,7 +389,7 @@ impl Studio {
     fn drain_worker(&mut self, ctx: &egui::Context) {
         let Some(worker) = &self.worker else { return };
         for event in worker.drain(EVENT_BUDGET) {
-            if let WorkerEvent::Train(TrainEvent::Prediction { tag, mask }) = &event {
+            if let WorkerEvent::Train(TrainEvent::Prediction { tag, mask, .. }) = &event {
                 if self.selected.map(|s| s as u64) == Some(*tag) {
                     self.canvas.set_prediction(ctx, mask);
                 }
