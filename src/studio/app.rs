@@ -3,28 +3,27 @@
 //! predictions, the Errors panel, model-assisted labelling) is in [`compare`].
 
 mod compare;
+mod keys;
+mod training;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use egui::{Key, KeyboardShortcut, Modifiers};
-
-use super::canvas::{Canvas, CanvasEvent, CanvasSettings, Tool};
+use super::canvas::{Canvas, CanvasEvent, CanvasSettings};
 use super::compare::ViewMode;
 use super::compare::errors::ErrorsPanel;
 use super::model::ModelLink;
 use super::panels::dataset::DatasetPanel;
 use super::panels::status;
-use super::panels::tools::{MAX_BRUSH_RADIUS, ToolsPanel};
-use super::panels::training::{EVENT_BUDGET, TrainingPanel};
+use super::panels::tools::ToolsPanel;
+use super::panels::training::TrainingPanel;
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
 use crate::core::dataset::{ClassTable, DatasetIndex, convert, workspace};
 use crate::core::paint::AutosavePolicy;
 use crate::core::paint::accept::AcceptScope;
 use crate::core::train::control::PredictRequest;
-use crate::core::train::trainer::{DataSpec, TrainEvent, TrainOptions, TrainStart};
-use crate::core::train::worker::{TrainWorker, WorkerCommand, WorkerEvent};
+use crate::core::train::worker::{TrainWorker, WorkerCommand};
 
 /// Cross-panel actions, applied after the panels have drawn.
 #[derive(Debug, Clone, PartialEq)]
@@ -403,126 +402,9 @@ impl Studio {
         }
     }
 
-    fn to_worker(&self, command: WorkerCommand) {
-        if let Some(worker) = &self.worker {
-            worker.send(command);
-        }
-    }
-
-    /// Starts a run on the masks saved so far, in the user's data folder (the dataset folder
-    /// only ever receives masks and classes).
-    fn start_training(&mut self) {
-        self.save_current();
-        let Some(session) = &self.session else {
-            self.report("open a dataset first".into(), true);
-            return;
-        };
-        if self.worker.is_none() {
-            let ctx = self.ctx.clone();
-            match TrainWorker::spawn(move || {
-                if let Some(ctx) = &ctx {
-                    ctx.request_repaint();
-                }
-            }) {
-                Ok(worker) => self.worker = Some(worker),
-                Err(e) => {
-                    self.report(format!("could not start the training thread: {e}"), true);
-                    return;
-                }
-            }
-        }
-        let Some(runs) = self.runs_folder() else {
-            return;
-        };
-        let out = crate::core::train::run_dir::next_run_dir(&runs);
-        let start = TrainStart::New {
-            data: DataSpec {
-                root: session.root.clone(),
-                format: Some(session.format),
-            },
-            config: Box::new(self.training.config.clone()),
-            out,
-        };
-        let options = TrainOptions {
-            device: self.training.device,
-            // Painting in progress may leave odd files: train on the rest, say how many.
-            skip_bad: true,
-            // The user keeps painting: this run trains on the masks as they are now.
-            snapshot_labels: true,
-            // A GPU that fails to start must not stop the user: the CPU takes over, said in
-            // the panel's log line.
-            cpu_fallback: true,
-        };
-        let Some(worker) = &self.worker else { return };
-        worker.send(WorkerCommand::Start(Box::new(start), options));
-        if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
-            worker.send(WorkerCommand::PredictEachEpoch(Some(PredictRequest {
-                tag: index as u64,
-                image,
-            })));
-        }
-    }
-
-    /// Where this dataset's runs go: `<runs root>/<dataset folder name>`.
-    pub fn runs_folder(&self) -> Option<PathBuf> {
-        let session = self.session.as_ref()?;
-        let name = session
-            .root
-            .file_name()
-            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
-        let root = self
-            .training
-            .runs_root
-            .clone()
-            .unwrap_or_else(|| workspace::data_dir().join("runs"));
-        Some(root.join(name))
-    }
-
-    fn refresh_runs(&mut self) {
-        self.training.runs = self
-            .runs_folder()
-            .map(|f| super::panels::training::scan_runs(&f))
-            .unwrap_or_default();
-    }
-
     /// The image on the canvas.
     fn canvas_image(&self) -> Option<image::RgbImage> {
         self.canvas.image().cloned()
-    }
-
-    /// Applies the worker's events, within a small time budget per frame.
-    fn drain_worker(&mut self) {
-        let Some(worker) = &self.worker else { return };
-        for event in worker.drain(EVENT_BUDGET) {
-            if let WorkerEvent::Train(TrainEvent::Prediction {
-                tag,
-                mask,
-                confidence,
-            }) = event
-            {
-                if self.selected.map(|s| s as u64) == Some(tag) {
-                    self.canvas.set_prediction(mask, confidence);
-                }
-                continue;
-            }
-            // A finished run becomes the model the canvas and the Errors panel compare with.
-            if let WorkerEvent::Finished(Ok(_)) = &event
-                && let Some(run) = self.training.run_dir.clone()
-            {
-                self.commands.push(Command::UseModel(run));
-            }
-            if let WorkerEvent::Finished(Err(e)) = &event {
-                self.message = Some((format!("training failed: {e}"), true));
-            }
-            let refresh = matches!(
-                event,
-                WorkerEvent::Finished(_) | WorkerEvent::Train(TrainEvent::Started(_))
-            );
-            self.training.on_event(&event);
-            if refresh {
-                self.refresh_runs();
-            }
-        }
     }
 
     /// Validates and writes a new class table (atomically), then redraws with its colours.
@@ -581,91 +463,6 @@ impl Studio {
                 ));
             }
             Err(e) => self.report(format!("conversion failed: {e}"), true),
-        }
-    }
-
-    /// Keyboard shortcuts (not while a text field has focus).
-    fn shortcuts(&mut self, ctx: &egui::Context) {
-        let ctrl = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
-        let ctrl_shift = |key| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, key);
-        ctx.input_mut(|i| {
-            // Longest combination first: Ctrl+Shift+Z must not be read as Ctrl+Z.
-            if i.consume_shortcut(&ctrl_shift(Key::Z)) || i.consume_shortcut(&ctrl(Key::Y)) {
-                self.commands.push(Command::Redo);
-            }
-            if i.consume_shortcut(&ctrl(Key::Z)) {
-                self.commands.push(Command::Undo);
-            }
-            if i.consume_shortcut(&ctrl(Key::S)) {
-                self.commands.push(Command::Save);
-            }
-        });
-        if ctx.egui_wants_keyboard_input() {
-            return;
-        }
-        ctx.input(|i| {
-            for (key, delta) in [
-                (Key::PageDown, 1),
-                (Key::ArrowDown, 1),
-                (Key::PageUp, -1),
-                (Key::ArrowUp, -1),
-            ] {
-                if i.key_pressed(key) {
-                    self.commands.push(Command::Step(delta));
-                }
-            }
-            if i.key_pressed(Key::OpenBracket) {
-                self.state.brush_radius = (self.state.brush_radius / 1.25).max(0.5);
-            }
-            if i.key_pressed(Key::CloseBracket) {
-                self.state.brush_radius = (self.state.brush_radius * 1.25).min(MAX_BRUSH_RADIUS);
-            }
-            let digits = [
-                Key::Num1,
-                Key::Num2,
-                Key::Num3,
-                Key::Num4,
-                Key::Num5,
-                Key::Num6,
-                Key::Num7,
-                Key::Num8,
-                Key::Num9,
-            ];
-            let classes = self.session.as_ref().map_or(0, |s| s.classes.len());
-            for (id, key) in digits.into_iter().enumerate() {
-                if i.key_pressed(key) && id < classes {
-                    self.tools.class = id as u8;
-                }
-            }
-            if i.key_pressed(Key::Escape) {
-                self.canvas.polygon.clear();
-            }
-            for mode in ViewMode::ALL {
-                if i.key_pressed(mode.key()) && i.modifiers.is_none() {
-                    self.commands.push(Command::SetView(mode));
-                }
-            }
-            // Blink: while B is held, ground truth and prediction swap places.
-            self.blink = i.key_down(Key::B);
-        });
-        let (enter, shift) = ctx.input(|i| (i.key_pressed(Key::Enter), i.modifiers.shift));
-        if enter && self.state.tool == Tool::Polygon {
-            match shift {
-                true => self.commands.push(Command::AcceptPolygon),
-                false => {
-                    let class = self.tools.class;
-                    self.canvas.close_polygon(class);
-                }
-            }
-        }
-    }
-
-    /// The view on the canvas this frame: blink swaps ground truth and prediction.
-    pub fn shown_view(&self) -> ViewMode {
-        match (self.blink, self.state.view) {
-            (false, view) => view,
-            (true, ViewMode::Prediction) => ViewMode::Truth,
-            (true, _) => ViewMode::Prediction,
         }
     }
 

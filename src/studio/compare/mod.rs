@@ -5,5 +5,6 @@ pub mod blend;
 pub mod cpu;
 pub mod errors;
 pub mod gpu;
+mod textures;
 
 pub use blend::ViewMode;
