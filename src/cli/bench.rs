@@ -57,6 +57,11 @@ pub struct Args {
     #[cfg(feature = "gui")]
     #[arg(long)]
     studio: bool,
+    /// With --studio: a run trained on the bundled sample, to time the Errors panel's analysis
+    /// of the sample's validation split.
+    #[cfg(feature = "gui")]
+    #[arg(long)]
+    model: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[arg(long)]
@@ -92,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     #[cfg(feature = "gui")]
     if args.studio {
-        return super::bench_studio::run(args.json);
+        return super::bench_studio::run(args.json, args.model.as_deref());
     }
     let defaults = TrainConfig::default();
     let sizes = if args.size.is_empty() {

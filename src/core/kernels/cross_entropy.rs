@@ -225,7 +225,7 @@ pub(super) fn exp_approx(x: f32) -> f32 {
 /// with `m` in `[sqrt(1/2), sqrt(2))`, then `ln m = 2·atanh((m - 1)/(m + 1))` as an odd series
 /// (`|z| < 0.172`, so five terms reach `f32` precision).
 #[inline(always)]
-fn ln_approx(x: f32) -> f32 {
+pub(super) fn ln_approx(x: f32) -> f32 {
     let bits = x.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
     let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);

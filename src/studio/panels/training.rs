@@ -472,6 +472,8 @@ impl TrainingPanel {
                         Ok(curves) => {
                             self.curves = curves;
                             self.run_dir = Some(row.dir.clone());
+                            // Its predictions and errors too.
+                            commands.push(Command::UseModel(row.dir.clone()));
                         }
                         Err(e) => self.push_log(e),
                     }
@@ -508,21 +510,24 @@ impl TrainingPanel {
         let width = ((ui.available_width() - 24.0) / 3.0).max(100.0);
         let link = ui.make_persistent_id("training-x");
         let curves = &self.curves;
-        let plot = |ui: &mut egui::Ui, id: &str, lines: Vec<Line<'static>>| {
-            ui.vertical(|ui| {
-                ui.set_width(width);
-                Plot::new(id)
-                    .height(height)
-                    .legend(Legend::default())
-                    .link_axis(link, [true, false])
-                    .x_axis_label("step")
-                    .show(ui, |plot| {
-                        for line in lines {
-                            plot.line(line);
-                        }
-                    });
-            });
-        };
+        let plot =
+            |ui: &mut egui::Ui, id: &str, title: &str, y: &str, lines: Vec<Line<'static>>| {
+                ui.vertical(|ui| {
+                    ui.set_width(width);
+                    ui.strong(title);
+                    Plot::new(id)
+                        .height(height - ui.spacing().interact_size.y)
+                        .legend(Legend::default())
+                        .link_axis(link, [true, false])
+                        .x_axis_label("step")
+                        .y_axis_label(y)
+                        .show(ui, |plot| {
+                            for line in lines {
+                                plot.line(line);
+                            }
+                        });
+                });
+            };
         let dashed = egui_plot::LineStyle::dashed_loose();
         let mut loss = vec![
             Line::new("train loss", curves.train_loss.clone()),
@@ -539,17 +544,19 @@ impl TrainingPanel {
                     .style(dashed),
             );
         }
-        plot(ui, "loss", loss);
+        plot(ui, "loss", "Loss", "loss", loss);
         iou.extend(
             curves
                 .class_iou
                 .iter()
                 .map(|(name, points)| Line::new(name.clone(), points.clone())),
         );
-        plot(ui, "iou", iou);
+        plot(ui, "iou", "IoU (validation)", "IoU", iou);
         plot(
             ui,
             "lr",
+            "Learning rate",
+            "learning rate",
             vec![Line::new("learning rate", curves.lr.clone())],
         );
     }
