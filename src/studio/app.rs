@@ -558,6 +558,7 @@ impl Studio {
                 let classes = self.session.as_ref().map(|s| &s.classes);
                 let editable = self.session.as_ref().is_some_and(Session::editable);
                 let has_prediction = self.canvas.has_prediction();
+                let aux = self.canvas.aux().map(|a| a.task);
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     self.tools.ui(
                         ui,
@@ -565,6 +566,7 @@ impl Studio {
                         classes,
                         editable,
                         has_prediction,
+                        aux,
                         &mut self.commands,
                     );
                 });
@@ -598,6 +600,7 @@ impl Studio {
                 outline: self.state.outline,
                 accept_threshold: self.state.accept_threshold_byte(),
                 editable: self.session.as_ref().is_some_and(Session::editable),
+                show_aux: self.state.show_aux,
             };
             for event in self.canvas.ui(ui, &settings) {
                 match event {

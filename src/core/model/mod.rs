@@ -1,2 +1,5 @@
 //! Segmentation networks.
+pub mod pretrained;
+pub mod resnet;
+pub mod segmenter;
 pub mod unet;
