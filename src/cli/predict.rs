@@ -40,6 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::eval::check_run(&args.model)?;
     let inputs = list_inputs(&args.input)?;
     let (device, _) = resolve(args.device)?;
     let predictor = Predictor::load(&args.model, args.checkpoint, device)?;

@@ -192,11 +192,18 @@ impl RunDir {
         write_json(&self.config_path(), config)
     }
 
+    /// Reads and checks `config.json` (see [`RunConfig::validate`]).
     pub fn read_config(&self) -> Result<RunConfig, RunDirError> {
         if !self.exists() {
             return Err(RunDirError::NotARun(self.root.clone()));
         }
-        read_json(&self.config_path())
+        let path = self.config_path();
+        let config: RunConfig = read_json(&path)?;
+        config.validate().map_err(|reason| RunDirError::Corrupt {
+            path: path.clone(),
+            reason: format!("not a usable run config: {reason}"),
+        })?;
+        Ok(config)
     }
 
     pub fn write_summary(&self, summary: &Summary) -> Result<(), RunDirError> {

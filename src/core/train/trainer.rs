@@ -130,6 +130,8 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error("{0}: already holds a run; resume it with --resume or choose another --out")]
     RunExists(PathBuf),
+    #[error("cannot resume: {0}")]
+    CannotResume(super::run_check::Broken),
     #[error("loading a batch: {0}")]
     Loader(Problem),
     #[error("{error} (epoch {epoch}, step {step}); {}", match .checkpoint {

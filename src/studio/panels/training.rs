@@ -65,7 +65,10 @@ impl Curves {
                 if let Some(miou) = record.mean_iou {
                     self.mean_iou.push([x, miou]);
                 }
-                for class in record.classes.iter().flatten() {
+                // Ids past the 254 a class table can hold come from a damaged file: skipped,
+                // not allocated for.
+                let classes = record.classes.iter().flatten();
+                for class in classes.filter(|c| c.id < crate::core::dataset::IGNORE as usize) {
                     if self.class_iou.len() <= class.id {
                         self.class_iou
                             .resize(class.id + 1, (String::new(), Vec::new()));
@@ -154,6 +157,8 @@ pub struct RunRow {
     pub summary: Option<Summary>,
     /// One line about the config (model, size, epochs, optimiser).
     pub config: String,
+    /// Why the run folder cannot be used (bad config, damaged checkpoint, cut metrics).
+    pub broken: Option<String>,
 }
 
 /// The runs in `folder`, newest name last.
@@ -186,6 +191,9 @@ pub fn scan_runs(folder: &Path) -> Vec<RunRow> {
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
                 summary: run.read_summary().ok(),
                 config,
+                broken: crate::core::train::run_check::check(&run)
+                    .err()
+                    .map(|b| b.to_string()),
                 dir,
             }
         })
@@ -464,8 +472,13 @@ impl TrainingPanel {
                 ),
                 None => "unfinished".to_string(),
             };
+            let running_here = !idle && self.run_dir.as_ref() == Some(&row.dir);
             ui.label(egui::RichText::new(&row.name).strong());
             ui.label(egui::RichText::new(format!("{result}\n{}", row.config)).small());
+            if let Some(reason) = row.broken.as_ref().filter(|_| !running_here) {
+                let text = egui::RichText::new(format!("broken: {reason}")).small();
+                ui.colored_label(ui.visuals().error_fg_color, text);
+            }
             ui.horizontal(|ui| {
                 if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
                     match Curves::load(&row.dir) {
@@ -484,7 +497,6 @@ impl TrainingPanel {
                 }
                 let armed = self.delete_armed.as_ref() == Some(&row.dir);
                 let label = if armed { "Really delete" } else { "Delete" };
-                let running_here = !idle && self.run_dir.as_ref() == Some(&row.dir);
                 if ui
                     .add_enabled(!running_here, egui::Button::new(label))
                     .clicked()
