@@ -1,6 +1,7 @@
 //! GUI-free engine: datasets, masks, model, training, metrics. Knows nothing of egui.
 pub mod dataset;
 pub mod device;
+pub mod fault;
 pub mod kernels;
 pub mod mask;
 pub mod memory;

@@ -138,6 +138,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DatasetError> {
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
+        crate::core::fault::check_write(path)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -266,6 +267,28 @@ mod tests {
         // As photos both are fine.
         assert_eq!(read_rgb(&palette).unwrap().get_pixel(1, 0).0, [255, 0, 0]);
         assert_eq!(read_rgb(&deep).unwrap().dimensions(), (2, 1));
+    }
+
+    #[test]
+    fn a_failing_disk_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.png");
+        write_gray_png(&file, &GrayImage::from_pixel(3, 2, image::Luma([7]))).unwrap();
+        let before = std::fs::read(&file).unwrap();
+        let full = crate::core::fault::fail_writes_under(dir.path());
+        let err = write_gray_png(&file, &GrayImage::from_pixel(3, 2, image::Luma([9])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.png") && err.contains("No space left"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp file left behind");
+        drop(full);
+        write_gray_png(&file, &GrayImage::from_pixel(3, 2, image::Luma([9]))).unwrap();
+        assert_eq!(read_index(&file).unwrap().get_pixel(0, 0).0, [9]);
     }
 
     #[test]
