@@ -213,7 +213,7 @@ fn write_output(
         Output::Index => {
             let img = GrayImage::from_raw(mask.width, mask.height, mask.data.clone())
                 .context("mask buffer size")?;
-            write_gray_png(&path, &img)?;
+            write_gray_png(path, &img)?;
         }
         Output::Color | Output::Overlay => {
             let mut img = RgbImage::new(mask.width, mask.height);
@@ -227,7 +227,7 @@ fn write_output(
                     _ => c,
                 };
             }
-            write_rgb_png(&path, &img)?;
+            write_rgb_png(path, &img)?;
         }
     }
     Ok(())
