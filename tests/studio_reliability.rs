@@ -224,3 +224,110 @@ fn broken_runs_are_listed_as_broken_with_the_reason() {
         "the reason is on screen"
     );
 }
+
+/// CamVid's 31 train classes (class_dict.csv without Void).
+const CAMVID: [&str; 31] = [
+    "Animal",
+    "Archway",
+    "Bicyclist",
+    "Bridge",
+    "Building",
+    "Car",
+    "CartLuggagePram",
+    "Child",
+    "Column_Pole",
+    "Fence",
+    "LaneMkgsDriv",
+    "LaneMkgsNonDriv",
+    "Misc_Text",
+    "MotorcycleScooter",
+    "OtherMoving",
+    "ParkingBlock",
+    "Pedestrian",
+    "Road",
+    "RoadShoulder",
+    "Sidewalk",
+    "SignSymbol",
+    "Sky",
+    "SUVPickupTruck",
+    "TrafficCone",
+    "TrafficLight",
+    "Train",
+    "Tree",
+    "Truck_Bus",
+    "Tunnel",
+    "VegetationMisc",
+    "Wall",
+];
+
+#[test]
+fn the_iou_legend_of_31_classes_shows_the_mean_and_the_worst_few() {
+    use roadseg::core::train::run_dir::{ClassIou, MetricRecord};
+    use roadseg::core::train::worker::WorkerEvent;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data(tmp.path());
+    let mut studio = Studio::new(PersistedState::default(), Some(data));
+    for step in 1..=3 {
+        let record = MetricRecord {
+            split: "val".into(),
+            epoch: step,
+            step: step * 10,
+            loss: 1.0,
+            lr: 1e-3,
+            elapsed_secs: step as f64,
+            images_per_sec: None,
+            pixel_accuracy: Some(0.8),
+            mean_iou: Some(0.5),
+            mean_f1: Some(0.6),
+            // Pedestrian, Child, Animal and Tunnel are the four worst at the last epoch.
+            classes: Some(
+                CAMVID
+                    .iter()
+                    .enumerate()
+                    .map(|(id, name)| ClassIou {
+                        id,
+                        name: name.to_string(),
+                        iou: Some(match *name {
+                            "Pedestrian" => 0.01,
+                            "Child" => 0.02,
+                            "Animal" => 0.03,
+                            "Tunnel" => 0.04,
+                            _ => 0.3 + id as f64 / 100.0,
+                        }),
+                    })
+                    .collect(),
+            ),
+        };
+        studio.training.on_event(&WorkerEvent::Train(
+            roadseg::core::train::trainer::TrainEvent::Validation(record),
+        ));
+    }
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .wgpu()
+        .build_ui_state(|ui, studio: &mut Studio| studio.ui(ui), studio);
+    settle(&mut harness);
+    // ("Train" is also the button's label: any node with the name counts.)
+    let legend_has =
+        |h: &Harness<'_, Studio>, name: &str| h.query_all_by_label(name).next().is_some();
+    for name in ["mIoU", "Pedestrian", "Child", "Animal", "Tunnel"] {
+        assert!(legend_has(&harness, name), "{name} is in the legend");
+    }
+    for name in ["Road", "Sky", "Wall", "Car"] {
+        assert!(!legend_has(&harness, name), "{name} is not in the legend");
+    }
+    assert!(
+        harness
+            .query_by_label_contains("mIoU + 4 worst of 31")
+            .is_some()
+    );
+    // The filter brings any class back by name; "all" brings every one.
+    harness.state_mut().training.iou_classes.filter = "road".into();
+    harness.run_steps(2);
+    assert!(legend_has(&harness, "Road") && legend_has(&harness, "RoadShoulder"));
+    assert!(!legend_has(&harness, "Pedestrian"));
+    harness.state_mut().training.iou_classes.filter.clear();
+    harness.state_mut().training.iou_classes.show_all = true;
+    harness.run_steps(2);
+    assert!(CAMVID.iter().all(|name| legend_has(&harness, name)));
+}

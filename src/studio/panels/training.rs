@@ -13,6 +13,7 @@ use crate::core::train::run_dir::{MetricRecord, RunDir, Summary, read_metrics};
 use crate::core::train::trainer::{StartInfo, TrainEvent};
 use crate::core::train::worker::WorkerEvent;
 use crate::studio::app::Command;
+use crate::studio::panels::iou_classes::{ALL_UP_TO, IouClasses};
 
 /// Starting points for the hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub struct TrainingPanel {
     pub runs: Vec<RunRow>,
     /// A second run drawn dashed over the current curves.
     pub compare: Option<(String, Curves)>,
+    /// Which per-class IoU curves are drawn.
+    pub iou_classes: IouClasses,
     /// Run waiting for a second click on Delete.
     delete_armed: Option<PathBuf>,
     /// What the device picker found (hardware adapters; software rasteriser present).
@@ -225,6 +228,7 @@ impl Default for TrainingPanel {
             runs_root: None,
             runs: Vec::new(),
             compare: None,
+            iou_classes: IouClasses::default(),
             delete_armed: None,
             gpus: None,
         }
@@ -515,7 +519,7 @@ impl TrainingPanel {
         }
     }
 
-    fn plots(&self, ui: &mut egui::Ui) {
+    fn plots(&mut self, ui: &mut egui::Ui) {
         let height = (ui.available_height() - 8.0).max(80.0);
         let width = ((ui.available_width() - 24.0) / 3.0).max(100.0);
         let link = ui.make_persistent_id("training-x");
@@ -524,7 +528,7 @@ impl TrainingPanel {
             ui.vertical(|ui| {
                 ui.set_width(width);
                 Plot::new(id)
-                    .height(height)
+                    .height(ui.available_height().min(height))
                     .legend(Legend::default())
                     .link_axis(link, [true, false])
                     .x_axis_label("step")
@@ -552,13 +556,19 @@ impl TrainingPanel {
             );
         }
         plot(ui, "loss", loss);
-        iou.extend(
-            curves
-                .class_iou
-                .iter()
-                .map(|(name, points)| Line::new(name.clone(), points.clone())),
-        );
-        plot(ui, "iou", iou);
+        let shown = self.iou_classes.shown(&curves.class_iou);
+        iou.extend(shown.iter().map(|&i| {
+            let (name, points) = &curves.class_iou[i];
+            Line::new(name.clone(), points.clone())
+        }));
+        let classes = curves.class_iou.len();
+        ui.vertical(|ui| {
+            ui.set_width(width);
+            if classes > ALL_UP_TO {
+                self.iou_classes.ui(ui, classes, shown.len());
+            }
+            plot(ui, "iou", iou);
+        });
         plot(
             ui,
             "lr",
