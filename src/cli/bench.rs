@@ -57,6 +57,10 @@ pub struct Args {
     #[cfg(feature = "gui")]
     #[arg(long)]
     studio: bool,
+    /// The studio soak: a scripted hour of use (memory curve), or killed sessions.
+    #[cfg(feature = "gui")]
+    #[command(flatten)]
+    soak: super::soak::Args,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[arg(long)]
@@ -93,6 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     #[cfg(feature = "gui")]
     if args.studio {
         return super::bench_studio::run(args.json);
+    }
+    #[cfg(feature = "gui")]
+    if args.soak.wanted() {
+        return super::soak::run(&args.soak, args.json);
     }
     let defaults = TrainConfig::default();
     let sizes = if args.size.is_empty() {

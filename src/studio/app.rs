@@ -109,6 +109,11 @@ impl Studio {
         self.message = Some((text, is_error));
     }
 
+    /// Changes how long unsaved strokes may wait (the soak runs the studio in compressed time).
+    pub fn set_autosave_interval(&mut self, interval: Duration) {
+        self.autosave = AutosavePolicy::new(interval, Instant::now());
+    }
+
     /// Queues a command (what panels do; tests use it too).
     pub fn push(&mut self, command: Command) {
         self.commands.push(command);
@@ -460,6 +465,10 @@ impl Studio {
             }
             if let WorkerEvent::Finished(Err(e)) = &event {
                 self.message = Some((format!("training failed: {e}"), true));
+            }
+            if let WorkerEvent::Finished(_) = &event {
+                // An idle window should not hold the run's peak (see core::memory).
+                crate::core::memory::return_freed_memory();
             }
             let refresh = matches!(
                 event,
