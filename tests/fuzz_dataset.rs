@@ -145,6 +145,13 @@ fn check_read<T>(
     }
 }
 
+/// The sample's classes.json, serialised once (written without the fsync of an atomic save:
+/// these files are fixtures, not what is tested).
+fn classes_json() -> &'static [u8] {
+    static JSON: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    JSON.get_or_init(|| serde_json::to_vec(&roadseg::core::dataset::sample::classes()).unwrap())
+}
+
 fn classes(n: usize) -> ClassTable {
     ClassTable::from_pairs((0..n).map(|i| {
         // Leaked once per call: a handful of short names for the life of the test.
@@ -237,7 +244,7 @@ proptest! {
     fn splits_files(json in splits_json()) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        roadseg::core::dataset::sample::classes().write_json(&root.join("classes.json")).unwrap();
+        std::fs::write(root.join("classes.json"), classes_json()).unwrap();
         for name in ["a", "b", "c"] {
             let image = root.join(format!("images/{name}.png"));
             std::fs::create_dir_all(image.parent().unwrap()).unwrap();
@@ -466,9 +473,7 @@ fn lay_out(root: &Path, layout: usize, names: &[String]) -> Vec<(PathBuf, bool)>
         let pair = match layout {
             0 => {
                 if i == 0 {
-                    roadseg::core::dataset::sample::classes()
-                        .write_json(&root.join("classes.json"))
-                        .unwrap();
+                    std::fs::write(root.join("classes.json"), classes_json()).unwrap();
                 }
                 both(
                     root.join("images").join(name),

@@ -182,9 +182,9 @@ fn memory_soak(dir: &Path, args: &Args, json: bool) -> anyhow::Result<()> {
     let at = |fraction: f64| fraction * total;
     let mut events: Vec<(f64, &str)> = vec![
         (at(0.03), "train full"),
-        (at(0.20), "pause"),
-        (at(0.233), "resume"),
-        (at(0.40), "stop"),
+        (at(0.15), "pause"),
+        (at(0.183), "resume"),
+        (at(0.25), "stop"),
         (at(0.33), "open b"),
         (at(0.50), "train quick"),
         (at(0.66), "open a"),
@@ -241,12 +241,35 @@ fn memory_soak(dir: &Path, args: &Args, json: bool) -> anyhow::Result<()> {
     }
     user.studio.push(StudioCommand::StopTraining);
     user.idle(Duration::from_millis(200), 30.0);
-    report_memory(&samples, &user.activity, args, start.elapsed(), json)
+    let runs = run_outcomes(&dir.join("runs"));
+    report_memory(&samples, &user.activity, &runs, args, start.elapsed(), json)
+}
+
+/// How each run of the session ended (`run-N: status, epochs`), from its summary.json.
+fn run_outcomes(runs: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for dataset in std::fs::read_dir(runs).into_iter().flatten().flatten() {
+        for run in std::fs::read_dir(dataset.path()).into_iter().flatten().flatten() {
+            let dir = RunDir::new(run.path());
+            let what = match dir.read_summary() {
+                Ok(s) => format!("{}, {} epochs", s.status, s.epochs),
+                Err(_) => "no summary".into(),
+            };
+            out.push(format!(
+                "{}/{}: {what}",
+                dataset.file_name().to_string_lossy(),
+                run.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out.sort();
+    out
 }
 
 fn report_memory(
     samples: &[Sample],
     activity: &Activity,
+    runs: &[String],
     args: &Args,
     wall: Duration,
     json: bool,
@@ -276,7 +299,7 @@ fn report_memory(
     if json {
         let out = serde_json::json!({"soak": {
             "simulated_minutes": args.minutes, "speed": args.speed,
-            "wall_secs": wall.as_secs_f64(), "activity": activity,
+            "wall_secs": wall.as_secs_f64(), "activity": activity, "runs": runs,
             "memory": samples, "idle_peak_before_last_third_mib": before,
             "idle_peak_last_third_mib": last, "flat": flat}});
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -296,6 +319,7 @@ fn report_memory(
             "resident memory while not training: peak {before:.1} MiB before the last third, {last:.1} MiB in it ({growth:+.1} MiB): {}",
             if flat { "flat" } else { "STILL GROWING" }
         );
+        println!("training runs: {}", runs.join("; "));
     }
     Ok(())
 }
