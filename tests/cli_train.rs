@@ -298,6 +298,7 @@ fn eval_and_predict_match_the_numpy_reference() {
         "--split",
         "val",
         "--json",
+        "--per-image",
         "--device",
         "cpu",
     ]))
@@ -344,6 +345,7 @@ fn eval_and_predict_match_the_numpy_reference() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/metrics_reference.py");
     let out = Command::new("python3")
         .arg(script)
+        .arg("--per-image")
         .arg("7")
         .arg(&preds)
         .arg(data.join("masks"))
@@ -373,6 +375,56 @@ fn eval_and_predict_match_the_numpy_reference() {
             }
         }
     }
+
+    // Per image: the same images, in the same order (worst mean IoU first), the same numbers;
+    // "iou" is keyed by class name, the reference lists it by id.
+    let ours = report["images"]
+        .as_array()
+        .expect("--per-image lists images");
+    let theirs = reference["images"].as_array().unwrap();
+    let order = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(order(ours), order(theirs));
+    assert_eq!(ours.len(), val.len());
+    let class_names: Vec<&str> = report["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let close = |a: &Value, b: &Value, what: &str| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) => assert!((a - b).abs() < 1e-12, "{what}: {a} vs numpy {b}"),
+        _ => assert_eq!(a.is_null(), b.is_null(), "{what}: {a} vs numpy {b}"),
+    };
+    for (a, b) in ours.iter().zip(theirs) {
+        let name = a["name"].as_str().unwrap();
+        assert_eq!(a["split"], "val");
+        assert_eq!(a["wrong_pixels"], b["wrong_pixels"], "{name}");
+        close(&a["pixel_accuracy"], &b["pixel_accuracy"], name);
+        close(&a["mean_iou"], &b["mean_iou"], name);
+        for (id, class) in class_names.iter().enumerate() {
+            close(&a["iou"][class], &b["iou"][id], &format!("{name} {class}"));
+        }
+    }
+    // Without --json: a table of the worst images.
+    let table = ok(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--per-image",
+        "--device",
+        "cpu",
+    ]);
+    let worst = theirs[0]["name"].as_str().unwrap();
+    assert!(
+        table.contains("worst") && table.contains(worst),
+        "the table names the worst image {worst}:\n{table}"
+    );
 
     // A mangled ground-truth mask: eval names it and refuses, or skips it when asked.
     let bad_mask = data.join("masks").join(format!("{}.png", val[0]));

@@ -140,10 +140,17 @@ fn start_pause_predict_stop_resume() {
         matches!(e, WorkerEvent::Train(TrainEvent::Prediction { .. }))
     });
     match events.last() {
-        Some(WorkerEvent::Train(TrainEvent::Prediction { tag, mask })) => {
+        Some(WorkerEvent::Train(TrainEvent::Prediction {
+            tag,
+            mask,
+            confidence,
+        })) => {
             assert_eq!(*tag, 7);
             assert_eq!((mask.width, mask.height), (64, 48));
             assert!(mask.data.iter().all(|&v| v < 7));
+            // One confidence per pixel, never below a uniform guess over the 7 classes.
+            assert_eq!(confidence.len(), mask.data.len());
+            assert!(confidence.iter().all(|&c| c as f32 >= 255.0 / 7.0 - 1.0));
         }
         other => panic!("{other:?}"),
     }

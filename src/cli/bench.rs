@@ -61,6 +61,11 @@ pub struct Args {
     #[cfg(feature = "gui")]
     #[command(flatten)]
     soak: super::soak::Args,
+    /// With --studio: a run trained on the bundled sample, to time the Errors panel's analysis
+    /// of the sample's validation split.
+    #[cfg(feature = "gui")]
+    #[arg(long)]
+    model: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[arg(long)]
@@ -96,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     #[cfg(feature = "gui")]
     if args.studio {
-        return super::bench_studio::run(args.json);
+        return super::bench_studio::run(args.json, args.model.as_deref());
     }
     #[cfg(feature = "gui")]
     if args.soak.wanted() {
@@ -274,33 +279,7 @@ fn model_bench(
         step_times.push(start.elapsed().as_secs_f64());
     }
     let step_seconds = median(step_times.clone());
-    if kernels::profile::enabled() {
-        let total: f64 = step_times.iter().sum();
-        eprintln!(
-            "where the {} timed steps' {:.0} ms went ({}):",
-            step_times.len(),
-            total * 1000.0,
-            if ops::enabled() {
-                "kernels"
-            } else {
-                "burn ops"
-            }
-        );
-        let rows = kernels::profile::take();
-        let mut counted = 0.0;
-        for (label, calls, seconds) in &rows {
-            counted += seconds;
-            eprintln!(
-                "  {label:<44} {calls:>5} calls {:>9.1} ms",
-                seconds * 1000.0
-            );
-        }
-        eprintln!(
-            "  {:<44} {:>21.1} ms",
-            "everything else (burn, autodiff, optimiser)",
-            (total - counted) * 1000.0
-        );
-    }
+    print_profile("training steps", &step_times);
 
     let inference = model.valid().fold_batch_norm();
     let one = Tensor::<4>::random([1, 3, h, w], Distribution::Normal(0.0, 1.0), device);
@@ -314,12 +293,14 @@ fn model_bench(
     };
     run()?;
     run()?;
+    kernels::profile::take();
     let mut inference_times = Vec::new();
     for _ in 0..args.steps.max(5) {
         let start = Instant::now();
         run()?;
         inference_times.push(start.elapsed().as_secs_f64());
     }
+    print_profile("inference runs", &inference_times);
     Ok(ModelBench {
         size,
         batch_size,
@@ -336,6 +317,38 @@ fn model_bench(
         train_step_ms: step_seconds * 1000.0,
         inference_ms_per_image: median(inference_times) * 1000.0,
     })
+}
+
+/// With `ROADSEG_KERNEL_PROFILE` set: the time per kernel and shape over the timed runs, and
+/// what the rest took.
+fn print_profile(what: &str, times: &[f64]) {
+    if !kernels::profile::enabled() {
+        return;
+    }
+    let total: f64 = times.iter().sum();
+    let ops = if ops::enabled() {
+        "kernels"
+    } else {
+        "burn ops"
+    };
+    eprintln!(
+        "where the {} timed {what}' {:.0} ms went ({ops}):",
+        times.len(),
+        total * 1000.0
+    );
+    let mut counted = 0.0;
+    for (label, calls, seconds) in kernels::profile::take() {
+        counted += seconds;
+        eprintln!(
+            "  {label:<44} {calls:>5} calls {:>9.1} ms",
+            seconds * 1000.0
+        );
+    }
+    eprintln!(
+        "  {:<56} {:>9.1} ms",
+        "everything else (burn, autodiff, optimiser)",
+        (total - counted) * 1000.0
+    );
 }
 
 /// The median of some timings.

@@ -1,8 +1,10 @@
-//! `roadseg eval`: metrics of a trained run on a dataset split, at full image resolution.
+//! `roadseg eval`: metrics of a trained run on a dataset split, at full image resolution, and
+//! with `--per-image` the score of every image, worst first.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use roadseg::core::analysis::{ImageScore, SortKey, sort_scores};
 use roadseg::core::dataset::{DatasetIndex, Format, Sample, Split};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::predict::Predictor;
@@ -30,9 +32,16 @@ pub struct Args {
     /// Evaluate without the files that cannot be read.
     #[arg(long)]
     skip_bad: bool,
+    /// Also score each image (worst mean IoU first): a table of the worst 20, or every image
+    /// in the JSON's "images" list.
+    #[arg(long)]
+    per_image: bool,
     #[arg(long)]
     json: bool,
 }
+
+/// Rows of the `--per-image` table.
+const WORST_SHOWN: usize = 20;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_run(&args.model)?;
@@ -51,16 +60,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         root.display(),
         args.split
     );
+    let classes = predictor.classes().len();
+    let mut images = Vec::new();
     let (confusion, skipped) = predictor
-        .evaluate(&index, &samples, args.skip_bad)
+        .evaluate_each(&index, &samples, args.skip_bad, |sample, truth, pred| {
+            if args.per_image {
+                images.push(ImageScore::new(
+                    &sample.name,
+                    sample.split.as_str(),
+                    classes,
+                    &truth.data,
+                    &pred.data,
+                ));
+            }
+        })
         .with_context(|| format!("evaluating {}", root.display()))?;
+    sort_scores(&mut images, SortKey::MeanIou);
     if !skipped.is_empty() {
         eprintln!("skipped {} bad file(s)", skipped.len());
     }
     let names: Vec<String> = predictor.classes().iter().map(|c| c.name.clone()).collect();
     let report = confusion.report(&names);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        if args.per_image {
+            json["images"] = images.iter().map(|s| s.to_json(&names)).collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     println!(
@@ -88,6 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             show(c.f1)
         );
     }
+    if args.per_image {
+        print_worst(&images, &names);
+    }
     Ok(())
 }
 
@@ -103,6 +132,40 @@ pub fn check_run(run: &Path) -> anyhow::Result<()> {
         Err(Broken::Unusable(e)) => {
             anyhow::bail!("{}: this run cannot be used: {e}", run.display())
         }
+    }
+}
+
+/// The worst images as a table: mean IoU, the road class's IoU, wrong pixels.
+fn print_worst(images: &[ImageScore], names: &[String]) {
+    let road = names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case("road"))
+        .unwrap_or(0);
+    let road_name = names.get(road).map_or("class 0", String::as_str);
+    let show = |v: Option<f64>| v.map_or_else(|| "     -".to_string(), |v| format!("{v:.4}"));
+    println!();
+    println!(
+        "worst {} of {} images by mean IoU:",
+        images.len().min(WORST_SHOWN),
+        images.len()
+    );
+    println!(
+        "  {:<24} {:<5} {:>8} {:>8} {:>12}",
+        "image",
+        "split",
+        "mIoU",
+        format!("{road_name:.8}"),
+        "wrong px"
+    );
+    for s in images.iter().take(WORST_SHOWN) {
+        println!(
+            "  {:<24} {:<5} {:>8} {:>8} {:>12}",
+            s.name,
+            s.split,
+            show(s.mean_iou),
+            show(s.iou.get(road).copied().flatten()),
+            s.wrong_pixels
+        );
     }
 }
 

@@ -32,10 +32,7 @@ struct Cli {
 enum Command {
     /// Open the studio window on DIR (default: the last folder, or the bundled sample).
     #[cfg(feature = "gui")]
-    Studio {
-        /// Dataset folder, any readable layout.
-        dir: Option<std::path::PathBuf>,
-    },
+    Studio(StudioArgs),
     /// Draw the procedural road dataset (native layout).
     Sample(sample::Args),
     /// Describe a dataset: format, classes, splits, pixels per class, problems.
@@ -52,6 +49,22 @@ enum Command {
     Bench(bench::Args),
 }
 
+#[cfg(feature = "gui")]
+#[derive(clap::Args)]
+struct StudioArgs {
+    /// Dataset folder, any readable layout.
+    dir: Option<std::path::PathBuf>,
+    /// A run directory: its predictions on the canvas, its errors in the Errors panel.
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// The image to open (its name in the dataset list).
+    #[arg(long)]
+    image: Option<String>,
+    /// image, gt, pred, diff, confidence or split.
+    #[arg(long)]
+    view: Option<roadseg::studio::compare::ViewMode>,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -63,9 +76,14 @@ pub fn main() -> ExitCode {
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         #[cfg(feature = "gui")]
-        Some(Command::Studio { dir }) => roadseg::studio::run(dir),
+        Some(Command::Studio(args)) => roadseg::studio::run(roadseg::studio::StartOptions {
+            dir: args.dir,
+            model: args.model,
+            image: args.image,
+            view: args.view,
+        }),
         #[cfg(feature = "gui")]
-        None => roadseg::studio::run(None),
+        None => roadseg::studio::run(Default::default()),
         #[cfg(not(feature = "gui"))]
         None => {
             eprintln!("roadseg: built without the studio (feature \"gui\"); try `roadseg --help`");

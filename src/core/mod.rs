@@ -1,4 +1,5 @@
 //! GUI-free engine: datasets, masks, model, training, metrics. Knows nothing of egui.
+pub mod analysis;
 pub mod dataset;
 pub mod device;
 pub mod fault;

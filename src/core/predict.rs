@@ -3,13 +3,13 @@
 //!
 //! The model sees the image resized to its training size; its logits are resized back to the
 //! image's size (bilinear) before the arg-max, so predicted edges follow the full-resolution
-//! image rather than the coarse training grid.
+//! image rather than the coarse training grid. The same resized logits give each pixel's
+//! confidence (the largest softmax probability) and the image's mean predictive entropy, so the
+//! compare view and active learning cost no second forward pass.
 
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
@@ -17,6 +17,7 @@ use crate::core::dataset::augment::prepare;
 use crate::core::dataset::classes::ClassInfo;
 use crate::core::dataset::info::load_pair;
 use crate::core::dataset::{DatasetIndex, Problem, Sample};
+use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
 use crate::core::model::unet::UNet;
@@ -35,6 +36,43 @@ pub enum PredictError {
     #[error("{} bad file(s) (pass --skip-bad to evaluate without them):\n{}", .0.len(),
         .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     BadFiles(Vec<Problem>),
+}
+
+/// What the model says about one image, at the image's resolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// Arg-max class ids.
+    pub mask: Mask,
+    /// The winning class's softmax probability per pixel, `round(p * 255)`, row-major like
+    /// `mask.data`.
+    pub confidence: Vec<u8>,
+    /// Mean over pixels of the predictive entropy `-sum_c p_c ln p_c`, in nats: 0 when the
+    /// model is sure everywhere, `ln(classes)` when it guesses uniformly.
+    pub mean_entropy: f64,
+}
+
+/// Class ids, confidence and mean entropy for an `out` (`[H, W]`) image from the model's
+/// logits `[1, classes, h, w]`, resized on the host row by row ([`resized_argmax`]): the
+/// full-resolution logits are never materialised, so memory stays bounded for 4K images.
+pub fn prediction_from_logits(
+    logits: Tensor<4>,
+    [height, width]: [usize; 2],
+) -> Result<Prediction, PredictError> {
+    let [_, classes, h, w] = logits.dims();
+    let logits = logits
+        .try_into_vec_as::<f32>()
+        .map_err(|e| PredictError::Device(e.to_string()))?;
+    let (ids, certainty) = resized_argmax(&logits, [classes, h, w], [height, width], true);
+    let certainty = certainty.expect("asked for");
+    Ok(Prediction {
+        mask: Mask {
+            width: width as u32,
+            height: height as u32,
+            data: ids,
+        },
+        confidence: certainty.confidence,
+        mean_entropy: certainty.mean_entropy,
+    })
 }
 
 /// A trained model ready for inference.
@@ -89,6 +127,12 @@ impl Predictor {
 
     /// Class ids for `image`, at its own resolution.
     pub fn predict(&self, image: &RgbImage) -> Result<Mask, PredictError> {
+        self.predict_full(image).map(|p| p.mask)
+    }
+
+    /// Class ids, confidence and mean entropy for `image`, at its own resolution, from one
+    /// forward pass.
+    pub fn predict_full(&self, image: &RgbImage) -> Result<Prediction, PredictError> {
         let [w, h] = self.config.train.size;
         let prepared = prepare(image, None, (w, h), None, &self.config.train.normalize);
         let input = Tensor::<4>::from_data(
@@ -97,25 +141,7 @@ impl Predictor {
         );
         let logits = self.model.forward_any_size(input); // [1, classes, h, w]
         let (width, height) = image.dimensions();
-        let logits = if (width, height) == (w, h) {
-            logits
-        } else {
-            interpolate(
-                logits,
-                InterpolateOptions::new(InterpolateMode::Bilinear)
-                    .with_align_corners(false)
-                    .with_output_size([height as usize, width as usize]),
-            ) // [1, classes, H, W]
-        };
-        let ids = logits
-            .argmax(1)
-            .try_into_vec_as::<i64>()
-            .map_err(|e| PredictError::Device(e.to_string()))?;
-        Ok(Mask {
-            width,
-            height,
-            data: ids.into_iter().map(|v| v as u8).collect(),
-        })
+        prediction_from_logits(logits, [height as usize, width as usize])
     }
 
     /// Predicts every sample and compares with its ground truth at full resolution. Samples
@@ -126,6 +152,18 @@ impl Predictor {
         samples: &[&Sample],
         skip_bad: bool,
     ) -> Result<(ConfusionMatrix, Vec<Problem>), PredictError> {
+        self.evaluate_each(index, samples, skip_bad, |_, _, _| {})
+    }
+
+    /// [`Predictor::evaluate`], also handing each image's ground truth and prediction to
+    /// `on_image` (per-image scores).
+    pub fn evaluate_each(
+        &self,
+        index: &DatasetIndex,
+        samples: &[&Sample],
+        skip_bad: bool,
+        mut on_image: impl FnMut(&Sample, &Mask, &Mask),
+    ) -> Result<(ConfusionMatrix, Vec<Problem>), PredictError> {
         // Each file is decoded once; after a first bad file (without `skip_bad`) the rest are
         // only checked, so that the error lists every problem.
         let mut bad = Vec::new();
@@ -135,6 +173,7 @@ impl Predictor {
                 Ok((image, Some(truth))) if bad.is_empty() || skip_bad => {
                     let pred = self.predict(&image)?;
                     confusion.update(&truth.data, &pred.data);
+                    on_image(sample, &truth, &pred);
                 }
                 Ok(_) => {}
                 Err(p) => bad.push(p),
@@ -144,5 +183,33 @@ impl Predictor {
             return Err(PredictError::BadFiles(bad));
         }
         Ok((confusion, bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_and_entropy_come_from_the_same_logits() {
+        // 2 classes, 3 pixels in a row: a tie, 3:1 for class 0, e^2:1 for class 1.
+        let logits = [0.0, 3f32.ln(), 0.0, 0.0, 0.0, 2.0];
+        let tensor = Tensor::<4>::from_data(
+            TensorData::new(logits.to_vec(), [1, 2, 1, 3]),
+            &Device::flex(),
+        );
+        let p = prediction_from_logits(tensor, [1, 3]).unwrap();
+        assert_eq!((p.mask.width, p.mask.height), (3, 1));
+        assert_eq!(p.mask.data[1..], [0, 1]);
+        let sure = 1.0 / (1.0 + (-2f64).exp());
+        // round(255 p): 127.5 -> 128, 191.25 -> 191.
+        assert_eq!(p.confidence, [128, 191, (sure * 255.0).round() as u8]);
+        let h = |p: f64| -(p * p.ln() + (1.0 - p) * (1.0 - p).ln());
+        let expected = (h(0.5) + h(0.75) + h(sure)) / 3.0;
+        assert!(
+            (p.mean_entropy - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            p.mean_entropy
+        );
     }
 }

@@ -1,24 +1,30 @@
 //! The studio: one app holding the persisted state and a struct per panel; panels emit
-//! [`Command`]s that are applied at the end of the frame.
+//! [`Command`]s that are applied at the end of the frame. The compare side (the model's
+//! predictions, the Errors panel, model-assisted labelling) is in [`compare`].
+
+mod compare;
+mod keys;
+mod training;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use egui::{Key, KeyboardShortcut, Modifiers};
-
-use super::canvas::{Canvas, CanvasEvent, CanvasSettings, Tool};
+use super::canvas::{Canvas, CanvasEvent, CanvasSettings};
+use super::compare::ViewMode;
+use super::compare::errors::ErrorsPanel;
+use super::model::ModelLink;
 use super::panels::dataset::DatasetPanel;
 use super::panels::status;
-use super::panels::tools::{MAX_BRUSH_RADIUS, ToolsPanel};
-use super::panels::training::{EVENT_BUDGET, TrainingPanel};
+use super::panels::tools::ToolsPanel;
+use super::panels::training::TrainingPanel;
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
 use crate::core::dataset::{ClassTable, DatasetIndex, convert, workspace};
+use crate::core::paint::accept::AcceptScope;
 use crate::core::paint::unsaved::RETRY_INTERVAL;
 use crate::core::paint::{AutosavePolicy, MaskDocument, Unsaved};
 use crate::core::train::control::PredictRequest;
-use crate::core::train::trainer::{DataSpec, TrainEvent, TrainOptions, TrainStart};
-use crate::core::train::worker::{TrainWorker, WorkerCommand, WorkerEvent};
+use crate::core::train::worker::{TrainWorker, WorkerCommand};
 
 /// Cross-panel actions, applied after the panels have drawn.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +52,46 @@ pub enum Command {
     /// Re-read the list of past runs of this dataset.
     RefreshRuns,
     DeleteRun(PathBuf),
+    /// Show ground truth, prediction, difference, confidence or split.
+    SetView(ViewMode),
+    /// Predict with this run, and analyse its errors.
+    UseModel(PathBuf),
+    /// Select the image of this name.
+    SelectByName(String),
+    /// Open this image in the difference view (a row of the Errors table).
+    OpenError(String),
+    /// Copy the prediction into the mask (one undo step).
+    Accept(AcceptScope),
+    /// Accept the prediction inside the polygon being drawn.
+    AcceptPolygon,
+    /// Select the unlabelled image the model is least sure about.
+    LabelNextUncertain,
+    /// Analyse the current run's errors (`force`: even when a result is cached).
+    Analyse {
+        force: bool,
+    },
 }
+
+/// What the panel under the canvas shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BottomTab {
+    #[default]
+    Training,
+    Errors,
+}
+
+/// How the studio starts (`roadseg studio DIR --model RUN --image NAME --view MODE`).
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    pub dir: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+    pub image: Option<String>,
+    pub view: Option<ViewMode>,
+}
+
+/// Why a model-assisted action did nothing.
+const NO_PREDICTION: &str =
+    "no prediction for this image yet: train a model, or open a run (Runs > Open)";
 
 /// How long unsaved strokes may wait before being written.
 pub const AUTOSAVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -58,8 +103,17 @@ pub struct Studio {
     pub dataset_panel: DatasetPanel,
     pub tools: ToolsPanel,
     pub training: TrainingPanel,
+    pub errors: ErrorsPanel,
+    pub bottom: BottomTab,
     /// The training thread, started with the first run.
     pub worker: Option<TrainWorker>,
+    /// The run whose predictions and errors are shown.
+    pub model: ModelLink,
+    /// Bumped whenever the studio writes a mask or the class table: analyses are cached per
+    /// label revision.
+    pub label_revision: u64,
+    /// B held: ground truth and prediction swap places.
+    pub blink: bool,
     /// Entry shown on the canvas.
     pub selected: Option<usize>,
     /// Last message for the status bar, and whether it is an error.
@@ -76,6 +130,22 @@ impl Studio {
     /// Opens `dir`, else the last folder, else the bundled sample (generated on first run),
     /// during the first frame.
     pub fn new(state: PersistedState, dir: Option<PathBuf>) -> Self {
+        Self::with_options(
+            state,
+            StartOptions {
+                dir,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// As [`Studio::new`], then selects `image`, loads `model` and shows `view`; a bad name or
+    /// run is a message in the status line.
+    pub fn with_options(mut state: PersistedState, options: StartOptions) -> Self {
+        if let Some(view) = options.view {
+            state.view = view;
+        }
+        let dir = options.dir;
         let mut studio = Self {
             state,
             session: None,
@@ -83,7 +153,12 @@ impl Studio {
             dataset_panel: DatasetPanel::default(),
             tools: ToolsPanel::default(),
             training: TrainingPanel::default(),
+            errors: ErrorsPanel::default(),
+            bottom: BottomTab::default(),
             worker: None,
+            model: ModelLink::default(),
+            label_revision: 0,
+            blink: false,
             selected: None,
             message: None,
             autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
@@ -99,7 +174,20 @@ impl Studio {
             Ok(folder) => studio.push(Command::OpenDataset(folder)),
             Err(e) => studio.report(format!("could not prepare the sample dataset: {e}"), true),
         }
+        if let Some(name) = options.image {
+            studio.push(Command::SelectByName(name));
+        }
+        if let Some(run) = options.model {
+            studio.push(Command::UseModel(run));
+        }
         studio
+    }
+
+    /// Draws the canvas with our wgpu overlay pipeline (built now, once) instead of compositing
+    /// on the CPU. Call with the window's (or a test harness') render state.
+    pub fn use_gpu_overlay(&mut self, render_state: &eframe::egui_wgpu::RenderState) {
+        super::compare::gpu::install(render_state);
+        self.canvas.use_gpu();
     }
 
     fn report(&mut self, text: String, is_error: bool) {
@@ -156,6 +244,7 @@ impl Studio {
             Ok(wrote) => {
                 self.autosave.saved(Instant::now());
                 if wrote {
+                    self.label_revision += 1;
                     let path = doc.path().to_path_buf();
                     if let (Some(session), Some(i)) = (self.session.as_mut(), self.selected)
                         && let Some(entry) = session.entries.get_mut(i)
@@ -239,11 +328,17 @@ impl Studio {
                 self.canvas
                     .set_image(ctx, &loaded.image, document, &session.classes);
                 self.selected = Some(loaded.index);
+                let image = self.canvas.image().cloned();
+                if let Some(image) = image.clone() {
+                    self.model.predict(loaded.index as u64, image);
+                }
                 // A run in progress predicts the new image now and after each epoch.
-                if let Some(worker) = self.worker.as_ref().filter(|w| w.is_running()) {
+                if let Some(worker) = self.worker.as_ref().filter(|w| w.is_running())
+                    && let Some(image) = image
+                {
                     let request = PredictRequest {
                         tag: loaded.index as u64,
-                        image: loaded.image,
+                        image,
                     };
                     worker.send(WorkerCommand::PredictEachEpoch(Some(request.clone())));
                     worker.send(WorkerCommand::Predict(request));
@@ -270,6 +365,8 @@ impl Studio {
                         self.dataset_panel.thumbnails.reset();
                         self.tools.reset_draft();
                         self.training.compare = None;
+                        self.errors.reset();
+                        self.dataset_panel.uncertainty.clear();
                         self.selected = None;
                         self.state.last_folder = Some(dir.clone());
                         self.session = Some(session);
@@ -353,9 +450,17 @@ impl Studio {
                 }
                 self.refresh_runs();
             }
+            command @ (Command::SetView(_)
+            | Command::UseModel(_)
+            | Command::SelectByName(_)
+            | Command::OpenError(_)
+            | Command::Accept(_)
+            | Command::AcceptPolygon
+            | Command::LabelNextUncertain
+            | Command::Analyse { .. }) => self.apply_compare(command),
             Command::PredictNow => {
                 if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
-                    self.state.show_prediction = true;
+                    self.state.view = ViewMode::Prediction;
                     self.to_worker(WorkerCommand::Predict(PredictRequest {
                         tag: index as u64,
                         image,
@@ -365,120 +470,9 @@ impl Studio {
         }
     }
 
-    fn to_worker(&self, command: WorkerCommand) {
-        if let Some(worker) = &self.worker {
-            worker.send(command);
-        }
-    }
-
-    /// Starts a run on the masks saved so far, in the user's data folder (the dataset folder
-    /// only ever receives masks and classes).
-    fn start_training(&mut self) {
-        self.save_current();
-        let Some(session) = &self.session else {
-            self.report("open a dataset first".into(), true);
-            return;
-        };
-        if self.worker.is_none() {
-            let ctx = self.ctx.clone();
-            match TrainWorker::spawn(move || {
-                if let Some(ctx) = &ctx {
-                    ctx.request_repaint();
-                }
-            }) {
-                Ok(worker) => self.worker = Some(worker),
-                Err(e) => {
-                    self.report(format!("could not start the training thread: {e}"), true);
-                    return;
-                }
-            }
-        }
-        let Some(runs) = self.runs_folder() else {
-            return;
-        };
-        let out = crate::core::train::run_dir::next_run_dir(&runs);
-        let start = TrainStart::New {
-            data: DataSpec {
-                root: session.root.clone(),
-                format: Some(session.format),
-            },
-            config: Box::new(self.training.config.clone()),
-            out,
-        };
-        let options = TrainOptions {
-            device: self.training.device,
-            // Painting in progress may leave odd files: train on the rest, say how many.
-            skip_bad: true,
-            // The user keeps painting: this run trains on the masks as they are now.
-            snapshot_labels: true,
-            // A GPU that fails to start must not stop the user: the CPU takes over, said in
-            // the panel's log line.
-            cpu_fallback: true,
-        };
-        let Some(worker) = &self.worker else { return };
-        worker.send(WorkerCommand::Start(Box::new(start), options));
-        if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
-            worker.send(WorkerCommand::PredictEachEpoch(Some(PredictRequest {
-                tag: index as u64,
-                image,
-            })));
-        }
-    }
-
-    /// Where this dataset's runs go: `<runs root>/<dataset folder name>`.
-    pub fn runs_folder(&self) -> Option<PathBuf> {
-        let session = self.session.as_ref()?;
-        let name = session
-            .root
-            .file_name()
-            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
-        let root = self
-            .training
-            .runs_root
-            .clone()
-            .unwrap_or_else(|| workspace::data_dir().join("runs"));
-        Some(root.join(name))
-    }
-
-    fn refresh_runs(&mut self) {
-        self.training.runs = self
-            .runs_folder()
-            .map(|f| super::panels::training::scan_runs(&f))
-            .unwrap_or_default();
-    }
-
-    /// The image on the canvas, re-read from disk (the canvas keeps only textures).
+    /// The image on the canvas.
     fn canvas_image(&self) -> Option<image::RgbImage> {
-        let entry = self.session.as_ref()?.entries.get(self.selected?)?;
-        crate::core::dataset::image_io::read_rgb(&entry.image).ok()
-    }
-
-    /// Applies the worker's events, within a small time budget per frame.
-    fn drain_worker(&mut self, ctx: &egui::Context) {
-        let Some(worker) = &self.worker else { return };
-        for event in worker.drain(EVENT_BUDGET) {
-            if let WorkerEvent::Train(TrainEvent::Prediction { tag, mask }) = &event {
-                if self.selected.map(|s| s as u64) == Some(*tag) {
-                    self.canvas.set_prediction(ctx, mask);
-                }
-                continue;
-            }
-            if let WorkerEvent::Finished(Err(e)) = &event {
-                self.message = Some((format!("training failed: {e}"), true));
-            }
-            if let WorkerEvent::Finished(_) = &event {
-                // An idle window should not hold the run's peak (see core::memory).
-                crate::core::memory::return_freed_memory();
-            }
-            let refresh = matches!(
-                event,
-                WorkerEvent::Finished(_) | WorkerEvent::Train(TrainEvent::Started(_))
-            );
-            self.training.on_event(&event);
-            if refresh {
-                self.refresh_runs();
-            }
-        }
+        self.canvas.image().cloned()
     }
 
     /// Validates and writes a new class table (atomically), then redraws with its colours.
@@ -493,6 +487,7 @@ impl Studio {
             .map_err(|e| e.to_string());
         match result {
             Ok(()) => {
+                self.label_revision += 1;
                 session.classes = classes;
                 self.canvas.set_classes(&session.classes);
                 self.tools.reset_draft();
@@ -539,69 +534,6 @@ impl Studio {
         }
     }
 
-    /// Keyboard shortcuts (not while a text field has focus).
-    fn shortcuts(&mut self, ctx: &egui::Context) {
-        let ctrl = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
-        let ctrl_shift = |key| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, key);
-        ctx.input_mut(|i| {
-            // Longest combination first: Ctrl+Shift+Z must not be read as Ctrl+Z.
-            if i.consume_shortcut(&ctrl_shift(Key::Z)) || i.consume_shortcut(&ctrl(Key::Y)) {
-                self.commands.push(Command::Redo);
-            }
-            if i.consume_shortcut(&ctrl(Key::Z)) {
-                self.commands.push(Command::Undo);
-            }
-            if i.consume_shortcut(&ctrl(Key::S)) {
-                self.commands.push(Command::Save);
-            }
-        });
-        if ctx.egui_wants_keyboard_input() {
-            return;
-        }
-        ctx.input(|i| {
-            for (key, delta) in [
-                (Key::PageDown, 1),
-                (Key::ArrowDown, 1),
-                (Key::PageUp, -1),
-                (Key::ArrowUp, -1),
-            ] {
-                if i.key_pressed(key) {
-                    self.commands.push(Command::Step(delta));
-                }
-            }
-            if i.key_pressed(Key::OpenBracket) {
-                self.state.brush_radius = (self.state.brush_radius / 1.25).max(0.5);
-            }
-            if i.key_pressed(Key::CloseBracket) {
-                self.state.brush_radius = (self.state.brush_radius * 1.25).min(MAX_BRUSH_RADIUS);
-            }
-            let digits = [
-                Key::Num1,
-                Key::Num2,
-                Key::Num3,
-                Key::Num4,
-                Key::Num5,
-                Key::Num6,
-                Key::Num7,
-                Key::Num8,
-                Key::Num9,
-            ];
-            let classes = self.session.as_ref().map_or(0, |s| s.classes.len());
-            for (id, key) in digits.into_iter().enumerate() {
-                if i.key_pressed(key) && id < classes {
-                    self.tools.class = id as u8;
-                }
-            }
-            if i.key_pressed(Key::Escape) {
-                self.canvas.polygon.clear();
-            }
-        });
-        if ctx.input(|i| i.key_pressed(Key::Enter)) && self.state.tool == Tool::Polygon {
-            let class = self.tools.class;
-            self.canvas.close_polygon(class);
-        }
-    }
-
     /// The whole window, one frame.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -609,7 +541,8 @@ impl Studio {
         if let Some(result) = self.session.as_mut().and_then(Session::poll) {
             self.install(result);
         }
-        self.drain_worker(&ctx);
+        self.drain_worker();
+        self.drain_model();
         // A small budget per frame keeps scrolling smooth while thumbnails stream in.
         if self
             .dataset_panel
@@ -652,8 +585,19 @@ impl Studio {
                     if ui.button("1:1").clicked() {
                         self.commands.push(Command::OneToOne);
                     }
-                    ui.checkbox(&mut self.state.show_mask, "Show mask");
-                    ui.checkbox(&mut self.state.show_training, "Training panel");
+                    for mode in ViewMode::ALL {
+                        if ui
+                            .selectable_label(
+                                self.state.view == mode,
+                                format!("{} ({:?})", mode.label(), mode.key()),
+                            )
+                            .clicked()
+                        {
+                            self.commands.push(Command::SetView(mode));
+                        }
+                    }
+                    ui.separator();
+                    ui.checkbox(&mut self.state.show_training, "Training and errors panel");
                 });
             });
         });
@@ -681,9 +625,16 @@ impl Studio {
             .show(ui, |ui| {
                 let classes = self.session.as_ref().map(|s| &s.classes);
                 let editable = self.session.as_ref().is_some_and(Session::editable);
+                let has_prediction = self.canvas.has_prediction();
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    self.tools
-                        .ui(ui, &mut self.state, classes, editable, &mut self.commands);
+                    self.tools.ui(
+                        ui,
+                        &mut self.state,
+                        classes,
+                        editable,
+                        has_prediction,
+                        &mut self.commands,
+                    );
                 });
             });
         self.state.right_panel_width = right.response.rect.width();
@@ -692,7 +643,16 @@ impl Studio {
             egui::Panel::bottom("training")
                 .resizable(true)
                 .default_size(240.0)
-                .show(ui, |ui| self.training.ui(ui, &mut self.commands));
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.selectable_value(&mut self.bottom, BottomTab::Training, "Training");
+                        ui.selectable_value(&mut self.bottom, BottomTab::Errors, "Errors");
+                    });
+                    match self.bottom {
+                        BottomTab::Training => self.training.ui(ui, &mut self.commands),
+                        BottomTab::Errors => self.errors_ui(ui),
+                    }
+                });
         }
         egui::CentralPanel::no_frame().show(ui, |ui| {
             let settings = CanvasSettings {
@@ -700,9 +660,11 @@ impl Studio {
                 brush_radius: self.state.brush_radius,
                 class: self.tools.class,
                 opacity: self.state.opacity,
-                show_mask: self.state.show_mask,
+                view: self.shown_view(),
+                diff_class: self.state.diff_class,
+                divider: self.state.divider,
                 outline: self.state.outline,
-                show_prediction: self.state.show_prediction,
+                accept_threshold: self.state.accept_threshold_byte(),
                 editable: self.session.as_ref().is_some_and(Session::editable),
             };
             for event in self.canvas.ui(ui, &settings) {
@@ -715,6 +677,10 @@ impl Studio {
                             true,
                         ))
                     }
+                    CanvasEvent::Divider(fraction) => self.state.divider = fraction,
+                    CanvasEvent::NoPrediction => {
+                        self.message = Some((NO_PREDICTION.into(), true));
+                    }
                 }
             }
         });
@@ -722,6 +688,7 @@ impl Studio {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
         }
+        self.keep_analysis_current();
 
         // Timed autosave: a killed process loses at most AUTOSAVE_INTERVAL of strokes.
         let modified = self

@@ -1,15 +1,24 @@
-//! The central canvas: the image with its mask over it, zoom and pan, and the painting tools.
+//! The central canvas: the image with its ground truth, prediction, their difference or the
+//! model's confidence over it; zoom and pan; the painting tools and model-assisted labelling.
 //!
-//! The mask lives in a GPU texture. Every edit returns the rectangle it changed and only that
-//! rectangle is re-uploaded (`TextureHandle::set_partial`), so painting on a 4K image moves a
-//! few KiB per stroke segment instead of 48 MiB. Opacity is a draw-time tint, not a re-upload.
+//! Drawing goes through [`compare::gpu`](super::compare::gpu) (our wgpu pipeline, the default)
+//! or, where the window runs on OpenGL, [`compare::cpu`](super::compare::cpu). Either way every
+//! edit returns the rectangle it changed and only that rectangle travels to the GPU, so painting
+//! on a 4K image moves a few KiB per stroke segment in any view mode.
 
-use egui::{Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::core::dataset::{ClassTable, IGNORE};
+use super::compare::blend::{self, BlendParams, Layers, Lut, ViewMode};
+use super::compare::cpu::CpuOverlay;
+use super::compare::gpu::{Frame, GpuOverlay};
+use crate::core::dataset::ClassTable;
+use crate::core::mask::Mask;
+use crate::core::paint::accept::{self, AcceptScope, Suggestion};
 use crate::core::paint::{DirtyRect, MaskDocument};
+
+mod tools;
 
 /// The painting tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,19 +28,25 @@ pub enum Tool {
     Eraser,
     /// Fills the connected region of one class.
     Fill,
-    /// Click points, Enter closes and fills.
+    /// Click points, Enter closes and fills (Shift+Enter: accepts the prediction inside).
     Polygon,
     /// Picks the class under the cursor (eyedropper).
     Picker,
+    /// A brush that copies the prediction under it.
+    AcceptBrush,
+    /// A click accepts the predicted region under the cursor.
+    AcceptRegion,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 5] = [
+    pub const ALL: [Tool; 7] = [
         Tool::Brush,
         Tool::Eraser,
         Tool::Fill,
         Tool::Polygon,
         Tool::Picker,
+        Tool::AcceptBrush,
+        Tool::AcceptRegion,
     ];
 
     pub fn label(self) -> &'static str {
@@ -41,7 +56,13 @@ impl Tool {
             Tool::Fill => "Fill",
             Tool::Polygon => "Polygon",
             Tool::Picker => "Picker",
+            Tool::AcceptBrush => "Accept brush",
+            Tool::AcceptRegion => "Accept region",
         }
+    }
+
+    fn is_brush(self) -> bool {
+        matches!(self, Tool::Brush | Tool::Eraser | Tool::AcceptBrush)
     }
 }
 
@@ -51,11 +72,16 @@ pub struct CanvasSettings {
     pub brush_radius: f32,
     pub class: u8,
     pub opacity: f32,
-    pub show_mask: bool,
+    /// What to show (blink already applied).
+    pub view: ViewMode,
+    /// Difference view: this class's errors, or [`blend::ANY_CLASS`].
+    pub diff_class: u8,
+    /// Split view: the divider's position across the canvas, 0..=1.
+    pub divider: f32,
     /// Draw class boundaries only.
     pub outline: bool,
-    /// Draw the latest prediction (instead of the mask).
-    pub show_prediction: bool,
+    /// Model-assisted labelling leaves pixels below this confidence alone.
+    pub accept_threshold: u8,
     /// False for datasets that are not in the native layout (view only).
     pub editable: bool,
 }
@@ -67,30 +93,57 @@ pub enum CanvasEvent {
     Picked(u8),
     /// An edit was attempted on a read-only dataset.
     ReadOnly,
+    /// The split divider was dragged here (fraction of the canvas width).
+    Divider(f32),
+    /// A model-assisted tool was used without a prediction for this image.
+    NoPrediction,
 }
 
 /// Zoom limits, in screen points per image pixel.
 const MIN_ZOOM: f32 = 0.02;
 const MAX_ZOOM: f32 = 64.0;
 
+/// The model's prediction for the image on the canvas.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictionLayer {
+    pub ids: Mask,
+    /// Winning-class probability per pixel, `round(p * 255)`.
+    pub confidence: Vec<u8>,
+}
+
+/// How the canvas reaches the screen.
+enum Renderer {
+    /// Our wgpu pipeline (`shaders/overlay.wgsl`).
+    Gpu(GpuOverlay),
+    /// CPU compositing into egui textures (OpenGL windows).
+    Cpu(CpuOverlay),
+}
+
 pub struct Canvas {
-    /// The image and its mask, cut into tiles no GPU refuses (see [`TILE`]).
-    tiles: Vec<Tile>,
+    /// The photo (the CPU path composites from it; the GPU path uploads it once).
+    image: Option<RgbImage>,
     pub document: Option<MaskDocument>,
+    prediction: Option<PredictionLayer>,
+    renderer: Renderer,
+    lut: Box<Lut>,
     size: [u32; 2],
     /// Screen points per image pixel.
     zoom: f32,
     /// Image origin relative to the canvas' top-left corner, in points.
     offset: Vec2,
     fit_pending: bool,
+    /// The canvas rectangle the view was last fitted to, while the user has not zoomed or
+    /// panned since: a resized canvas (a panel opened or closed) is fitted again.
+    fitted_to: Option<Rect>,
     /// Last point of the brush stroke in progress, in image pixels.
     stroke_last: Option<[f32; 2]>,
     /// Points of the polygon being drawn, in image pixels.
     pub polygon: Vec<[f32; 2]>,
     /// Image pixel under the pointer.
     pub cursor: Option<[u32; 2]>,
-    lut: Vec<Color32>,
-    /// Draw only class boundaries.
+    /// Edits not yet composited (CPU path).
+    dirty: Option<DirtyRect>,
+    /// Outline setting of the last frame (an edit then also changes its neighbours).
     outline: bool,
     /// Pixels sent to the GPU by mask updates since the image was loaded (partial uploads
     /// included), to check that painting uploads only dirty rectangles.
@@ -101,16 +154,20 @@ pub struct Canvas {
 impl Default for Canvas {
     fn default() -> Self {
         Self {
-            tiles: Vec::new(),
+            image: None,
             document: None,
+            prediction: None,
+            renderer: Renderer::Cpu(CpuOverlay::default()),
+            lut: Box::new(blend::lut(&[])),
             size: [0, 0],
             zoom: 1.0,
             offset: Vec2::ZERO,
             fit_pending: true,
+            fitted_to: None,
             stroke_last: None,
             polygon: Vec::new(),
             cursor: None,
-            lut: vec![Color32::TRANSPARENT; 256],
+            dirty: None,
             outline: false,
             uploaded_pixels: 0,
             canvas_rect: Rect::NOTHING,
@@ -118,26 +175,18 @@ impl Default for Canvas {
     }
 }
 
-/// Texture tile edge: every GPU takes 2048x2048 textures, and a 4K or panoramic image simply
-/// becomes several tiles.
-const TILE: u32 = 2048;
-
-/// One tile of the image and of the mask, covering `rect` of the image.
-struct Tile {
-    rect: DirtyRect,
-    image: TextureHandle,
-    mask: TextureHandle,
-    /// The model's prediction for this image, when training has sent one.
-    prediction: Option<TextureHandle>,
-}
-
-/// Texture options: crisp pixels when zoomed in.
-const MASK_OPTIONS: TextureOptions = TextureOptions {
-    magnification: egui::TextureFilter::Nearest,
-    ..TextureOptions::LINEAR
-};
-
 impl Canvas {
+    /// Draws with our wgpu pipeline from now on (it must be installed in the renderer's
+    /// callback resources: [`super::compare::gpu::install`]).
+    pub fn use_gpu(&mut self) {
+        self.renderer = Renderer::Gpu(GpuOverlay::default());
+    }
+
+    /// Whether the wgpu pipeline draws the canvas (else the CPU compositor).
+    pub fn uses_gpu(&self) -> bool {
+        matches!(self.renderer, Renderer::Gpu(_))
+    }
+
     /// Shows `image` with `document` (none: no mask yet, read-only datasets without labels).
     pub fn set_image(
         &mut self,
@@ -147,45 +196,37 @@ impl Canvas {
         classes: &ClassTable,
     ) {
         let (w, h) = image.dimensions();
-        self.tiles.clear();
-        for ty in (0..h).step_by(TILE as usize) {
-            for tx in (0..w).step_by(TILE as usize) {
-                let rect = DirtyRect {
-                    x: tx,
-                    y: ty,
-                    width: TILE.min(w - tx),
-                    height: TILE.min(h - ty),
-                };
-                let (tw, th) = (rect.width as usize, rect.height as usize);
-                let mut rgb = Vec::with_capacity(tw * th * 3);
-                for y in rect.y..rect.bottom() {
-                    let start = ((y * w + rect.x) * 3) as usize;
-                    rgb.extend_from_slice(&image.as_raw()[start..start + tw * 3]);
-                }
-                let name = format!("canvas-{tx}-{ty}");
-                let pixels = ColorImage::from_rgb([tw, th], &rgb);
-                let blank = ColorImage::filled([tw, th], Color32::TRANSPARENT);
-                self.tiles.push(Tile {
-                    rect,
-                    image: ctx.load_texture(format!("{name}-image"), pixels, MASK_OPTIONS),
-                    mask: ctx.load_texture(format!("{name}-mask"), blank, MASK_OPTIONS),
-                    prediction: None,
-                });
-            }
-        }
         self.size = [w, h];
         self.document = document;
+        self.prediction = None;
         self.stroke_last = None;
         self.polygon.clear();
         self.fit_pending = true;
         self.uploaded_pixels = 0;
-        // Uploads the whole mask once.
+        self.dirty = None;
+        match &mut self.renderer {
+            Renderer::Gpu(gpu) => {
+                gpu.set_image(image, self.document.as_ref().map(MaskDocument::mask));
+            }
+            Renderer::Cpu(cpu) => cpu.set_image(ctx, [w, h]),
+        }
+        self.image = Some(image.clone());
         self.set_classes(classes);
     }
 
-    /// Forgets the image (closing a dataset).
+    /// Forgets the image (closing a dataset); keeps the renderer.
     pub fn clear(&mut self) {
+        let renderer = std::mem::replace(&mut self.renderer, Renderer::Cpu(CpuOverlay::default()));
         *self = Self::default();
+        self.renderer = match renderer {
+            Renderer::Gpu(_) => Renderer::Gpu(GpuOverlay::default()),
+            Renderer::Cpu(_) => Renderer::Cpu(CpuOverlay::default()),
+        };
+    }
+
+    /// The photo on the canvas.
+    pub fn image(&self) -> Option<&RgbImage> {
+        self.image.as_ref()
     }
 
     pub fn image_size(&self) -> [u32; 2] {
@@ -201,114 +242,70 @@ impl Canvas {
         self.canvas_rect
     }
 
-    /// Rebuilds the colour table (after classes change) and re-uploads the whole mask.
+    /// Rebuilds the colour table (after classes change).
     pub fn set_classes(&mut self, classes: &ClassTable) {
-        self.lut = (0..=255u8)
-            .map(|id| match classes.0.get(id as usize) {
-                Some(c) => Color32::from_rgb(c.color[0], c.color[1], c.color[2]),
-                None if id == IGNORE => Color32::TRANSPARENT,
-                // An id without a class: loud, so it gets noticed and fixed.
-                None => Color32::from_rgb(255, 0, 255),
-            })
-            .collect();
-        if !self.tiles.is_empty() {
-            self.upload(DirtyRect {
-                x: 0,
-                y: 0,
-                width: self.size[0],
-                height: self.size[1],
-            });
+        let colours: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
+        *self.lut = blend::lut(&colours);
+        match &mut self.renderer {
+            Renderer::Gpu(gpu) => gpu.set_lut(&self.lut),
+            Renderer::Cpu(cpu) => cpu.invalidate(),
         }
     }
 
-    /// Shows `prediction` (class ids for the image on the canvas) as a layer of its own.
-    pub fn set_prediction(&mut self, ctx: &egui::Context, prediction: &crate::core::mask::Mask) {
-        if [prediction.width, prediction.height] != self.size {
-            return;
+    /// Shows `ids` and `confidence` (for the image on the canvas) as the prediction layer.
+    /// A prediction of another size (another image) is ignored.
+    pub fn set_prediction(&mut self, ids: Mask, confidence: Vec<u8>) -> bool {
+        if [ids.width, ids.height] != self.size || confidence.len() != ids.data.len() {
+            return false;
         }
-        for tile in &mut self.tiles {
-            let r = tile.rect;
-            let image = coloured(prediction, r, |_, _, id| self.lut[id as usize]);
-            match &mut tile.prediction {
-                Some(texture) => texture.set(image, MASK_OPTIONS),
-                None => {
-                    tile.prediction = Some(ctx.load_texture(
-                        format!("canvas-{}-{}-prediction", r.x, r.y),
-                        image,
-                        MASK_OPTIONS,
-                    ));
-                }
-            }
+        match &mut self.renderer {
+            Renderer::Gpu(gpu) => gpu.set_prediction(Some((&ids, &confidence))),
+            Renderer::Cpu(cpu) => cpu.invalidate(),
         }
+        self.prediction = Some(PredictionLayer { ids, confidence });
+        true
     }
 
     pub fn has_prediction(&self) -> bool {
-        self.tiles.iter().any(|t| t.prediction.is_some())
+        self.prediction.is_some()
     }
 
-    /// Shows only the pixels on a class boundary (re-uploads the mask when it changes).
-    pub fn set_outline(&mut self, outline: bool) {
-        if outline != self.outline {
-            self.outline = outline;
-            self.upload(DirtyRect {
-                x: 0,
-                y: 0,
-                width: self.size[0],
-                height: self.size[1],
-            });
-        }
+    pub fn prediction(&self) -> Option<&PredictionLayer> {
+        self.prediction.as_ref()
     }
 
-    /// Sends the mask pixels of `rect` to the GPU, tile by tile.
+    /// Predicted class and confidence at a pixel.
+    pub fn predicted_at(&self, x: u32, y: u32) -> Option<(u8, u8)> {
+        let p = self.prediction.as_ref()?;
+        (x < p.ids.width && y < p.ids.height).then(|| {
+            let i = (y * p.ids.width + x) as usize;
+            (p.ids.data[i], p.confidence[i])
+        })
+    }
+
+    /// Sends the ground truth of `rect` on its way to the screen.
     fn upload(&mut self, rect: DirtyRect) {
         let Some(doc) = &self.document else {
             return;
         };
-        let mask = doc.mask();
-        // In outline mode an edit also changes whether its neighbours are on a boundary.
-        let rect = match self.outline {
-            true => DirtyRect::clipped(
-                rect.x as i64 - 1,
-                rect.y as i64 - 1,
-                rect.right() as i64 + 1,
-                rect.bottom() as i64 + 1,
-                mask.width,
-                mask.height,
-            )
-            .unwrap_or(rect),
-            false => rect,
-        };
-        let (w, h) = (mask.width, mask.height);
-        let boundary = |x: u32, y: u32, id: u8| {
-            (x > 0 && mask.get(x - 1, y) != id)
-                || (x + 1 < w && mask.get(x + 1, y) != id)
-                || (y > 0 && mask.get(x, y - 1) != id)
-                || (y + 1 < h && mask.get(x, y + 1) != id)
-        };
-        for tile in &mut self.tiles {
-            let Some(part) = DirtyRect::clipped(
-                rect.x.max(tile.rect.x) as i64,
-                rect.y.max(tile.rect.y) as i64,
-                rect.right().min(tile.rect.right()) as i64,
-                rect.bottom().min(tile.rect.bottom()) as i64,
-                w,
-                h,
-            ) else {
-                continue;
-            };
-            let (lut, outline) = (&self.lut, self.outline);
-            let region = coloured(mask, part, |x, y, id| {
-                match !outline || boundary(x, y, id) {
-                    true => lut[id as usize],
-                    false => Color32::TRANSPARENT,
-                }
-            });
-            let at = [
-                (part.x - tile.rect.x) as usize,
-                (part.y - tile.rect.y) as usize,
-            ];
-            tile.mask.set_partial(at, region, MASK_OPTIONS);
-            self.uploaded_pixels += part.area();
+        match &mut self.renderer {
+            Renderer::Gpu(gpu) => self.uploaded_pixels += gpu.update_truth(doc.mask(), rect),
+            Renderer::Cpu(_) => {
+                // In outline mode an edit also changes whether its neighbours are on a boundary.
+                let rect = match self.outline {
+                    true => DirtyRect::clipped(
+                        rect.x as i64 - 1,
+                        rect.y as i64 - 1,
+                        rect.right() as i64 + 1,
+                        rect.bottom() as i64 + 1,
+                        self.size[0],
+                        self.size[1],
+                    )
+                    .unwrap_or(rect),
+                    false => rect,
+                };
+                self.dirty = DirtyRect::merge(self.dirty, Some(rect));
+            }
         }
     }
 
@@ -342,6 +339,35 @@ impl Canvas {
         self.after_edit(changed)
     }
 
+    /// Copies the prediction into the mask within `scope` where its confidence reaches
+    /// `threshold`: one undo step (or part of the open one, for the accept brush). `Err` when
+    /// there is no mask or no prediction; `Ok(false)` when nothing changed.
+    pub fn accept(&mut self, scope: AcceptScope, threshold: u8) -> Result<bool, CanvasEvent> {
+        let (Some(doc), Some(prediction)) = (self.document.as_mut(), self.prediction.as_ref())
+        else {
+            return Err(CanvasEvent::NoPrediction);
+        };
+        let bounds = accept::accept_bounds(doc.mask(), &scope);
+        let Some(bounds) = bounds else {
+            return Ok(false);
+        };
+        let suggestion = Suggestion {
+            ids: &prediction.ids,
+            confidence: &prediction.confidence,
+            threshold,
+        };
+        let changed = doc.edit(Some(bounds), |mask| {
+            accept::accept(mask, suggestion, &scope)
+        });
+        Ok(self.after_edit(changed))
+    }
+
+    /// Accepts the prediction inside the polygon being drawn.
+    pub fn accept_polygon(&mut self, threshold: u8) -> Result<bool, CanvasEvent> {
+        let points = std::mem::take(&mut self.polygon);
+        self.accept(AcceptScope::Polygon(points), threshold)
+    }
+
     pub fn fit(&mut self) {
         self.fit_pending = true;
     }
@@ -361,9 +387,11 @@ impl Canvas {
             .clamp(MIN_ZOOM, MAX_ZOOM);
         let shown = Vec2::new(w as f32, h as f32) * self.zoom;
         self.offset = (rect.size() - shown) / 2.0;
+        self.fitted_to = Some(rect);
     }
 
     fn zoom_around(&mut self, screen: Pos2, zoom: f32) {
+        self.fitted_to = None;
         let zoom = zoom.clamp(MIN_ZOOM, MAX_ZOOM);
         let anchor = self.screen_to_image(screen);
         self.zoom = zoom;
@@ -382,18 +410,37 @@ impl Canvas {
         self.canvas_rect.min + self.offset + Vec2::new(p[0], p[1]) * self.zoom
     }
 
+    /// Where the split divider is drawn for `fraction` of the canvas width.
+    pub fn divider_screen_x(&self, fraction: f32) -> f32 {
+        self.canvas_rect.min.x + fraction.clamp(0.0, 1.0) * self.canvas_rect.width()
+    }
+
     fn pixel_at(&self, p: [f32; 2]) -> Option<[u32; 2]> {
         let inside =
             p[0] >= 0.0 && p[1] >= 0.0 && p[0] < self.size[0] as f32 && p[1] < self.size[1] as f32;
         inside.then(|| [p[0] as u32, p[1] as u32])
     }
 
+    /// What is really shown: views that need a prediction show the ground truth until one
+    /// arrives.
+    pub fn effective_view(&self, view: ViewMode) -> ViewMode {
+        match view.needs_prediction() && self.prediction.is_none() {
+            true => ViewMode::Truth,
+            false => view,
+        }
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, settings: &CanvasSettings) -> Vec<CanvasEvent> {
         let mut events = Vec::new();
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         self.canvas_rect = rect;
-        self.set_outline(settings.outline);
-        if self.tiles.is_empty() {
+        if self.outline != settings.outline {
+            self.outline = settings.outline;
+            if let Renderer::Cpu(cpu) = &mut self.renderer {
+                cpu.invalidate();
+            }
+        }
+        if self.image.is_none() {
             ui.painter().text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
@@ -403,7 +450,7 @@ impl Canvas {
             );
             return events;
         }
-        if self.fit_pending {
+        if self.fit_pending || self.fitted_to.is_some_and(|r| r != rect) {
             self.apply_fit(rect);
             self.fit_pending = false;
         }
@@ -423,42 +470,55 @@ impl Canvas {
             || (space && response.dragged_by(egui::PointerButton::Primary));
         if panning {
             self.offset += response.drag_delta();
+            self.fitted_to = None;
+        }
+
+        // The split divider: a handle on top of the canvas, dragged left and right.
+        let view = self.effective_view(settings.view);
+        let mut on_divider = false;
+        if view == ViewMode::Split {
+            let x = self.divider_screen_x(settings.divider);
+            let handle = Rect::from_min_max(
+                Pos2::new(x - 6.0, rect.min.y),
+                Pos2::new(x + 6.0, rect.max.y),
+            );
+            let divider = ui
+                .interact(
+                    handle,
+                    ui.make_persistent_id("split-divider"),
+                    Sense::drag(),
+                )
+                .on_hover_cursor(egui::CursorIcon::ResizeHorizontal);
+            if divider.dragged()
+                && let Some(p) = divider.interact_pointer_pos()
+            {
+                events.push(CanvasEvent::Divider(
+                    ((p.x - rect.min.x) / rect.width()).clamp(0.0, 1.0),
+                ));
+            }
+            on_divider = divider.hovered() || divider.dragged();
         }
 
         self.cursor = pointer.and_then(|p| self.pixel_at(self.screen_to_image(p)));
-        if !panning {
+        if !panning && !on_divider {
             self.handle_tools(ui, &response, settings, &mut events);
         }
 
-        // Draw: image, mask, brush outline, polygon in progress.
+        // Draw: image and overlay, then brush outline, polygon in progress, divider.
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
-        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        let alpha = (settings.opacity.clamp(0.0, 1.0) * 255.0) as u8;
-        for tile in &self.tiles {
-            let r = tile.rect;
-            let screen = Rect::from_min_max(
-                self.image_to_screen([r.x as f32, r.y as f32]),
-                self.image_to_screen([r.right() as f32, r.bottom() as f32]),
-            );
-            painter.image(tile.image.id(), screen, uv, Color32::WHITE);
-            match (&tile.prediction, settings.show_prediction) {
-                (Some(prediction), true) => {
-                    painter.image(
-                        prediction.id(),
-                        screen,
-                        uv,
-                        Color32::from_white_alpha(alpha),
-                    );
-                }
-                _ if settings.show_mask => {
-                    painter.image(tile.mask.id(), screen, uv, Color32::from_white_alpha(alpha));
-                }
-                _ => {}
-            }
-        }
+        let divider_x = self.divider_screen_x(settings.divider);
+        let blend = BlendParams {
+            mode: view,
+            opacity: settings.opacity.clamp(0.0, 1.0),
+            class: settings.diff_class,
+            divider: self.screen_to_image(Pos2::new(divider_x, rect.min.y))[0],
+            outline: settings.outline,
+        };
+        self.draw_layers(&painter, rect, blend);
         if let Some(pos) = pointer
-            && matches!(settings.tool, Tool::Brush | Tool::Eraser)
+            && settings.tool.is_brush()
+            && !on_divider
         {
             painter.circle_stroke(
                 pos,
@@ -477,100 +537,59 @@ impl Canvas {
             }
             painter.add(egui::Shape::line(points, Stroke::new(1.5, Color32::YELLOW)));
         }
+        if view == ViewMode::Split {
+            painter.vline(divider_x, rect.y_range(), Stroke::new(2.0, Color32::WHITE));
+            painter.circle_filled(Pos2::new(divider_x, rect.center().y), 6.0, Color32::WHITE);
+            let label = |x: f32, align: egui::Align2, text: &str| {
+                painter.text(
+                    Pos2::new(x, rect.min.y + 6.0),
+                    align,
+                    text,
+                    egui::FontId::proportional(13.0),
+                    Color32::WHITE,
+                );
+            };
+            label(divider_x - 8.0, egui::Align2::RIGHT_TOP, "ground truth");
+            label(divider_x + 8.0, egui::Align2::LEFT_TOP, "prediction");
+        }
+        if settings.view.needs_prediction() && self.prediction.is_none() {
+            painter.text(
+                rect.center_top() + Vec2::new(0.0, 8.0),
+                egui::Align2::CENTER_TOP,
+                "No prediction for this image yet: train, or open a run (Runs > Open)",
+                egui::FontId::proportional(14.0),
+                ui.visuals().warn_fg_color,
+            );
+        }
         events
     }
 
-    fn handle_tools(
-        &mut self,
-        ui: &egui::Ui,
-        response: &egui::Response,
-        settings: &CanvasSettings,
-        events: &mut Vec<CanvasEvent>,
-    ) {
-        let pointer = response.interact_pointer_pos().or(response.hover_pos());
-        let Some(pos) = pointer else {
-            return;
-        };
-        let p = self.screen_to_image(pos);
-        let editing_tool = !matches!(settings.tool, Tool::Picker);
-        let wants_edit = editing_tool
-            && (response.drag_started_by(egui::PointerButton::Primary)
-                || response.clicked_by(egui::PointerButton::Primary));
-        if wants_edit && !settings.editable {
-            events.push(CanvasEvent::ReadOnly);
-            return;
-        }
-        match settings.tool {
-            Tool::Brush | Tool::Eraser => {
-                let value = match settings.tool {
-                    Tool::Eraser => IGNORE,
-                    _ => settings.class,
+    /// The photo and its overlay, by whichever renderer draws this canvas.
+    fn draw_layers(&mut self, painter: &egui::Painter, rect: Rect, blend: BlendParams) {
+        let origin = self.image_to_screen([0.0, 0.0]);
+        let zoom = self.zoom;
+        match &mut self.renderer {
+            Renderer::Gpu(gpu) => {
+                painter.add(gpu.callback(Frame {
+                    canvas: rect,
+                    origin,
+                    zoom,
+                    blend,
+                }));
+            }
+            Renderer::Cpu(cpu) => {
+                let Some(image) = &self.image else { return };
+                let layers = Layers {
+                    width: self.size[0],
+                    height: self.size[1],
+                    image: image.as_raw(),
+                    truth: self.document.as_ref().map(|d| d.mask().data.as_slice()),
+                    prediction: self.prediction.as_ref().map(|p| p.ids.data.as_slice()),
+                    confidence: self.prediction.as_ref().map(|p| p.confidence.as_slice()),
                 };
-                let Some(doc) = self.document.as_mut() else {
-                    return;
-                };
-                let down =
-                    response.is_pointer_button_down_on() && ui.input(|i| i.pointer.primary_down());
-                let mut changed = None;
-                if down {
-                    // One stroke = one undo step, however many segments it has.
-                    let from = match self.stroke_last {
-                        Some(last) => last,
-                        None => {
-                            doc.begin_edit();
-                            p
-                        }
-                    };
-                    changed = doc.stroke(from, p, settings.brush_radius, value);
-                    self.stroke_last = Some(p);
-                } else if self.stroke_last.take().is_some() {
-                    doc.end_edit();
-                } else if response.clicked_by(egui::PointerButton::Primary) {
-                    // Press and release within one frame: a single dab.
-                    changed = doc.stroke(p, p, settings.brush_radius, value);
-                }
-                self.after_edit(changed);
-            }
-            Tool::Fill => {
-                if response.clicked_by(egui::PointerButton::Primary)
-                    && let Some([x, y]) = self.pixel_at(p)
-                {
-                    let changed = self
-                        .document
-                        .as_mut()
-                        .and_then(|doc| doc.flood_fill(x, y, settings.class));
-                    self.after_edit(changed);
-                }
-            }
-            Tool::Polygon => {
-                if response.clicked_by(egui::PointerButton::Primary) {
-                    self.polygon.push(p);
-                }
-            }
-            Tool::Picker => {
-                if response.clicked_by(egui::PointerButton::Primary)
-                    && let Some([x, y]) = self.pixel_at(p)
-                    && let Some(id) = self.document.as_ref().and_then(|d| d.pick(x, y))
-                    && id != IGNORE
-                {
-                    events.push(CanvasEvent::Picked(id));
-                }
+                self.uploaded_pixels += cpu.refresh(&layers, &blend, &self.lut, self.dirty.take());
+                cpu.paint(painter, |p| origin + Vec2::new(p[0], p[1]) * zoom);
             }
         }
     }
-}
-
-/// The colours of `rect` of `mask`, one per pixel from `colour(x, y, id)`, ready to upload.
-fn coloured(
-    mask: &crate::core::mask::Mask,
-    rect: DirtyRect,
-    colour: impl Fn(u32, u32, u8) -> Color32,
-) -> ColorImage {
-    let mut pixels = Vec::with_capacity(rect.area() as usize);
-    for y in rect.y..rect.bottom() {
-        let start = (y * mask.width + rect.x) as usize;
-        let row = &mask.data[start..start + rect.width as usize];
-        pixels.extend((rect.x..).zip(row).map(|(x, &id)| colour(x, y, id)));
-    }
-    ColorImage::new([rect.width as usize, rect.height as usize], pixels)
 }

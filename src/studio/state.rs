@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::canvas::Tool;
+use super::compare::blend::{ANY_CLASS, ViewMode};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -12,13 +13,18 @@ pub struct PersistedState {
     /// The dataset folder open at exit.
     pub last_folder: Option<PathBuf>,
     pub brush_radius: f32,
-    /// Mask opacity, 0..=1.
+    /// Overlay opacity, 0..=1.
     pub opacity: f32,
-    pub show_mask: bool,
+    /// What the canvas shows over the image.
+    pub view: ViewMode,
+    /// Difference view: this class's false positives and negatives, or `ANY_CLASS`.
+    pub diff_class: u8,
+    /// Split view: divider position across the canvas, 0..=1.
+    pub divider: f32,
     /// Draw class boundaries only.
     pub outline: bool,
-    /// Show the model's prediction instead of the mask.
-    pub show_prediction: bool,
+    /// Model-assisted labelling: pixels below this confidence (0..=1) keep their label.
+    pub accept_threshold: f32,
     pub show_training: bool,
     pub tool: Tool,
     pub left_panel_width: f32,
@@ -31,13 +37,22 @@ impl Default for PersistedState {
             last_folder: None,
             brush_radius: 8.0,
             opacity: 0.55,
-            show_mask: true,
+            view: ViewMode::Truth,
+            diff_class: ANY_CLASS,
+            divider: 0.5,
             outline: false,
-            show_prediction: false,
+            accept_threshold: 0.5,
             show_training: true,
             tool: Tool::Brush,
             left_panel_width: 240.0,
             right_panel_width: 210.0,
         }
+    }
+}
+
+impl PersistedState {
+    /// The threshold as the canvas uses it (confidence bytes).
+    pub fn accept_threshold_byte(&self) -> u8 {
+        (self.accept_threshold.clamp(0.0, 1.0) * 255.0).round() as u8
     }
 }

@@ -249,7 +249,11 @@ fn memory_soak(dir: &Path, args: &Args, json: bool) -> anyhow::Result<()> {
 fn run_outcomes(runs: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for dataset in std::fs::read_dir(runs).into_iter().flatten().flatten() {
-        for run in std::fs::read_dir(dataset.path()).into_iter().flatten().flatten() {
+        for run in std::fs::read_dir(dataset.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let dir = RunDir::new(run.path());
             let what = match dir.read_summary() {
                 Ok(s) => format!("{}, {} epochs", s.status, s.epochs),

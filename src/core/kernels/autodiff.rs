@@ -81,15 +81,15 @@ impl Backward<Flex, 3> for Conv1x1Backward {
 struct BatchNormReluBackward;
 
 impl Backward<Flex, 3> for BatchNormReluBackward {
-    /// `[x, y, gamma, mean, var]` and epsilon.
+    /// `[x, gamma, beta, mean, var]` and epsilon.
     type State = ([Primitive; 5], f64);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_node, gamma_node, beta_node] = ops.parents;
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let ([x, y, gamma, mean, var], epsilon) = ops.state;
+        let ([x, gamma, beta, mean, var], epsilon) = ops.state;
         let (dx, dgamma, dbeta) =
-            flex::batch_norm_relu_backward([&x, &y, &dy, &gamma, &mean, &var], epsilon);
+            flex::batch_norm_relu_backward([&x, &dy, &gamma, &beta, &mean, &var], epsilon);
         if let Some(node) = x_node {
             grads.register::<Flex>(node.id, dx);
         }
@@ -235,10 +235,9 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(
-                ([x, y.clone(), gamma, mean.clone(), var.clone()], epsilon),
-                y,
-            ),
+            OpsKind::Tracked(prep) => {
+                prep.finish(([x, gamma, beta, mean.clone(), var.clone()], epsilon), y)
+            }
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         (output, Tracked::<C>::new(mean), Tracked::<C>::new(var))

@@ -8,7 +8,7 @@
 //! inv  = 1 / sqrt(var + eps)      x̂ = (x - mean) · inv
 //! y    = max(0, gamma · x̂ + beta)
 //!
-//! dz     = dy · [y > 0]                                   (ReLU)
+//! dz     = dy · [gamma · x̂ + beta > 0]                    (ReLU; y itself is not read)
 //! dbeta  = Σ dz          dgamma = Σ dz · x̂
 //! dx     = gamma · inv · (dz - dbeta / N - x̂ · dgamma / N)
 //! ```
@@ -17,9 +17,11 @@
 //! keeps the one-pass variance free of cancellation whenever the values are not spread far wider
 //! than their offset from `s`; sums are in `f64`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-use super::macros::multiversion;
+use super::simd::{self, Isa};
 
 /// What the forward pass computed, besides its output.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +35,18 @@ pub struct Stats {
 /// `relu(batch_norm(x))` for `x: [batch, channels, area]` contiguous; returns the output and the
 /// batch statistics.
 pub fn forward_relu(
+    x: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Stats) {
+    forward_relu_with(simd::isa(), x, shape, gamma, beta, epsilon)
+}
+
+/// [`forward_relu`] with a chosen instruction set.
+pub fn forward_relu_with(
+    isa: Isa,
     x: &[f32],
     [batch, channels, area]: [usize; 3],
     gamma: &[f32],
@@ -53,7 +67,7 @@ pub fn forward_relu(
             let (mut s1, mut s2) = (0.0f64, 0.0f64);
             for b in 0..batch {
                 let start = (b * channels + c) * area;
-                let (a, q) = shifted_sums(&x[start..start + area], shift);
+                let (a, q) = shifted_sums(isa, &x[start..start + area], shift);
                 s1 += a;
                 s2 += q;
             }
@@ -70,29 +84,45 @@ pub fn forward_relu(
         .enumerate()
         .for_each(|(plane, (out, x))| {
             let c = plane % channels;
-            affine_relu(x, out, scale[c], offset[c]);
+            affine_relu(isa, x, out, scale[c], offset[c]);
         });
     // SAFETY: every plane of the output was written above.
     unsafe { y.set_len(x.len()) };
     (y, Stats { mean, var })
 }
 
-/// Gradients of [`forward_relu`]: `(dx, dgamma, dbeta)`, from the forward input `x`, its output
-/// `y` and statistics, and the output gradient `dy`.
+/// Gradients of [`forward_relu`]: `(dx, dgamma, dbeta)`, from the forward input `x` and
+/// statistics and the output gradient `dy`. The ReLU's mask is recomputed from `x` exactly as
+/// the forward pass computed it, which saves reading the output (one array less per pass).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_relu(
     x: &[f32],
-    y: &[f32],
+    dy: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    stats: &Stats,
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    backward_relu_with(simd::isa(), x, dy, shape, gamma, beta, stats, epsilon)
+}
+
+/// [`backward_relu`] with a chosen instruction set.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_relu_with(
+    isa: Isa,
+    x: &[f32],
     dy: &[f32],
     [batch, channels, area]: [usize; 3],
     gamma: &[f32],
+    beta: &[f32],
     stats: &Stats,
     epsilon: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), batch * channels * area, "input size");
-    assert_eq!(y.len(), x.len(), "output size");
     assert_eq!(dy.len(), x.len(), "output gradient size");
     let n = (batch * area) as f64;
+    let (scale, offset) = scale_offset(&stats.mean, &stats.var, gamma, beta, epsilon);
     let inv: Vec<f64> = stats
         .var
         .iter()
@@ -105,7 +135,12 @@ pub fn backward_relu(
             let (mut sdz, mut sdzx) = (0.0, 0.0);
             for b in 0..batch {
                 let at = (b * channels + c) * area..(b * channels + c + 1) * area;
-                let (a, q) = relu_grad_sums(&x[at.clone()], &y[at.clone()], &dy[at], stats.mean[c]);
+                let (a, q) = relu_grad_sums(
+                    isa,
+                    &x[at.clone()],
+                    &dy[at],
+                    [scale[c], offset[c], stats.mean[c]],
+                );
                 sdz += a;
                 sdzx += q;
             }
@@ -119,12 +154,19 @@ pub fn backward_relu(
         .map(|(&(_, sx), &inv)| (sx * inv) as f32)
         .collect();
     // dx = k1·dz - k2 - k3·(x - mean)
-    let coefficients: Vec<[f32; 4]> = (0..channels)
+    let coefficients: Vec<[f32; 6]> = (0..channels)
         .map(|c| {
             let k1 = gamma[c] as f64 * inv[c];
             let k2 = k1 * sums[c].0 / n;
             let k3 = k1 * inv[c] * inv[c] * sums[c].1 / n;
-            [k1 as f32, k2 as f32, k3 as f32, stats.mean[c]]
+            [
+                k1 as f32,
+                k2 as f32,
+                k3 as f32,
+                stats.mean[c],
+                scale[c],
+                offset[c],
+            ]
         })
         .collect();
     let mut dx = Vec::with_capacity(x.len());
@@ -134,13 +176,7 @@ pub fn backward_relu(
         .for_each(|(plane, out)| {
             let c = plane % channels;
             let at = plane * area..(plane + 1) * area;
-            input_grad(
-                &x[at.clone()],
-                &y[at.clone()],
-                &dy[at],
-                out,
-                coefficients[c],
-            );
+            input_grad(isa, &x[at.clone()], &dy[at], out, coefficients[c]);
         });
     // SAFETY: every plane of dx was written above.
     unsafe { dx.set_len(x.len()) };
@@ -167,88 +203,195 @@ pub fn scale_offset(
         .unzip()
 }
 
-multiversion! {
-    /// `(Σ(x - s), Σ(x - s)²)`.
-    fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
-        let mut a = [0.0f32; 16];
-        let mut q = [0.0f32; 16];
-        let mut chunks = x.chunks_exact(16);
-        for chunk in &mut chunks {
-            for k in 0..16 {
-                let d = chunk[k] - shift;
-                a[k] += d;
-                q[k] += d * d;
-            }
+/// `(Σ(x - s), Σ(x - s)²)`.
+fn shifted_sums(isa: Isa, x: &[f32], shift: f32) -> (f64, f64) {
+    let _ = isa; // only x86-64 has a vector path
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma {
+        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+        return unsafe { x86::shifted_sums(x, shift) };
+    }
+    x.iter().fold((0.0, 0.0), |(a, q), &v| {
+        let d = (v - shift) as f64;
+        (a + d, q + d * d)
+    })
+}
+
+/// `out = relu(x · scale + offset)`, keeping NaNs (so that a diverged step is seen).
+fn affine_relu(isa: Isa, x: &[f32], out: &mut [MaybeUninit<f32>], scale: f32, offset: f32) {
+    let _ = isa;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma {
+        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+        return unsafe { x86::affine_relu(x, out, scale, offset) };
+    }
+    for (o, &v) in out.iter_mut().zip(x) {
+        let z = v * scale + offset;
+        *o = MaybeUninit::new(if z < 0.0 { 0.0 } else { z });
+    }
+}
+
+/// `(Σdz, Σdz·(x - mean))` with `dz = dy · [x·scale + offset > 0]`; `k = [scale, offset,
+/// mean]`.
+fn relu_grad_sums(isa: Isa, x: &[f32], dy: &[f32], k: [f32; 3]) -> (f64, f64) {
+    let _ = isa;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma {
+        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+        return unsafe { x86::relu_grad_sums(x, dy, k) };
+    }
+    let [scale, offset, mean] = k;
+    x.iter().zip(dy).fold((0.0, 0.0), |(a, q), (&x, &dy)| {
+        let dz = if x * scale + offset > 0.0 {
+            dy as f64
+        } else {
+            0.0
+        };
+        (a + dz, q + dz * (x - mean) as f64)
+    })
+}
+
+/// `out = k1·dz - k2 - k3·(x - mean)` with `dz = dy · [x·scale + offset > 0]`;
+/// `k = [k1, k2, k3, mean, scale, offset]`.
+fn input_grad(isa: Isa, x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>], k: [f32; 6]) {
+    let _ = isa;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma {
+        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+        return unsafe { x86::input_grad(x, dy, out, k) };
+    }
+    let [k1, k2, k3, mean, scale, offset] = k;
+    for ((o, &x), &dy) in out.iter_mut().zip(x).zip(dy) {
+        let dz = if x * scale + offset > 0.0 { dy } else { 0.0 };
+        *o = MaybeUninit::new(k1 * dz - k2 - k3 * (x - mean));
+    }
+}
+
+/// The AVX2 versions: 8 values per step, the ReLU mask as a compare-and-AND, the scalar
+/// remainder as above. The mask is computed with a multiply and an add (no FMA) in both
+/// passes so that it is bit for bit the forward pass's.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
+
+    use super::super::simd::x86::hsum;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
+        let n = x.len() / 16 * 16;
+        let s = _mm256_set1_ps(shift);
+        let (mut a0, mut a1, mut q0, mut q1) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
+        for i in (0..n).step_by(16) {
+            // SAFETY: i + 16 <= n <= x.len().
+            let (d0, d1) = unsafe {
+                (
+                    _mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), s),
+                    _mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i + 8)), s),
+                )
+            };
+            a0 = _mm256_add_ps(a0, d0);
+            a1 = _mm256_add_ps(a1, d1);
+            q0 = _mm256_fmadd_ps(d0, d0, q0);
+            q1 = _mm256_fmadd_ps(d1, d1, q1);
         }
-        let (mut sa, mut sq) = (0.0f64, 0.0f64);
-        for k in 0..16 {
-            sa += a[k] as f64;
-            sq += q[k] as f64;
-        }
-        for &v in chunks.remainder() {
+        let mut a = hsum(a0) as f64 + hsum(a1) as f64;
+        let mut q = hsum(q0) as f64 + hsum(q1) as f64;
+        for &v in &x[n..] {
             let d = (v - shift) as f64;
-            sa += d;
-            sq += d * d;
+            a += d;
+            q += d * d;
         }
-        (sa, sq)
+        (a, q)
     }
-}
 
-multiversion! {
-    /// `out = max(0, x · scale + offset)`.
-    fn affine_relu(x: &[f32], out: &mut [std::mem::MaybeUninit<f32>], scale: f32, offset: f32) {
-        for (o, &v) in out.iter_mut().zip(x) {
-            let z = v * scale + offset;
-            // Not `max(0.0)`, which would hide a NaN from the loss.
-            *o = std::mem::MaybeUninit::new(if z < 0.0 { 0.0 } else { z });
-        }
-    }
-}
-
-multiversion! {
-    /// `(Σdz, Σdz·(x - mean))` with `dz = dy · [y > 0]`.
-    fn relu_grad_sums(x: &[f32], y: &[f32], dy: &[f32], mean: f32) -> (f64, f64) {
-        let mut a = [0.0f32; 8];
-        let mut q = [0.0f32; 8];
-        let n = x.len() / 8 * 8;
-        for ((x, y), dy) in x[..n]
-            .chunks_exact(8)
-            .zip(y[..n].chunks_exact(8))
-            .zip(dy[..n].chunks_exact(8))
-        {
-            for k in 0..8 {
-                let dz = if y[k] > 0.0 { dy[k] } else { 0.0 };
-                a[k] += dz;
-                q[k] += dz * (x[k] - mean);
+    #[target_feature(enable = "avx2,fma")]
+    pub fn affine_relu(x: &[f32], out: &mut [MaybeUninit<f32>], scale: f32, offset: f32) {
+        let n = x.len().min(out.len()) / 8 * 8;
+        let (sc, of, zero) = (
+            _mm256_set1_ps(scale),
+            _mm256_set1_ps(offset),
+            _mm256_setzero_ps(),
+        );
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n, within both slices.
+            unsafe {
+                let z = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), sc), of);
+                // maxps returns its second operand when either is NaN: NaNs pass through.
+                let y = _mm256_max_ps(zero, z);
+                _mm256_storeu_ps(out.as_mut_ptr().add(i) as *mut f32, y);
             }
         }
-        let (mut sa, mut sq) = (0.0f64, 0.0f64);
-        for k in 0..8 {
-            sa += a[k] as f64;
-            sq += q[k] as f64;
+        for (o, &v) in out[n..].iter_mut().zip(&x[n..]) {
+            let z = v * scale + offset;
+            *o = MaybeUninit::new(if z < 0.0 { 0.0 } else { z });
         }
-        for k in n..x.len() {
-            let dz = if y[k] > 0.0 { dy[k] as f64 } else { 0.0 };
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn relu_grad_sums(x: &[f32], dy: &[f32], k: [f32; 3]) -> (f64, f64) {
+        let [scale, offset, mean] = k;
+        let n = x.len().min(dy.len()) / 8 * 8;
+        let (sc, of, m, zero) = (
+            _mm256_set1_ps(scale),
+            _mm256_set1_ps(offset),
+            _mm256_set1_ps(mean),
+            _mm256_setzero_ps(),
+        );
+        let (mut a, mut q) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n, within both slices.
+            let (xv, g) = unsafe {
+                (
+                    _mm256_loadu_ps(x.as_ptr().add(i)),
+                    _mm256_loadu_ps(dy.as_ptr().add(i)),
+                )
+            };
+            let z = _mm256_add_ps(_mm256_mul_ps(xv, sc), of);
+            let dz = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(z, zero));
+            a = _mm256_add_ps(a, dz);
+            q = _mm256_fmadd_ps(dz, _mm256_sub_ps(xv, m), q);
+        }
+        let (mut sa, mut sq) = (hsum(a) as f64, hsum(q) as f64);
+        for (&x, &dy) in x[n..].iter().zip(&dy[n..]) {
+            let dz = if x * scale + offset > 0.0 {
+                dy as f64
+            } else {
+                0.0
+            };
             sa += dz;
-            sq += dz * (x[k] - mean) as f64;
+            sq += dz * (x - mean) as f64;
         }
         (sa, sq)
     }
-}
 
-multiversion! {
-    /// `out = k1·dz - k2 - k3·(x - mean)` with `dz = dy · [y > 0]`; `k = [k1, k2, k3, mean]`.
-    fn input_grad(
-        x: &[f32],
-        y: &[f32],
-        dy: &[f32],
-        out: &mut [std::mem::MaybeUninit<f32>],
-        k: [f32; 4],
-    ) {
-        let [k1, k2, k3, mean] = k;
-        for (((o, &x), &y), &dy) in out.iter_mut().zip(x).zip(y).zip(dy) {
-            let dz = if y > 0.0 { dy } else { 0.0 };
-            *o = std::mem::MaybeUninit::new(k1 * dz - k2 - k3 * (x - mean));
+    #[target_feature(enable = "avx2,fma")]
+    pub fn input_grad(x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>], k: [f32; 6]) {
+        let [k1, k2, k3, mean, scale, offset] = k;
+        let n = x.len().min(dy.len()).min(out.len()) / 8 * 8;
+        let v = |c: f32| _mm256_set1_ps(c);
+        let (vk1, vk2, vk3, m, sc, of) = (v(k1), v(k2), v(k3), v(mean), v(scale), v(offset));
+        let zero = _mm256_setzero_ps();
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n, within all three slices.
+            unsafe {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+                let g = _mm256_loadu_ps(dy.as_ptr().add(i));
+                let z = _mm256_add_ps(_mm256_mul_ps(xv, sc), of);
+                let dz = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(z, zero));
+                // k1·dz - k2 - k3·(x - mean)
+                let r = _mm256_fnmadd_ps(vk3, _mm256_sub_ps(xv, m), _mm256_fmsub_ps(vk1, dz, vk2));
+                _mm256_storeu_ps(out.as_mut_ptr().add(i) as *mut f32, r);
+            }
+        }
+        for ((o, &x), &dy) in out[n..].iter_mut().zip(&x[n..]).zip(&dy[n..]) {
+            let dz = if x * scale + offset > 0.0 { dy } else { 0.0 };
+            *o = MaybeUninit::new(k1 * dz - k2 - k3 * (x - mean));
         }
     }
 }
@@ -335,22 +478,25 @@ mod tests {
             let eps = 1e-5;
             let (y_ref, m_ref, v_ref, dx_ref, dg_ref, db_ref) =
                 reference(&x, &dy, shape, &gamma, &beta, eps);
-            let (y, stats) = forward_relu(&x, shape, &gamma, &beta, eps);
-            let (dx, dg, db) = backward_relu(&x, &y, &dy, shape, &gamma, &stats, eps);
-            for i in 0..x.len() {
-                assert!(close(y[i], y_ref[i], 1e-4), "{shape:?} y[{i}]");
-                assert!(
-                    close(dx[i], dx_ref[i], 1e-3),
-                    "{shape:?} dx[{i}] {} vs {}",
-                    dx[i],
-                    dx_ref[i]
-                );
-            }
-            for ci in 0..c {
-                assert!(close(stats.mean[ci], m_ref[ci], 1e-5), "{shape:?} mean");
-                assert!(close(stats.var[ci], v_ref[ci], 1e-4), "{shape:?} var");
-                assert!(close(dg[ci], dg_ref[ci], 1e-4), "{shape:?} dgamma");
-                assert!(close(db[ci], db_ref[ci], 1e-4), "{shape:?} dbeta");
+            for isa in simd::available() {
+                let (y, stats) = forward_relu_with(isa, &x, shape, &gamma, &beta, eps);
+                let (dx, dg, db) =
+                    backward_relu_with(isa, &x, &dy, shape, &gamma, &beta, &stats, eps);
+                for i in 0..x.len() {
+                    assert!(close(y[i], y_ref[i], 1e-4), "{shape:?} y[{i}]");
+                    assert!(
+                        close(dx[i], dx_ref[i], 1e-3),
+                        "{shape:?} dx[{i}] {} vs {}",
+                        dx[i],
+                        dx_ref[i]
+                    );
+                }
+                for ci in 0..c {
+                    assert!(close(stats.mean[ci], m_ref[ci], 1e-5), "{shape:?} mean");
+                    assert!(close(stats.var[ci], v_ref[ci], 1e-4), "{shape:?} var");
+                    assert!(close(dg[ci], dg_ref[ci], 1e-4), "{shape:?} dgamma");
+                    assert!(close(db[ci], db_ref[ci], 1e-4), "{shape:?} dbeta");
+                }
             }
         }
     }

@@ -203,7 +203,7 @@ multiversion! {
 /// `e^x` for `x <= 0` (clamped at -87, where it is ~1e-38), NaN for NaN: range reduction to
 /// `x = n·ln2 + r`, `|r| <= ln2/2`, then a degree-6 polynomial (Cephes `expf` coefficients).
 #[inline(always)]
-fn exp_approx(x: f32) -> f32 {
+pub(super) fn exp_approx(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -225,7 +225,7 @@ fn exp_approx(x: f32) -> f32 {
 /// with `m` in `[sqrt(1/2), sqrt(2))`, then `ln m = 2·atanh((m - 1)/(m + 1))` as an odd series
 /// (`|z| < 0.172`, so five terms reach `f32` precision).
 #[inline(always)]
-fn ln_approx(x: f32) -> f32 {
+pub(super) fn ln_approx(x: f32) -> f32 {
     let bits = x.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
     let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);

@@ -2,6 +2,8 @@
 //! the kernel and wraps the result. The backward helpers used by `autodiff.rs` live here too, so
 //! all conversion between primitives and slices is in one file.
 
+use std::sync::Arc;
+
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, TensorData};
@@ -58,11 +60,12 @@ fn int_values(t: IntTensor<Flex>) -> Vec<i64> {
     }
 }
 
-/// Everything a 3x3 convolution (and its backward) needs to know about its operands.
+/// A 3x3 convolution's operands as its forward and backward passes read them: the input
+/// already padded (and concatenated), built once for both the forward pass and the weight
+/// gradient.
 #[derive(Debug, Clone)]
 pub(super) struct Conv3x3 {
-    pub first: Primitive,
-    pub second: Option<Primitive>,
+    pub input: Arc<conv3x3::Padded>,
     pub weight: Primitive,
     pub bias: Option<Primitive>,
     /// `[batch, first channels, second channels, h, w]`
@@ -94,28 +97,18 @@ impl Conv3x3 {
         let [out_channels, in_channels, kh, kw] = dims(&weight);
         assert_eq!([kh, kw], [3, 3], "a 3x3 kernel");
         assert_eq!(in_channels, c1 + c2, "weight input channels");
+        let input = match &second {
+            Some(second) => {
+                conv3x3::Padded::new(&[values(&first), values(second)], &[c1, c2], batch, h, w)
+            }
+            None => conv3x3::Padded::new(&[values(&first)], &[c1], batch, h, w),
+        };
         Self {
-            first,
-            second,
+            input: Arc::new(input),
             weight,
             bias,
             shape: [batch, c1, c2, h, w],
             out_channels,
-        }
-    }
-
-    /// The (concatenated) input, padded.
-    pub fn padded_input(&self) -> conv3x3::Padded {
-        let [batch, c1, c2, h, w] = self.shape;
-        match &self.second {
-            Some(second) => conv3x3::Padded::new(
-                &[values(&self.first), values(second)],
-                &[c1, c2],
-                batch,
-                h,
-                w,
-            ),
-            None => conv3x3::Padded::new(&[values(&self.first)], &[c1], batch, h, w),
         }
     }
 
@@ -125,14 +118,16 @@ impl Conv3x3 {
         profile::time(
             || format!("conv3x3 forward   {batch}x{}x{h}x{w} -> {o}", c1 + c2),
             || {
-                let mut out = vec![0.0f32; batch * o * h * w];
+                let mut out = Vec::with_capacity(batch * o * h * w);
                 conv3x3::forward(
-                    &self.padded_input(),
-                    &conv3x3::Packed::forward(values(&self.weight), o, c1 + c2),
+                    &self.input,
+                    &conv3x3::Weights::forward(values(&self.weight), o, c1 + c2),
                     self.bias.as_ref().map(values),
                     relu,
-                    conv3x3::Outputs::single(&mut out, o),
+                    conv3x3::Outputs::single(out.spare_capacity_mut(), o),
                 );
+                // SAFETY: the convolution wrote every output element.
+                unsafe { out.set_len(batch * o * h * w) };
                 tensor(out, [batch, o, h, w])
             },
         )
@@ -147,27 +142,34 @@ impl Conv3x3 {
     ) -> (Option<Primitive>, Option<Primitive>) {
         let [batch, c1, c2, h, w] = self.shape;
         let o = self.out_channels;
-        let second = second && self.second.is_some();
+        let second = second && c2 > 0;
         if !first && !second {
             return (None, None);
         }
-        let mut d1 = vec![0.0f32; batch * c1 * h * w];
-        let mut d2 = vec![0.0f32; batch * c2 * h * w];
+        // A gradient nobody needs still has to go somewhere; it is small next to the rest.
+        let mut d1 = Vec::with_capacity(batch * c1 * h * w);
+        let mut d2 = Vec::with_capacity(batch * c2 * h * w);
         profile::time(
             || format!("conv3x3 dx        {batch}x{}x{h}x{w} -> {o}", c1 + c2),
             || {
                 let padded = conv3x3::Padded::new(&[values(dy)], &[o], batch, h, w);
-                let packed = conv3x3::Packed::input_gradient(values(&self.weight), o, c1 + c2);
-                // A gradient nobody needs still has to go somewhere; it is small next to the
-                // rest.
+                let weights = conv3x3::Weights::input_gradient(values(&self.weight), o, c1 + c2);
                 let outputs = if c2 > 0 {
-                    conv3x3::Outputs::new(vec![&mut d1, &mut d2], vec![c1, c2])
+                    conv3x3::Outputs::new(
+                        vec![d1.spare_capacity_mut(), d2.spare_capacity_mut()],
+                        vec![c1, c2],
+                    )
                 } else {
-                    conv3x3::Outputs::single(&mut d1, c1)
+                    conv3x3::Outputs::single(d1.spare_capacity_mut(), c1)
                 };
-                conv3x3::forward(&padded, &packed, None, false, outputs);
+                conv3x3::forward(&padded, &weights, None, false, outputs);
             },
         );
+        // SAFETY: the convolution wrote every element of both.
+        unsafe {
+            d1.set_len(batch * c1 * h * w);
+            d2.set_len(batch * c2 * h * w);
+        }
         (
             first.then(|| tensor(d1, [batch, c1, h, w])),
             second.then(|| tensor(d2, [batch, c2, h, w])),
@@ -179,7 +181,7 @@ impl Conv3x3 {
         let o = self.out_channels;
         let dw = profile::time(
             || format!("conv3x3 dw        {batch}x{}x{h}x{w} -> {o}", c1 + c2),
-            || conv3x3::weight_gradient(&self.padded_input(), values(dy), o),
+            || conv3x3::weight_gradient(&self.input, values(dy), o),
         );
         tensor(dw, [o, c1 + c2, 3, 3])
     }
@@ -307,7 +309,7 @@ pub(super) fn batch_norm_relu(
 
 /// Batch norm + ReLU backward: `(dx, dgamma, dbeta)`.
 pub(super) fn batch_norm_relu_backward(
-    [x, y, dy, gamma, mean, var]: [&Primitive; 6],
+    [x, dy, gamma, beta, mean, var]: [&Primitive; 6],
     epsilon: f64,
 ) -> (Primitive, Primitive, Primitive) {
     let [b, c, h, w] = dims(x);
@@ -320,10 +322,10 @@ pub(super) fn batch_norm_relu_backward(
         || {
             batch_norm::backward_relu(
                 values(x),
-                values(y),
                 values(dy),
                 [b, c, h * w],
                 values(gamma),
+                values(beta),
                 &stats,
                 epsilon,
             )

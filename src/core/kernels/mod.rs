@@ -7,12 +7,13 @@
 //!
 //! | op | forward | backward | file |
 //! |---|---|---|---|
-//! | 3x3 conv (+ channel concat, + ReLU) | direct, 4x24 register tiles | input: the same kernel, flipped weights; weights: 4x3 register sweeps | `conv3x3.rs` |
+//! | 3x3 conv (+ channel concat, + ReLU) | direct, 4 channels x 16 pixels register tiles | input: the same kernel, flipped weights; weights: 4x3 register sweeps | `conv3x3.rs` |
 //! | batch norm + ReLU (training) | 2 passes | 2 passes | `batch_norm.rs` |
 //! | 2x2 max-pool | 1 pass | 1 pass | `pool.rs` |
 //! | bilinear x2 up-sampling | separable | separable adjoint | `upsample.rs` |
 //! | 1x1 conv (head) | gemm | gemm | `conv1x1.rs` |
 //! | cross-entropy | fused softmax | `p - onehot` | `cross_entropy.rs` |
+//! | logits -> full-resolution mask | bilinear + arg-max per row, O(classes·w) memory | - | `resize.rs` |
 //!
 //! [`ops`] is the API the model calls: on the flex device (training or not) it runs these
 //! kernels, on any other device (wgpu) the equivalent burn operations, so the same model trains
@@ -32,6 +33,7 @@ pub mod cross_entropy;
 pub mod pool;
 pub mod profile;
 pub mod reduce;
+pub mod resize;
 pub mod simd;
 pub mod upsample;
 

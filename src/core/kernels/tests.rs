@@ -15,10 +15,19 @@ fn device() -> Device {
     Device::flex().autodiff()
 }
 
+/// Values in [-1.5, 1.5) from a generator of the test's own (tests run in parallel, and burn's
+/// seeded random tensors share one global generator).
 fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> {
-    let device = device();
-    device.seed(seed);
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device)
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let values: Vec<f32> = (0..shape.iter().product())
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 3.0 - 1.5
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), &device())
 }
 
 fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
@@ -393,5 +402,53 @@ impl burn::module::ModuleVisitor for CollectGrads<'_> {
         if let Some(g) = param.val().grad(self.0) {
             self.1.push(g.into_data().try_into_vec::<f32>().unwrap());
         }
+    }
+}
+
+/// One NaN pixel in a batch must surface as a NaN loss (the trainer's divergence check), not
+/// be swallowed by a ReLU, a max-pool or the softmax's max.
+#[test]
+fn a_single_nan_pixel_reaches_the_loss() {
+    let model = UNetConfig::new(3)
+        .with_depth(2)
+        .with_base_width(4)
+        .init(&device());
+    let mut pixels = to_vec(&random([2, 3, 8, 8], 40));
+    pixels[77] = f32::NAN;
+    let images = Tensor::<4>::from_data(TensorData::new(pixels, [2, 3, 8, 8]), &device());
+    let targets = Tensor::<3, Int>::zeros([2, 8, 8], &device());
+    let loss = LossConfig::default()
+        .loss(model.forward(images), targets)
+        .into_scalar::<f32>();
+    assert!(loss.is_nan(), "loss {loss}");
+}
+
+/// The fused resize + arg-max picks the same classes as burn's `interpolate` followed by
+/// `argmax`, down- and up-sampling, odd sizes.
+#[test]
+fn resized_argmax_matches_interpolate_then_argmax() {
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    for ([k, h, w], [oh, ow]) in [
+        ([7, 12, 16], [37, 53]),
+        ([3, 9, 7], [4, 5]),
+        ([2, 1, 1], [3, 2]),
+    ] {
+        let logits = random([1, k, h, w], 50).inner().mul_scalar(2.0);
+        let reference = interpolate(
+            logits.clone(),
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([oh, ow]),
+        )
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap();
+        let values = logits.into_data().try_to_vec::<f32>().unwrap();
+        let (ids, _) = super::resize::resized_argmax(&values, [k, h, w], [oh, ow], false);
+        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+        assert_eq!(ids, reference, "{k}x{h}x{w} -> {oh}x{ow}");
     }
 }

@@ -108,7 +108,10 @@ impl MaskDocument {
         self.edit(Some(bounds), |mask| ops::polygon_fill(mask, points, value))
     }
 
-    fn edit(
+    /// Runs `op` on the mask as an edit: its own undo step, or part of the open one. `bounds`
+    /// must hold every pixel `op` may change (`None`: the whole mask); `op` returns what it
+    /// changed.
+    pub fn edit(
         &mut self,
         bounds: Option<DirtyRect>,
         op: impl FnOnce(&mut Mask) -> Option<DirtyRect>,

@@ -6,6 +6,7 @@
 //!
 //! [`Mask`]: crate::core::mask::Mask
 
+pub mod accept;
 pub mod document;
 pub mod history;
 pub mod ops;

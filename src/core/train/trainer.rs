@@ -103,10 +103,12 @@ pub enum TrainEvent {
         kind: CheckpointKind,
         path: PathBuf,
     },
-    /// The answer to a [`PredictRequest`]: class ids at the image's resolution.
+    /// The answer to a [`PredictRequest`]: class ids at the image's resolution, and each
+    /// pixel's confidence (winning softmax probability, `round(p * 255)`).
     Prediction {
         tag: u64,
         mask: Mask,
+        confidence: Vec<u8>,
     },
     /// A line for the user (skipped files, fallbacks, early stopping).
     Log(String),
@@ -632,10 +634,11 @@ fn predict(
         device.clone(),
         run.checkpoint_dir(CheckpointKind::Last),
     );
-    on_event(match predictor.predict(&request.image) {
-        Ok(mask) => TrainEvent::Prediction {
+    on_event(match predictor.predict_full(&request.image) {
+        Ok(p) => TrainEvent::Prediction {
             tag: request.tag,
-            mask,
+            mask: p.mask,
+            confidence: p.confidence,
         },
         Err(e) => TrainEvent::Log(format!("prediction failed: {e}")),
     });

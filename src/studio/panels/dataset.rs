@@ -1,4 +1,7 @@
-//! The left panel: the dataset's images with split and label state, a filter and a search.
+//! The left panel: the dataset's images with split and label state, a filter, a search, and
+//! an order by the model's uncertainty (active learning).
+
+use std::collections::HashMap;
 
 use crate::studio::app::Command;
 use crate::studio::session::Session;
@@ -12,10 +15,24 @@ pub enum Filter {
     Unlabelled,
 }
 
+/// The order of the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Order {
+    /// As the dataset lists them.
+    #[default]
+    Name,
+    /// Most uncertain first (the model's mean predictive entropy, from the Errors panel's
+    /// analysis); images without a value follow in name order.
+    Uncertainty,
+}
+
 #[derive(Default)]
 pub struct DatasetPanel {
     pub filter: Filter,
     pub search: String,
+    pub order: Order,
+    /// Mean predictive entropy by image name, from the last analysis.
+    pub uncertainty: HashMap<String, f64>,
     pub thumbnails: Thumbnails,
 }
 
@@ -23,7 +40,7 @@ impl DatasetPanel {
     /// Indices of the entries the filter and search let through, in order.
     pub fn visible(&self, session: &Session) -> Vec<usize> {
         let needle = self.search.trim().to_lowercase();
-        session
+        let mut list: Vec<usize> = session
             .entries
             .iter()
             .enumerate()
@@ -34,7 +51,18 @@ impl DatasetPanel {
             })
             .filter(|(_, e)| needle.is_empty() || e.name.to_lowercase().contains(&needle))
             .map(|(i, _)| i)
-            .collect()
+            .collect();
+        if self.order == Order::Uncertainty {
+            // Stable: equal or unknown values keep the dataset's order.
+            let value = |i: &usize| self.uncertainty.get(&session.entries[*i].name).copied();
+            list.sort_by(|a, b| match (value(a), value(b)) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            });
+        }
+        list
     }
 
     pub fn ui(
@@ -77,6 +105,14 @@ impl DatasetPanel {
             ui.selectable_value(&mut self.filter, Filter::Unlabelled, "Unlabelled");
         });
         ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("Search names"));
+        ui.horizontal(|ui| {
+            ui.label("Order:");
+            ui.selectable_value(&mut self.order, Order::Name, "name");
+            ui.add_enabled_ui(!self.uncertainty.is_empty(), |ui| {
+                ui.selectable_value(&mut self.order, Order::Uncertainty, "uncertainty")
+                    .on_disabled_hover_text("after an analysis in the Errors panel");
+            });
+        });
         ui.separator();
         let visible = self.visible(session);
         let [tw, th] = THUMB_SIZE.map(|v| v as f32);
@@ -116,7 +152,13 @@ impl DatasetPanel {
                                     .rect_filled(rect, 2.0, ui.visuals().faint_bg_color);
                             }
                         }
-                        let text = format!("{}\n{}, {labelled}", entry.name, entry.split);
+                        let text = match self.uncertainty.get(&entry.name) {
+                            Some(h) => format!(
+                                "{}\n{}, {labelled}, uncertainty {h:.2}",
+                                entry.name, entry.split
+                            ),
+                            None => format!("{}\n{}, {labelled}", entry.name, entry.split),
+                        };
                         let response = ui.selectable_label(selected == Some(index), text);
                         if response.clicked() {
                             commands.push(Command::Select(index));

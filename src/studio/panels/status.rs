@@ -1,4 +1,5 @@
-//! The bottom bar: image, size, cursor, class under the cursor, zoom, save state.
+//! The bottom bar: image, size, cursor, class (and predicted class) under the cursor, zoom,
+//! save state, the last message.
 
 use crate::core::dataset::{ClassTable, IGNORE};
 use crate::studio::canvas::Canvas;
@@ -22,14 +23,21 @@ pub fn ui(
         ui.separator();
         match canvas.cursor {
             Some([x, y]) => {
-                let id = canvas.document.as_ref().and_then(|d| d.pick(x, y));
-                let class = match id {
+                let name = |id: Option<u8>| match id {
                     Some(IGNORE) | None => "unlabelled".to_string(),
                     Some(id) => classes
                         .and_then(|c| c.0.get(id as usize))
                         .map_or_else(|| format!("unknown id {id}"), |c| c.name.clone()),
                 };
-                ui.label(format!("({x}, {y}) {class}"));
+                let class = name(canvas.document.as_ref().and_then(|d| d.pick(x, y)));
+                match canvas.predicted_at(x, y) {
+                    Some((id, confidence)) => ui.label(format!(
+                        "({x}, {y}) {class}, predicted {} ({:.0}%)",
+                        name(Some(id)),
+                        confidence as f32 / 2.55
+                    )),
+                    None => ui.label(format!("({x}, {y}) {class}")),
+                };
             }
             None => {
                 ui.label("-");

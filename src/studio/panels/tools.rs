@@ -1,8 +1,11 @@
-//! The right panel: tools, brush size, class palette, mask display.
+//! The right panel: tools, brush size, class palette, the view (ground truth, prediction,
+//! difference, confidence, split) and model-assisted labelling.
 
 use crate::core::dataset::ClassTable;
+use crate::core::paint::accept::AcceptScope;
 use crate::studio::app::Command;
 use crate::studio::canvas::Tool;
+use crate::studio::compare::blend::{ANY_CLASS, FALSE_NEGATIVE, FALSE_POSITIVE, ViewMode};
 use crate::studio::state::PersistedState;
 
 #[derive(Default)]
@@ -22,6 +25,7 @@ impl ToolsPanel {
         state: &mut PersistedState,
         classes: Option<&ClassTable>,
         editable: bool,
+        has_prediction: bool,
         commands: &mut Vec<Command>,
     ) {
         ui.heading("Tools");
@@ -35,8 +39,17 @@ impl ToolsPanel {
                 .logarithmic(true)
                 .text("Brush radius"),
         );
-        if state.tool == Tool::Polygon {
-            ui.label("Click points; Enter fills, Esc cancels.");
+        match state.tool {
+            Tool::Polygon => {
+                ui.label("Click points; Enter fills, Shift+Enter accepts the prediction inside, Esc cancels.");
+            }
+            Tool::AcceptBrush => {
+                ui.label("Paints the prediction where the model is confident enough.");
+            }
+            Tool::AcceptRegion => {
+                ui.label("Click: accepts the predicted region under the cursor.");
+            }
+            _ => {}
         }
         ui.horizontal(|ui| {
             if ui.button("Undo").clicked() {
@@ -72,10 +85,56 @@ impl ToolsPanel {
             self.class_editor(ui, classes, commands);
         }
         ui.separator();
-        ui.heading("Mask");
-        ui.checkbox(&mut state.show_mask, "Show mask");
+        ui.heading("View");
+        ui.horizontal_wrapped(|ui| {
+            for mode in ViewMode::ALL {
+                let enabled = has_prediction || !mode.needs_prediction();
+                let key = format!("{:?}", mode.key());
+                let button = egui::Button::selectable(state.view == mode, mode.label());
+                if ui
+                    .add_enabled(enabled, button)
+                    .on_hover_text(format!("key {key}"))
+                    .on_disabled_hover_text("needs a prediction: train, or open a run")
+                    .clicked()
+                {
+                    commands.push(Command::SetView(mode));
+                }
+            }
+        });
+        ui.label(
+            egui::RichText::new("Hold B to blink between ground truth and prediction.").small(),
+        );
+        if state.view == ViewMode::Difference {
+            let name = |id: u8| match (id, classes) {
+                (ANY_CLASS, _) => "any wrong class".to_string(),
+                (id, Some(c)) => {
+                    c.0.get(id as usize)
+                        .map_or_else(|| format!("class {id}"), |c| c.name.clone())
+                }
+                (id, None) => format!("class {id}"),
+            };
+            egui::ComboBox::from_label("Errors of")
+                .selected_text(name(state.diff_class))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut state.diff_class, ANY_CLASS, name(ANY_CLASS));
+                    for class in classes.iter().flat_map(|c| c.iter()) {
+                        ui.selectable_value(&mut state.diff_class, class.id, name(class.id));
+                    }
+                });
+            legend(
+                ui,
+                FALSE_POSITIVE,
+                match state.diff_class {
+                    ANY_CLASS => "wrong class",
+                    _ => "false positive (predicted, not true)",
+                },
+            );
+            if state.diff_class != ANY_CLASS {
+                legend(ui, FALSE_NEGATIVE, "false negative (true, missed)");
+            }
+            ui.label(egui::RichText::new("Correct pixels dimmed, unlabelled grey.").small());
+        }
         ui.checkbox(&mut state.outline, "Outline only");
-        ui.checkbox(&mut state.show_prediction, "Show prediction");
         ui.add(egui::Slider::new(&mut state.opacity, 0.0..=1.0).text("Opacity"));
         ui.horizontal(|ui| {
             if ui.button("Fit").clicked() {
@@ -85,7 +144,44 @@ impl ToolsPanel {
                 commands.push(Command::OneToOne);
             }
         });
+        ui.separator();
+        ui.heading("Accept prediction");
+        ui.add_enabled_ui(has_prediction && editable, |ui| {
+            ui.add(
+                egui::Slider::new(&mut state.accept_threshold, 0.0..=1.0).text("Min. confidence"),
+            );
+            ui.horizontal_wrapped(|ui| {
+                if ui.button("Whole image").clicked() {
+                    commands.push(Command::Accept(AcceptScope::Whole));
+                }
+                if ui.button("Unlabelled only").clicked() {
+                    commands.push(Command::Accept(AcceptScope::Unlabelled));
+                }
+                if ui.button("Inside polygon").clicked() {
+                    commands.push(Command::AcceptPolygon);
+                }
+            });
+            ui.label(
+                egui::RichText::new(
+                    "Or the Accept brush / Accept region tools. Each acceptance is one undo step.",
+                )
+                .small(),
+            );
+        });
     }
+}
+
+/// A colour swatch and what it means.
+fn legend(ui: &mut egui::Ui, colour: [u8; 3], text: &str) {
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+        ui.painter().rect_filled(
+            rect,
+            2.0,
+            egui::Color32::from_rgb(colour[0], colour[1], colour[2]),
+        );
+        ui.label(text);
+    });
 }
 
 impl ToolsPanel {

@@ -489,6 +489,8 @@ impl TrainingPanel {
                         Ok(curves) => {
                             self.curves = curves;
                             self.run_dir = Some(row.dir.clone());
+                            // Its predictions and errors too.
+                            commands.push(Command::UseModel(row.dir.clone()));
                         }
                         Err(e) => self.push_log(e),
                     }
@@ -524,21 +526,24 @@ impl TrainingPanel {
         let width = ((ui.available_width() - 24.0) / 3.0).max(100.0);
         let link = ui.make_persistent_id("training-x");
         let curves = &self.curves;
-        let plot = |ui: &mut egui::Ui, id: &str, lines: Vec<Line<'static>>| {
-            ui.vertical(|ui| {
-                ui.set_width(width);
-                Plot::new(id)
-                    .height(ui.available_height().min(height))
-                    .legend(Legend::default())
-                    .link_axis(link, [true, false])
-                    .x_axis_label("step")
-                    .show(ui, |plot| {
-                        for line in lines {
-                            plot.line(line);
-                        }
-                    });
-            });
-        };
+        let plot =
+            |ui: &mut egui::Ui, id: &str, title: &str, y: &str, lines: Vec<Line<'static>>| {
+                ui.vertical(|ui| {
+                    ui.set_width(width);
+                    ui.strong(title);
+                    Plot::new(id)
+                        .height(ui.available_height().min(height) - ui.spacing().interact_size.y)
+                        .legend(Legend::default())
+                        .link_axis(link, [true, false])
+                        .x_axis_label("step")
+                        .y_axis_label(y)
+                        .show(ui, |plot| {
+                            for line in lines {
+                                plot.line(line);
+                            }
+                        });
+                });
+            };
         let dashed = egui_plot::LineStyle::dashed_loose();
         let mut loss = vec![
             Line::new("train loss", curves.train_loss.clone()),
@@ -555,7 +560,7 @@ impl TrainingPanel {
                     .style(dashed),
             );
         }
-        plot(ui, "loss", loss);
+        plot(ui, "loss", "Loss", "loss", loss);
         let shown = self.iou_classes.shown(&curves.class_iou);
         iou.extend(shown.iter().map(|&i| {
             let (name, points) = &curves.class_iou[i];
@@ -567,11 +572,13 @@ impl TrainingPanel {
             if classes > ALL_UP_TO {
                 self.iou_classes.ui(ui, classes, shown.len());
             }
-            plot(ui, "iou", iou);
+            plot(ui, "iou", "IoU (validation)", "IoU", iou);
         });
         plot(
             ui,
             "lr",
+            "Learning rate",
+            "learning rate",
             vec![Line::new("learning rate", curves.lr.clone())],
         );
     }

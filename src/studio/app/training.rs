@@ -1,0 +1,134 @@
+//! The studio's training side: starting runs in the core's worker, its events (curves,
+//! progress, live predictions), and the list of past runs.
+
+use std::path::PathBuf;
+
+use super::{Command, Studio};
+use crate::core::dataset::workspace;
+use crate::core::train::control::PredictRequest;
+use crate::core::train::trainer::{DataSpec, TrainEvent, TrainOptions, TrainStart};
+use crate::core::train::worker::{TrainWorker, WorkerCommand, WorkerEvent};
+use crate::studio::panels::training::EVENT_BUDGET;
+
+impl Studio {
+    pub(super) fn to_worker(&self, command: WorkerCommand) {
+        if let Some(worker) = &self.worker {
+            worker.send(command);
+        }
+    }
+
+    /// Starts a run on the masks saved so far, in the user's data folder (the dataset folder
+    /// only ever receives masks and classes).
+    pub(super) fn start_training(&mut self) {
+        self.save_current();
+        let Some(session) = &self.session else {
+            self.report("open a dataset first".into(), true);
+            return;
+        };
+        if self.worker.is_none() {
+            let ctx = self.ctx.clone();
+            match TrainWorker::spawn(move || {
+                if let Some(ctx) = &ctx {
+                    ctx.request_repaint();
+                }
+            }) {
+                Ok(worker) => self.worker = Some(worker),
+                Err(e) => {
+                    self.report(format!("could not start the training thread: {e}"), true);
+                    return;
+                }
+            }
+        }
+        let Some(runs) = self.runs_folder() else {
+            return;
+        };
+        let out = crate::core::train::run_dir::next_run_dir(&runs);
+        let start = TrainStart::New {
+            data: DataSpec {
+                root: session.root.clone(),
+                format: Some(session.format),
+            },
+            config: Box::new(self.training.config.clone()),
+            out,
+        };
+        let options = TrainOptions {
+            device: self.training.device,
+            // Painting in progress may leave odd files: train on the rest, say how many.
+            skip_bad: true,
+            // The user keeps painting: this run trains on the masks as they are now.
+            snapshot_labels: true,
+            // A GPU that fails to start must not stop the user: the CPU takes over, said in
+            // the panel's log line.
+            cpu_fallback: true,
+        };
+        let Some(worker) = &self.worker else { return };
+        worker.send(WorkerCommand::Start(Box::new(start), options));
+        if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
+            worker.send(WorkerCommand::PredictEachEpoch(Some(PredictRequest {
+                tag: index as u64,
+                image,
+            })));
+        }
+    }
+
+    /// Where this dataset's runs go: `<runs root>/<dataset folder name>`.
+    pub fn runs_folder(&self) -> Option<PathBuf> {
+        let session = self.session.as_ref()?;
+        let name = session
+            .root
+            .file_name()
+            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
+        let root = self
+            .training
+            .runs_root
+            .clone()
+            .unwrap_or_else(|| workspace::data_dir().join("runs"));
+        Some(root.join(name))
+    }
+
+    pub(super) fn refresh_runs(&mut self) {
+        self.training.runs = self
+            .runs_folder()
+            .map(|f| crate::studio::panels::training::scan_runs(&f))
+            .unwrap_or_default();
+    }
+
+    /// Applies the worker's events, within a small time budget per frame.
+    pub(super) fn drain_worker(&mut self) {
+        let Some(worker) = &self.worker else { return };
+        for event in worker.drain(EVENT_BUDGET) {
+            if let WorkerEvent::Train(TrainEvent::Prediction {
+                tag,
+                mask,
+                confidence,
+            }) = event
+            {
+                if self.selected.map(|s| s as u64) == Some(tag) {
+                    self.canvas.set_prediction(mask, confidence);
+                }
+                continue;
+            }
+            // A finished run becomes the model the canvas and the Errors panel compare with.
+            if let WorkerEvent::Finished(Ok(_)) = &event
+                && let Some(run) = self.training.run_dir.clone()
+            {
+                self.commands.push(Command::UseModel(run));
+            }
+            if let WorkerEvent::Finished(Err(e)) = &event {
+                self.message = Some((format!("training failed: {e}"), true));
+            }
+            if let WorkerEvent::Finished(_) = &event {
+                // An idle window should not hold the run's peak (see core::memory).
+                crate::core::memory::return_freed_memory();
+            }
+            let refresh = matches!(
+                event,
+                WorkerEvent::Finished(_) | WorkerEvent::Train(TrainEvent::Started(_))
+            );
+            self.training.on_event(&event);
+            if refresh {
+                self.refresh_runs();
+            }
+        }
+    }
+}
