@@ -60,6 +60,10 @@ pub struct Args {
     #[cfg(feature = "gui")]
     #[arg(long)]
     studio: bool,
+    /// The studio soak: a scripted hour of use (memory curve), or killed sessions.
+    #[cfg(feature = "gui")]
+    #[command(flatten)]
+    soak: super::soak::Args,
     /// With --studio: a run trained on the bundled sample, to time the Errors panel's analysis
     /// of the sample's validation split.
     #[cfg(feature = "gui")]
@@ -102,6 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     #[cfg(feature = "gui")]
     if args.studio {
         return super::bench_studio::run(args.json, args.model.as_deref());
+    }
+    #[cfg(feature = "gui")]
+    if args.soak.wanted() {
+        return super::soak::run(&args.soak, args.json);
     }
     let defaults = TrainConfig::default();
     let sizes = if args.size.is_empty() {

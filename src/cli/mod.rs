@@ -9,6 +9,8 @@ mod info;
 mod predict;
 mod progress;
 mod sample;
+#[cfg(feature = "gui")]
+mod soak;
 mod train;
 
 use std::process::ExitCode;

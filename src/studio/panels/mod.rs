@@ -2,6 +2,7 @@
 
 pub mod dataset;
 pub mod hyper;
+pub mod iou_classes;
 pub mod status;
 pub mod tools;
 pub mod training;
