@@ -82,6 +82,7 @@ def main():
     ap.add_argument("--work", default="/tmp/roadseg-transfer")
     ap.add_argument("--seed-a", type=int, default=1)
     ap.add_argument("--seed-b", type=int, default=77)
+    ap.add_argument("--count-a", type=int, default=100, help="images of sample A")
     ap.add_argument("--epochs", type=int, default=45)
     ap.add_argument("--finetune-epochs", type=int, default=60)
     args = ap.parse_args()
@@ -92,10 +93,11 @@ def main():
     fixed.write_text(json.dumps({"early_stopping": None}))
     results = {}
 
-    # 1. Multi-task on sample A (the default 100 images).
+    # 1. Multi-task on sample A (100 images by default).
     sample_a = work / f"sample-{args.seed_a}"
     if not sample_a.exists():
-        run([roadseg, "sample", "--out", sample_a, "--seed", str(args.seed_a)])
+        run([roadseg, "sample", "--out", sample_a, "--seed", str(args.seed_a),
+             "--count", str(args.count_a)])
     for name, extra in [("plain", []), ("boundary", ["--aux", "boundary", "--aux-weight", "0.4"])]:
         model = work / f"a-{name}"
         if not (model / "summary.json").exists():

@@ -44,9 +44,10 @@ pub struct Args {
     /// "before" of the kernels, measured in the same run).
     #[arg(long)]
     baseline: bool,
-    /// Encoder for the training figures: unet (default), resnet18, resnet34, resnet50.
-    #[arg(long, default_value = "unet")]
-    encoder: Encoder,
+    /// Encoder for the training figures: unet (default), resnet18, resnet34, resnet50; repeat
+    /// the flag to measure several.
+    #[arg(long)]
+    encoder: Vec<Encoder>,
     /// UNet base width for the training figures (default: the training default).
     #[arg(long)]
     width: Option<usize>,
@@ -127,12 +128,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.train {
         let (device, name) = resolve(args.device)?;
         device_name = name;
-        for &size in &sizes {
-            models.push(model_bench(&args, &device, size, batch_size)?);
-            if args.baseline {
-                models.push(ops::with_burn_ops(|| {
-                    model_bench(&args, &device, size, batch_size)
-                })?);
+        let encoders = match args.encoder.is_empty() {
+            true => vec![Encoder::Unet],
+            false => args.encoder.clone(),
+        };
+        for &encoder in &encoders {
+            for &size in &sizes {
+                models.push(model_bench(&args, encoder, &device, size, batch_size)?);
+                if args.baseline {
+                    models.push(ops::with_burn_ops(|| {
+                        model_bench(&args, encoder, &device, size, batch_size)
+                    })?);
+                }
             }
         }
     }
@@ -234,6 +241,7 @@ fn data_bench(args: &Args, size: [u32; 2], batch_size: usize) -> anyhow::Result<
 /// and batch-1 inference.
 fn model_bench(
     args: &Args,
+    encoder: Encoder,
     device: &Device,
     size: [u32; 2],
     batch_size: usize,
@@ -251,7 +259,7 @@ fn model_bench(
     let autodiff = device.clone().autodiff();
     autodiff.seed(1);
     let mut model = SegmenterConfig::new(model_cfg.clone())
-        .with_encoder(args.encoder)
+        .with_encoder(encoder)
         .init(&autodiff);
     let mut optimizer = build_optimizer(&defaults.optimizer)?;
     let images = Tensor::<4>::random(
@@ -311,9 +319,9 @@ fn model_bench(
     Ok(ModelBench {
         size,
         batch_size,
-        encoder: args.encoder.to_string(),
+        encoder: encoder.to_string(),
         base_width: model_cfg.base_width,
-        depth: match args.encoder {
+        depth: match encoder {
             Encoder::Unet => model_cfg.depth,
             _ => 5,
         },

@@ -265,7 +265,7 @@ pub(crate) mod tests {
             data.extend(bytes);
         }
         let mut json = serde_json::to_vec(&header).unwrap();
-        while json.len() % 8 != 0 {
+        while !json.len().is_multiple_of(8) {
             json.push(b' ');
         }
         let mut out = (json.len() as u64).to_le_bytes().to_vec();
@@ -371,7 +371,7 @@ pub(crate) mod tests {
             central.extend(0x0201_4b50u32.to_le_bytes());
             central.extend(20u16.to_le_bytes()); // version made by
             central.extend(&common);
-            central.extend([0u8; 8]); // comment length, disk, internal attributes
+            central.extend([0u8; 6]); // comment length, disk, internal attributes
             central.extend(0u32.to_le_bytes()); // external attributes
             central.extend(offset.to_le_bytes());
             central.extend(name.as_bytes());

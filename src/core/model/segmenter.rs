@@ -190,6 +190,8 @@ impl SegmenterConfig {
 }
 
 /// The two networks.
+// One per model, never in a collection: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     UNet(UNet),

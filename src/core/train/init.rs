@@ -70,7 +70,7 @@ fn from_run(
     tensors.retain(|t| {
         let aux = t.name.starts_with("aux.");
         let head = !aux && t.name.split('.').any(|s| s == "head");
-        !((head && !same_classes) || (aux && !same_aux))
+        (!head || same_classes) && (!aux || same_aux)
     });
     let kept = tensors.len();
     let result = model.apply(tensors, None, None, false);

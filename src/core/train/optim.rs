@@ -669,29 +669,23 @@ mod tests {
             grad_clip: GradClip::None,
         };
         let before = by_id(&model);
-        // Gradients by id, read before the step consumes them.
-        let grad_of = |id: &ParamId| {
-            grads
-                .get::<4>(*id)
-                .map(|g| {
-                    g.into_data()
-                        .convert::<f32>()
-                        .try_into_vec::<f32>()
-                        .unwrap()
-                })
-                .or_else(|| {
-                    grads.get::<1>(*id).map(|g| {
-                        g.into_data()
-                            .convert::<f32>()
-                            .try_into_vec::<f32>()
-                            .unwrap()
-                    })
-                })
-        };
-        let grad_values: std::collections::HashMap<ParamId, Vec<f32>> = before
-            .keys()
-            .filter_map(|id| Some((*id, grad_of(id)?)))
-            .collect();
+        // Gradients by id (each read at its parameter's rank), before the step consumes them.
+        struct Grads<'a>(
+            &'a GradientsParams,
+            std::collections::HashMap<ParamId, Vec<f32>>,
+        );
+        impl ModuleVisitor for Grads<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(param.id) {
+                    let values = g.into_data().convert::<f32>();
+                    self.1
+                        .insert(param.id, values.try_into_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let mut collect = Grads(&grads, Default::default());
+        model.visit(&mut collect);
+        let grad_values = collect.1;
         let (lr, mult) = (0.5, 0.1);
         let mut optim = build_optimizer(&plain_sgd).unwrap();
         let rates = group_rates(lr, Some((encoder.clone(), mult)));
