@@ -175,7 +175,11 @@ fn a_pretrained_encoder_stays_frozen_then_fine_tunes() {
             && err.contains("layer1.2.conv1.weight"),
         "{err}"
     );
-    assert!(!tmp.path().join("r34/checkpoints").exists());
+    // The run folder may exist, but no weights were written to it.
+    for kind in ["last", "best"] {
+        let model = tmp.path().join(format!("r34/checkpoints/{kind}/model.bpk"));
+        assert!(!model.exists(), "{}", model.display());
+    }
 }
 
 #[test]
