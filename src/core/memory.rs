@@ -26,8 +26,31 @@ pub fn return_freed_memory() {
 
 /// Peak resident memory of this process so far, in bytes (Linux: VmHWM), if known.
 pub fn peak_resident_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// Resident memory of this process now, in bytes (Linux: VmRSS), if known.
+pub fn resident_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// A `kB` line of `/proc/self/status`, in bytes.
+fn status_bytes(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn resident_memory_is_reported_and_below_the_peak() {
+        let now = resident_bytes().expect("VmRSS on Linux");
+        let peak = peak_resident_bytes().expect("VmHWM on Linux");
+        assert!(now > 0 && now <= peak, "{now} vs peak {peak}");
+    }
 }

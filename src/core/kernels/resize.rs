@@ -95,7 +95,10 @@ pub fn resized_argmax(
                 // Vertical blend of every class's two source rows.
                 for (k, out) in blended.chunks_exact_mut(width).enumerate() {
                     let plane = &logits[k * height * width..(k + 1) * height * width];
-                    let (a, b) = (&plane[low * width..][..width], &plane[high * width..][..width]);
+                    let (a, b) = (
+                        &plane[low * width..][..width],
+                        &plane[high * width..][..width],
+                    );
                     for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
                         *o = a + (b - a) * weight;
                     }
