@@ -57,6 +57,10 @@ pub struct Args {
     #[cfg(feature = "gui")]
     #[arg(long)]
     studio: bool,
+    /// The studio soak: a scripted hour of use (memory curve), or killed sessions.
+    #[cfg(feature = "gui")]
+    #[command(flatten)]
+    soak: super::soak::Args,
     /// A run: time its inference (latency p50/p95, images/s at each --size, peak resident
     /// memory). With --studio: a run trained on the bundled sample, to time the Errors panel's
     /// analysis of the sample's validation split.
@@ -117,6 +121,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut runs = vec![model.clone()];
         runs.extend(args.compare.iter().cloned());
         return super::bench_model::run(&runs, &args.size, args.device, args.runs, args.json);
+    }
+    #[cfg(feature = "gui")]
+    if args.soak.wanted() {
+        return super::soak::run(&args.soak, args.json);
     }
     let defaults = TrainConfig::default();
     let sizes = if args.size.is_empty() {

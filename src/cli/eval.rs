@@ -1,14 +1,15 @@
 //! `roadseg eval`: metrics of a trained run on a dataset split, at full image resolution, and
 //! with `--per-image` the score of every image, worst first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use roadseg::core::analysis::{ImageScore, SortKey, sort_scores};
 use roadseg::core::dataset::{DatasetIndex, Format, Sample, Split};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::predict::Predictor;
-use roadseg::core::train::run_dir::CheckpointKind;
+use roadseg::core::train::run_check::{Broken, check};
+use roadseg::core::train::run_dir::{CheckpointKind, RunDir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,6 +44,7 @@ pub struct Args {
 const WORST_SHOWN: usize = 20;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_run(&args.model)?;
     let (device, device_name) = resolve(args.device)?;
     let predictor = Predictor::load(&args.model, args.checkpoint, device)?;
     let root = args
@@ -116,6 +118,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print_worst(&images, &names);
     }
     Ok(())
+}
+
+/// Refuses a run that nothing can use (config or checkpoints broken); a run whose history alone
+/// is damaged is used with a warning, since its weights load.
+pub fn check_run(run: &Path) -> anyhow::Result<()> {
+    match check(&RunDir::new(run)) {
+        Ok(_) => Ok(()),
+        Err(Broken::NotResumable(e)) => {
+            eprintln!("warning: {e} (the weights load and are used)");
+            Ok(())
+        }
+        Err(Broken::Unusable(e)) => {
+            anyhow::bail!("{}: this run cannot be used: {e}", run.display())
+        }
+    }
 }
 
 /// The worst images as a table: mean IoU, the road class's IoU, wrong pixels.

@@ -21,7 +21,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => workspace::default_sample()?,
     };
-    let index = DatasetIndex::open(&dir, args.format)?;
+    let index = match DatasetIndex::open(&dir, args.format) {
+        Ok(index) => index,
+        Err(e) => {
+            if args.json {
+                // Scripts always get JSON on stdout from --json, failures included.
+                let failure = serde_json::json!({
+                    "error": e.to_string(),
+                    "file": e.path(),
+                });
+                println!("{}", serde_json::to_string_pretty(&failure)?);
+            }
+            return Err(e.into());
+        }
+    };
     let report = info::inspect(&index);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

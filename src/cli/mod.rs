@@ -13,6 +13,8 @@ mod progress;
 mod prune;
 mod quantize;
 mod sample;
+#[cfg(feature = "gui")]
+mod soak;
 mod train;
 mod variant;
 

@@ -1,10 +1,12 @@
-//! `roadseg predict`: class masks for an image or a folder of images.
+//! `roadseg predict`: class masks for an image, a folder of images (searched recursively), or
+//! one split of a dataset in any layout.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use image::{GrayImage, RgbImage};
 use roadseg::core::dataset::image_io::{self, is_image, write_gray_png, write_rgb_png};
+use roadseg::core::dataset::{DatasetIndex, Format, Split};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::mask::Mask;
 use roadseg::core::predict::Predictor;
@@ -21,13 +23,24 @@ enum Output {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["input", "data"])))]
 pub struct Args {
     /// Run directory written by `roadseg train`.
     #[arg(long)]
     model: PathBuf,
-    /// An image, or a folder of images (not recursive).
+    /// An image, or a folder of images searched recursively (sub-folders are mirrored under
+    /// --out).
     #[arg(long)]
-    input: PathBuf,
+    input: Option<PathBuf>,
+    /// A dataset folder in any readable layout: predicts the images of --split.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Force the dataset's layout instead of detecting it (with --data).
+    #[arg(long, requires = "data")]
+    format: Option<Format>,
+    /// train, val or test (with --data).
+    #[arg(long, default_value = "val", value_parser = super::eval::parse_split, requires = "data")]
+    split: Split,
     #[arg(long)]
     out: PathBuf,
     #[arg(long, value_enum, default_value = "index")]
@@ -39,19 +52,28 @@ pub struct Args {
     device: DeviceChoice,
 }
 
+/// One image to predict and where its prediction goes.
+struct Job {
+    input: PathBuf,
+    output: PathBuf,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let inputs = list_inputs(&args.input)?;
+    super::eval::check_run(&args.model)?;
+    let jobs = match (&args.input, &args.data) {
+        (Some(input), _) => input_jobs(input, &args.out)?,
+        (None, Some(data)) => dataset_jobs(data, args.format, args.split, &args.out)?,
+        (None, None) => anyhow::bail!("give --input or --data"),
+    };
     let (device, _) = resolve(args.device)?;
     let predictor = Predictor::load(&args.model, args.checkpoint, device)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut failed = 0;
-    for input in &inputs {
-        let result = image_io::read_rgb(input)
+    for job in &jobs {
+        let result = image_io::read_rgb(&job.input)
             .map_err(anyhow::Error::from)
             .and_then(|image| {
                 let mask = predictor.predict(&image)?;
-                write_output(&predictor, &image, &mask, args.output, &args.out, input)
+                write_output(&predictor, &image, &mask, args.output, &job.output)
             });
         if let Err(e) = result {
             eprintln!("error: {e:#}");
@@ -60,26 +82,118 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     eprintln!(
         "wrote {} prediction(s) to {}",
-        inputs.len() - failed,
+        jobs.len() - failed,
         args.out.display()
     );
-    anyhow::ensure!(failed == 0, "{failed} of {} image(s) failed", inputs.len());
+    anyhow::ensure!(failed == 0, "{failed} of {} image(s) failed", jobs.len());
     Ok(())
 }
 
-fn list_inputs(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// An image, or every image below a folder (`out` itself skipped when it lies inside), each to
+/// `out/<its folder relative to the input>/<stem>.png`.
+fn input_jobs(input: &Path, out: &Path) -> anyhow::Result<Vec<Job>> {
     if input.is_file() {
-        return Ok(vec![input.to_path_buf()]);
+        return Ok(vec![Job {
+            input: input.to_path_buf(),
+            output: out.join(format!("{}.png", stem(input))),
+        }]);
     }
-    let entries =
-        std::fs::read_dir(input).with_context(|| format!("reading {}", input.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_image(p))
-        .collect();
+    anyhow::ensure!(
+        input.is_dir(),
+        "{}: no such file or folder",
+        input.display()
+    );
+    let mut files = Vec::new();
+    walk(input, out, &mut files)?;
+    anyhow::ensure!(
+        !files.is_empty(),
+        "{}: no images found (searched every sub-folder)",
+        input.display()
+    );
     files.sort();
-    anyhow::ensure!(!files.is_empty(), "{}: no images found", input.display());
-    Ok(files)
+    let jobs: Vec<Job> = files
+        .into_iter()
+        .map(|file| {
+            let relative = file.strip_prefix(input).unwrap_or(&file);
+            let folder = relative.parent().unwrap_or(Path::new(""));
+            Job {
+                output: out.join(folder).join(format!("{}.png", stem(&file))),
+                input: file,
+            }
+        })
+        .collect();
+    Ok(distinct_outputs(jobs))
+}
+
+/// Image files below `dir`, not following links (a link loop cannot trap the walk), skipping
+/// `out`.
+fn walk(dir: &Path, out: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            let is_out = std::path::absolute(&path).ok() == std::path::absolute(out).ok();
+            if !is_out {
+                walk(&path, out, files)?;
+            }
+        } else if kind.is_file() && is_image(&path) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The images of one split of a dataset in any layout, each to `out/<sample name>.png` (names
+/// are unique within a dataset).
+fn dataset_jobs(
+    data: &Path,
+    format: Option<Format>,
+    split: Split,
+    out: &Path,
+) -> anyhow::Result<Vec<Job>> {
+    let index = DatasetIndex::open(data, format)?;
+    let jobs: Vec<Job> = index
+        .samples
+        .iter()
+        .filter(|s| s.split == split)
+        .map(|s| Job {
+            input: s.image.clone(),
+            output: out.join(format!("{}.png", s.name)),
+        })
+        .collect();
+    anyhow::ensure!(
+        !jobs.is_empty(),
+        "{}: no images in the {split} split ({} layout)",
+        data.display(),
+        index.format
+    );
+    Ok(jobs)
+}
+
+/// `a.png` and `a.jpg` in one folder would both write `a.png`: the later ones keep their
+/// extension in the name (`a.jpg.png`).
+fn distinct_outputs(mut jobs: Vec<Job>) -> Vec<Job> {
+    let mut seen = std::collections::HashSet::new();
+    for job in &mut jobs {
+        if !seen.insert(job.output.clone()) {
+            let name = job
+                .input
+                .file_name()
+                .map_or_else(|| "prediction".into(), |n| n.to_string_lossy().into_owned());
+            job.output.set_file_name(format!("{name}.png"));
+            seen.insert(job.output.clone());
+        }
+    }
+    jobs
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prediction".into())
 }
 
 fn write_output(
@@ -87,14 +201,8 @@ fn write_output(
     image: &RgbImage,
     mask: &Mask,
     output: Output,
-    out_dir: &Path,
-    input: &Path,
+    path: &Path,
 ) -> anyhow::Result<()> {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "prediction".into());
-    let path = out_dir.join(format!("{stem}.png"));
     let colour = |id: u8| {
         predictor
             .classes()
@@ -105,7 +213,7 @@ fn write_output(
         Output::Index => {
             let img = GrayImage::from_raw(mask.width, mask.height, mask.data.clone())
                 .context("mask buffer size")?;
-            write_gray_png(&path, &img)?;
+            write_gray_png(path, &img)?;
         }
         Output::Color | Output::Overlay => {
             let mut img = RgbImage::new(mask.width, mask.height);
@@ -119,7 +227,7 @@ fn write_output(
                     _ => c,
                 };
             }
-            write_rgb_png(&path, &img)?;
+            write_rgb_png(path, &img)?;
         }
     }
     Ok(())

@@ -21,8 +21,9 @@ use super::panels::training::TrainingPanel;
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
 use crate::core::dataset::{ClassTable, DatasetIndex, convert, workspace};
-use crate::core::paint::AutosavePolicy;
 use crate::core::paint::accept::AcceptScope;
+use crate::core::paint::unsaved::RETRY_INTERVAL;
+use crate::core::paint::{AutosavePolicy, MaskDocument, Unsaved};
 use crate::core::train::control::PredictRequest;
 use crate::core::train::worker::{TrainWorker, WorkerCommand};
 
@@ -129,6 +130,8 @@ pub struct Studio {
     /// An ONNX export in progress.
     pub export: Option<export::ExportJob>,
     autosave: AutosavePolicy,
+    /// Masks of other images whose save failed, kept and retried (see `core::paint::unsaved`).
+    pub unsaved: Unsaved,
     commands: Vec<Command>,
     /// Set by the first frame; loaders use it to wake the UI.
     ctx: Option<egui::Context>,
@@ -173,6 +176,7 @@ impl Studio {
             memory: None,
             export: None,
             autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
+            unsaved: Unsaved::default(),
             commands: Vec::new(),
             ctx: None,
         };
@@ -205,6 +209,11 @@ impl Studio {
             eprintln!("roadseg: {text}");
         }
         self.message = Some((text, is_error));
+    }
+
+    /// Changes how long unsaved strokes may wait (the soak runs the studio in compressed time).
+    pub fn set_autosave_interval(&mut self, interval: Duration) {
+        self.autosave = AutosavePolicy::new(interval, Instant::now());
     }
 
     /// Queues a command (what panels do; tests use it too).
@@ -263,20 +272,75 @@ impl Studio {
                 true
             }
             Err(e) => {
-                self.report(format!("could not save the mask: {e}"), true);
+                self.autosave.failed(Instant::now(), RETRY_INTERVAL);
+                self.report(
+                    format!(
+                        "could not save the mask: {e}; the strokes are kept and saving is retried every {} s",
+                        RETRY_INTERVAL.as_secs()
+                    ),
+                    true,
+                );
                 false
             }
+        }
+    }
+
+    /// The mask leaving the canvas: with changes a failed save left, it is kept for retries.
+    fn keep_unsaved(&mut self) {
+        if let Some(doc) = self.canvas.document.take_if(|d| d.is_modified()) {
+            self.unsaved.keep(doc, Instant::now());
+        }
+    }
+
+    /// Saves the kept masks again; says what happened in the status bar.
+    fn retry_unsaved(&mut self) {
+        let (saved, error) = self.unsaved.retry(Instant::now());
+        if let Some(session) = self.session.as_mut() {
+            for path in &saved {
+                let row = session
+                    .entries
+                    .iter()
+                    .position(|e| e.mask_path.as_ref() == Some(path));
+                if let Some(i) = row {
+                    session.entries[i].labelled = true;
+                    session.entries[i].label = Some(path.clone());
+                    self.dataset_panel.thumbnails.forget(i);
+                }
+            }
+        }
+        match error {
+            Some(e) => self.report(
+                format!(
+                    "could not save {} kept mask(s): {e}; retrying every {} s",
+                    self.unsaved.len(),
+                    RETRY_INTERVAL.as_secs()
+                ),
+                true,
+            ),
+            None if !saved.is_empty() => {
+                self.message = Some((format!("saved {} kept mask(s)", saved.len()), false));
+            }
+            None => {}
         }
     }
 
     fn install(&mut self, result: Result<Loaded, String>) {
         match result {
             Ok(loaded) => {
+                if self.session.is_none() || self.ctx.is_none() {
+                    return;
+                }
+                self.keep_unsaved();
+                // Strokes kept from a failed save are newer than the file: they come back.
+                let document: Option<MaskDocument> = match loaded.document {
+                    Some(doc) => Some(self.unsaved.take(doc.path()).unwrap_or(doc)),
+                    None => None,
+                };
                 let (Some(session), Some(ctx)) = (&self.session, &self.ctx) else {
                     return;
                 };
                 self.canvas
-                    .set_image(ctx, &loaded.image, loaded.document, &session.classes);
+                    .set_image(ctx, &loaded.image, document, &session.classes);
                 self.selected = Some(loaded.index);
                 let image = self.canvas.image().cloned();
                 if let Some(image) = image.clone() {
@@ -310,6 +374,7 @@ impl Studio {
                 match Session::open(&dir) {
                     Ok(session) => {
                         let problems = session.problems.len();
+                        self.keep_unsaved();
                         self.canvas.clear();
                         self.dataset_panel.thumbnails.reset();
                         self.tools.reset_draft();
@@ -361,6 +426,9 @@ impl Studio {
                 }
             }
             Command::Save => {
+                if !self.unsaved.is_empty() {
+                    self.retry_unsaved();
+                }
                 if self.save_current() && self.message.is_none() {
                     self.message = Some(("nothing to save".into(), false));
                 }
@@ -670,6 +738,27 @@ impl Studio {
         } else if modified {
             ctx.request_repaint_after(self.autosave.remaining(now));
         }
+        if self.unsaved.due(now) {
+            self.retry_unsaved();
+        }
+        if !self.unsaved.is_empty() {
+            ctx.request_repaint_after(RETRY_INTERVAL);
+        }
+    }
+
+    /// Saves everything before the window closes; what still cannot be written is said on
+    /// stderr (there is no later).
+    pub fn save_all(&mut self) {
+        self.save_current();
+        if !self.unsaved.is_empty() {
+            self.retry_unsaved();
+        }
+        if !self.unsaved.is_empty() {
+            eprintln!(
+                "roadseg: {} mask(s) could not be saved before closing",
+                self.unsaved.len()
+            );
+        }
     }
 }
 
@@ -680,10 +769,10 @@ impl eframe::App for Studio {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.state);
-        self.save_current();
+        self.save_all();
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        self.save_current();
+        self.save_all();
     }
 }

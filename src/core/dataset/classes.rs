@@ -62,7 +62,7 @@ impl ClassTable {
             .unwrap_or([0, 0, 0])
     }
 
-    /// Checks ids are `0..len` in order, there are at most 255 classes (255 is ignore), and
+    /// Checks ids are `0..len` in order, there are at most 254 classes (255 is ignore), and
     /// names are non-empty and unique ignoring case (classes are looked up by name).
     pub fn validate(&self, file: &Path) -> Result<(), DatasetError> {
         let bad = |reason: String| DatasetError::BadClassTable {
@@ -73,7 +73,11 @@ impl ClassTable {
             return Err(bad("no classes".into()));
         }
         if self.0.len() >= IGNORE as usize {
-            return Err(bad(format!("{} classes; at most 255", self.0.len())));
+            return Err(bad(format!(
+                "{} classes; at most {} (mask value {IGNORE} means ignore)",
+                self.0.len(),
+                IGNORE - 1
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, class) in self.0.iter().enumerate() {

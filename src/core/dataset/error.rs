@@ -30,6 +30,18 @@ pub enum DatasetError {
 }
 
 impl DatasetError {
+    /// The file or folder the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::NotFound(dir) => dir,
+            Self::UnknownLayout { dir } | Self::Empty { dir, .. } => dir,
+            Self::MissingClassTable { file }
+            | Self::BadClassTable { file, .. }
+            | Self::BadFile { file, .. } => file,
+            Self::Io { path, .. } => path,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

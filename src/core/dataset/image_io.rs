@@ -16,12 +16,69 @@ pub fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
-fn open(path: &Path) -> Result<image::DynamicImage, Problem> {
-    let reader = image::ImageReader::open(path)
+/// The largest image side roadseg decodes (a 16K panorama still fits).
+pub const MAX_SIDE: u32 = 16_384;
+/// The most pixels roadseg decodes: 2^25, so 8K UHD (7680x4320) fits.
+pub const MAX_PIXELS: u64 = 1 << 25;
+/// What the decoder may allocate for its output: `MAX_PIXELS` of the widest pixel kind read
+/// (16-bit RGBA, 8 bytes).
+pub const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 8;
+/// The most one read may hold at once, stated for the fuzz tests: the decoded buffer, an 8-bit
+/// RGB copy of it (`into_rgb8`), and the decoder's own working memory (JPEG planes: one byte
+/// per pixel and channel).
+pub const MAX_READ_BYTES: u64 = MAX_DECODE_BYTES + MAX_PIXELS * 3 + MAX_PIXELS * 4;
+
+fn limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits
+}
+
+/// Opens `path` as an image decoder with [`limits`], after checking the size its header
+/// declares: a header claiming a huge image is refused before anything is allocated for it.
+/// Every decode in roadseg (datasets, masks, the studio, thumbnails, predict) comes through
+/// here.
+fn decoder(path: &Path) -> Result<impl image::ImageDecoder, Problem> {
+    let mut reader = image::ImageReader::open(path)
         .map_err(|e| Problem::new(path, format!("cannot open: {e}")))?
         .with_guessed_format()
         .map_err(|e| Problem::new(path, format!("cannot read: {e}")))?;
-    reader.decode().map_err(|e| {
+    reader.limits(limits());
+    let decoder = reader.into_decoder().map_err(|e| {
+        Problem::new(
+            path,
+            format!("cannot decode image (corrupt, truncated or not an image?): {e}"),
+        )
+    })?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if w == 0 || h == 0 {
+        return Err(Problem::new(path, format!("image is {w}x{h}: empty")));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
+        return Err(Problem::new(
+            path,
+            format!(
+                "image is {w}x{h}: larger than roadseg reads (at most {MAX_SIDE} pixels a side \
+                 and {} megapixels)",
+                MAX_PIXELS >> 20
+            ),
+        ));
+    }
+    if image::ImageDecoder::total_bytes(&decoder) > MAX_DECODE_BYTES {
+        return Err(Problem::new(
+            path,
+            format!(
+                "image is {w}x{h} of {:?}: more than {} MiB decoded",
+                image::ImageDecoder::color_type(&decoder),
+                MAX_DECODE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(decoder)
+}
+
+fn open(path: &Path) -> Result<image::DynamicImage, Problem> {
+    image::DynamicImage::from_decoder(decoder(path)?).map_err(|e| {
         Problem::new(
             path,
             format!("cannot decode image (corrupt or truncated?): {e}"),
@@ -38,19 +95,35 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage, Problem> {
 pub fn read_index(path: &Path) -> Result<GrayImage, Problem> {
     match open(path)? {
         image::DynamicImage::ImageLuma8(gray) => Ok(gray),
-        other => Err(Problem::new(
-            path,
-            format!(
-                "expected an 8-bit single-channel index mask, found {:?}",
-                other.color()
-            ),
-        )),
+        other => {
+            // The decoder expands palette PNGs to RGB, which would hide what the file is.
+            let found = if png_color_type(path) == Some(PNG_PALETTE) {
+                "a palette (indexed-colour) PNG".to_string()
+            } else {
+                format!("{:?}", other.color())
+            };
+            Err(Problem::new(
+                path,
+                format!("expected an 8-bit single-channel (grayscale) index mask, found {found}"),
+            ))
+        }
     }
 }
 
-/// Image size from the header only (cheap).
+/// PNG colour type 3: palette.
+const PNG_PALETTE: u8 = 3;
+
+/// The colour type byte of a PNG's IHDR chunk, if `path` starts like a PNG.
+fn png_color_type(path: &Path) -> Option<u8> {
+    use std::io::Read;
+    let mut head = [0u8; 26];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    (head[..8] == *b"\x89PNG\r\n\x1a\n" && head[12..16] == *b"IHDR").then_some(head[25])
+}
+
+/// Image size from the header only (cheap), with the same checks as a decode.
 pub fn dimensions(path: &Path) -> Result<(u32, u32), Problem> {
-    image::image_dimensions(path).map_err(|e| Problem::new(path, format!("cannot read size: {e}")))
+    decoder(path).map(|d| image::ImageDecoder::dimensions(&d))
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
@@ -65,6 +138,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DatasetError> {
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
+        crate::core::fault::check_write(path)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -118,6 +192,103 @@ mod tests {
         assert_eq!(read_index(&file).unwrap().get_pixel(2, 1).0, [9]);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    /// A PNG declaring `w` x `h` whose pixel data is missing: an IHDR chunk, then an empty IDAT
+    /// (the decoder reads up to the first IDAT before it reports the size).
+    fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(w.to_be_bytes());
+        ihdr.extend(h.to_be_bytes());
+        ihdr.extend([depth, color, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        for chunk in [ihdr, b"IDAT".to_vec()] {
+            out.extend((chunk.len() as u32 - 4).to_be_bytes());
+            out.extend(&chunk);
+            out.extend(crc32fast::hash(&chunk).to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("huge.png");
+        std::fs::write(&file, png_header(100_000, 100_000, 8, 2)).unwrap();
+        let problem = read_rgb(&file).unwrap_err();
+        assert_eq!(problem.file, file);
+        assert!(problem.error.contains("100000x100000"), "{problem}");
+        assert!(dimensions(&file).is_err());
+        // Within each side's limit but too many pixels in all.
+        std::fs::write(&file, png_header(16_000, 16_000, 8, 0)).unwrap();
+        let problem = read_index(&file).unwrap_err();
+        assert!(
+            problem.error.contains("larger than roadseg reads"),
+            "{problem}"
+        );
+        std::fs::write(&file, png_header(0, 5, 8, 0)).unwrap();
+        assert!(read_index(&file).is_err());
+    }
+
+    #[test]
+    fn index_masks_must_be_8_bit_gray_and_say_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, depth: png::BitDepth, color: png::ColorType, data: &[u8]| {
+            let file = dir.path().join(name);
+            let mut encoder = png::Encoder::new(std::fs::File::create(&file).unwrap(), 2, 1);
+            encoder.set_depth(depth);
+            encoder.set_color(color);
+            if color == png::ColorType::Indexed {
+                encoder.set_palette(vec![0, 0, 0, 255, 0, 0]);
+            }
+            let mut writer = encoder.write_header().unwrap();
+            writer.write_image_data(data).unwrap();
+            file
+        };
+        let palette = write(
+            "palette.png",
+            png::BitDepth::Eight,
+            png::ColorType::Indexed,
+            &[0, 1],
+        );
+        let err = read_index(&palette).unwrap_err().to_string();
+        assert!(
+            err.contains("palette.png") && err.contains("palette"),
+            "{err}"
+        );
+        let deep = write(
+            "deep.png",
+            png::BitDepth::Sixteen,
+            png::ColorType::Grayscale,
+            &[0, 1, 0, 2],
+        );
+        let err = read_index(&deep).unwrap_err().to_string();
+        assert!(err.contains("deep.png") && err.contains("L16"), "{err}");
+        // As photos both are fine.
+        assert_eq!(read_rgb(&palette).unwrap().get_pixel(1, 0).0, [255, 0, 0]);
+        assert_eq!(read_rgb(&deep).unwrap().dimensions(), (2, 1));
+    }
+
+    #[test]
+    fn a_failing_disk_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.png");
+        write_gray_png(&file, &GrayImage::from_pixel(3, 2, image::Luma([7]))).unwrap();
+        let before = std::fs::read(&file).unwrap();
+        let full = crate::core::fault::fail_writes_under(dir.path());
+        let err = write_gray_png(&file, &GrayImage::from_pixel(3, 2, image::Luma([9])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.png") && err.contains("No space left"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp file left behind");
+        drop(full);
+        write_gray_png(&file, &GrayImage::from_pixel(3, 2, image::Luma([9]))).unwrap();
+        assert_eq!(read_index(&file).unwrap().get_pixel(0, 0).0, [9]);
     }
 
     #[test]

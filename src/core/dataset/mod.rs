@@ -86,13 +86,14 @@ impl DatasetIndex {
             Some(format) => format,
             None => detect::detect(root)?,
         };
-        let index = match format {
+        let mut index = match format {
             Format::Native => formats::native::scan(root)?,
             Format::Camvid => formats::camvid::scan(root)?,
             Format::Camvid11 => formats::camvid11::scan(root)?,
             Format::KittiRoad => formats::kitti::scan(root)?,
             Format::Cityscapes => formats::cityscapes::scan(root)?,
         };
+        index.skip_duplicate_names();
         if index.samples.is_empty() {
             return Err(DatasetError::Empty {
                 dir: root.to_path_buf(),
@@ -100,6 +101,32 @@ impl DatasetIndex {
             });
         }
         Ok(index)
+    }
+
+    /// Keeps the first sample of each name: names key splits.json and the files `convert` and
+    /// `predict` write, so two images of one name (the same stem in two split folders or two
+    /// cities, `a.png` beside `a.jpg`) would overwrite each other. The others become problems.
+    fn skip_duplicate_names(&mut self) {
+        let mut first: std::collections::HashMap<String, PathBuf> = Default::default();
+        let mut problems = Vec::new();
+        self.samples.retain(|s| match first.get(&s.name) {
+            Some(kept) => {
+                problems.push(Problem::new(
+                    &s.image,
+                    format!(
+                        "another image is also named {:?} ({}); this one is skipped",
+                        s.name,
+                        kept.display()
+                    ),
+                ));
+                false
+            }
+            None => {
+                first.insert(s.name.clone(), s.image.clone());
+                true
+            }
+        });
+        self.problems.extend(problems);
     }
 
     pub fn labelled(&self) -> impl Iterator<Item = &Sample> {

@@ -31,31 +31,14 @@ pub fn forward(
                     plane.fill(b);
                 }
             }
-            // SAFETY: y is [out, area], weight [out, in], x [in, area], all row-major and
-            // exactly that long (checked above).
-            unsafe {
-                gemm::gemm(
-                    out_channels,
-                    area,
-                    in_channels,
-                    y.as_mut_ptr(),
-                    1,
-                    area as isize,
-                    bias.is_some(),
-                    weight.as_ptr(),
-                    1,
-                    in_channels as isize,
-                    x.as_ptr(),
-                    1,
-                    area as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            }
+            // y[out, area] (+)= w[out, in] · x[in, area], all row-major.
+            product(
+                y,
+                Operand::rows(weight, in_channels),
+                Operand::rows(x, area),
+                [out_channels, area, in_channels],
+                bias.is_some(),
+            );
         });
     y
 }
@@ -80,31 +63,14 @@ pub fn input_gradient(
     dx.par_chunks_mut(in_channels * area)
         .zip(dy.par_chunks(out_channels * area))
         .for_each(|(dx, dy)| {
-            // SAFETY: dx is [in, area], wᵀ is read from w ([out, in]) with swapped strides, dy
-            // is [out, area].
-            unsafe {
-                gemm::gemm(
-                    in_channels,
-                    area,
-                    out_channels,
-                    dx.as_mut_ptr(),
-                    1,
-                    area as isize,
-                    false,
-                    weight.as_ptr(),
-                    in_channels as isize,
-                    1,
-                    dy.as_ptr(),
-                    1,
-                    area as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            }
+            // dx[in, area] = wᵀ · dy[out, area]; wᵀ read from w ([out, in]) column by column.
+            product(
+                dx,
+                Operand::columns(weight, in_channels),
+                Operand::rows(dy, area),
+                [in_channels, area, out_channels],
+                false,
+            );
         });
     dx
 }
@@ -131,31 +97,14 @@ pub fn weight_gradient(
         .fold(zero, |mut dw, b| {
             let x = &x[b * in_channels * area..(b + 1) * in_channels * area];
             let dy = &dy[b * out_channels * area..(b + 1) * out_channels * area];
-            // SAFETY: dw is [out, in]; dy is [out, area]; xᵀ is read from x ([in, area]) with
-            // swapped strides.
-            unsafe {
-                gemm::gemm(
-                    out_channels,
-                    in_channels,
-                    area,
-                    dw.as_mut_ptr(),
-                    1,
-                    in_channels as isize,
-                    true,
-                    dy.as_ptr(),
-                    1,
-                    area as isize,
-                    x.as_ptr(),
-                    area as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
+            // dw[out, in] += dy[out, area] · xᵀ; xᵀ read from x ([in, area]) column by column.
+            product(
+                &mut dw,
+                Operand::rows(dy, area),
+                Operand::columns(x, area),
+                [out_channels, in_channels, area],
+                true,
+            );
             dw
         })
         .reduce(zero, |mut a, b| {
@@ -164,6 +113,73 @@ pub fn weight_gradient(
             }
             a
         })
+}
+
+/// A row-major matrix operand, read as is or transposed.
+struct Operand<'a> {
+    data: &'a [f32],
+    /// Strides between consecutive rows and consecutive columns of the matrix as read.
+    row_stride: isize,
+    column_stride: isize,
+}
+
+impl<'a> Operand<'a> {
+    /// `data` as a row-major matrix with rows of `length`.
+    fn rows(data: &'a [f32], length: usize) -> Self {
+        Self {
+            data,
+            row_stride: length as isize,
+            column_stride: 1,
+        }
+    }
+
+    /// The transpose of `data` taken as a row-major matrix with rows of `length`.
+    fn columns(data: &'a [f32], length: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            column_stride: length as isize,
+        }
+    }
+}
+
+/// `dst = lhs · rhs` (`accumulate`: `dst += lhs · rhs`) for `dst: [m, n]` row-major, `lhs` read
+/// as `[m, k]`, `rhs` as `[k, n]`, on the calling thread (the callers parallelise over images).
+fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, [m, n, k]: [usize; 3], accumulate: bool) {
+    assert_eq!(dst.len(), m * n, "product size");
+    let extent = |o: &Operand, rows: usize, columns: usize| {
+        (rows.saturating_sub(1)) as isize * o.row_stride
+            + (columns.saturating_sub(1)) as isize * o.column_stride
+    };
+    if m * n > 0 && k > 0 {
+        assert!(extent(&lhs, m, k) < lhs.data.len() as isize, "lhs extent");
+        assert!(extent(&rhs, k, n) < rhs.data.len() as isize, "rhs extent");
+    }
+    // SAFETY: dst holds m·n elements with row stride n; every element gemm reads from lhs and
+    // rhs is within the extents checked above.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.column_stride,
+            lhs.row_stride,
+            rhs.data.as_ptr(),
+            rhs.column_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -192,6 +192,14 @@ impl AutosavePolicy {
         self.last_save = now;
     }
 
+    /// Call after a failed save: the next attempt is due `retry` from `now` rather than a whole
+    /// interval (and not every frame).
+    pub fn failed(&mut self, now: Instant, retry: Duration) {
+        self.last_save = now
+            .checked_sub(self.interval.saturating_sub(retry))
+            .unwrap_or(now);
+    }
+
     /// Time until the next check is worth making (for scheduling a repaint).
     pub fn remaining(&self, now: Instant) -> Duration {
         self.interval

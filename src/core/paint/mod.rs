@@ -11,7 +11,9 @@ pub mod document;
 pub mod history;
 pub mod ops;
 pub mod rect;
+pub mod unsaved;
 
 pub use document::{AutosavePolicy, MaskDocument};
 pub use history::History;
 pub use rect::DirtyRect;
+pub use unsaved::Unsaved;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::loss::LossConfig;
 use super::optim::{OptimizerConfig, ScheduleConfig};
 use crate::core::dataset::augment::{AugmentConfig, Normalize};
-use crate::core::dataset::classes::ClassInfo;
+use crate::core::dataset::classes::{ClassInfo, ClassTable};
+use crate::core::dataset::image_io::{MAX_PIXELS, MAX_SIDE};
 use crate::core::model::unet::UNetConfig;
 
 /// Why a config cannot be used.
@@ -129,16 +130,35 @@ impl TrainConfig {
             return bad(format!("lr must be > 0, got {}", self.lr));
         }
         // Any size works (the model pads to a multiple of 2^depth); multiples avoid the waste.
+        let [w, h] = self.size;
         if self.size.contains(&0) {
-            return bad(format!("size {}x{} is empty", self.size[0], self.size[1]));
+            return bad(format!("size {w}x{h} is empty"));
+        }
+        // The bounds of a garbage config, not of a good one: past them a run or a prediction
+        // would only end in an out-of-memory abort.
+        if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
+            return bad(format!(
+                "size {w}x{h} is larger than any image roadseg reads ({MAX_SIDE} a side, {} megapixels)",
+                MAX_PIXELS >> 20
+            ));
+        }
+        if self.batch_size > MAX_BATCH {
+            return bad(format!(
+                "batch_size {} is over {MAX_BATCH}",
+                self.batch_size
+            ));
+        }
+        if self.num_workers > MAX_WORKERS {
+            return bad(format!(
+                "num_workers {} is over {MAX_WORKERS}",
+                self.num_workers
+            ));
         }
         let model = UNetConfig {
             num_classes,
             ..self.model.clone()
         };
-        model
-            .validate()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        validate_model(&model)?;
         self.loss
             .validate(num_classes)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -150,6 +170,47 @@ impl TrainConfig {
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
+}
+
+/// Largest batch and loader thread count a config may ask for.
+pub const MAX_BATCH: usize = 1024;
+pub const MAX_WORKERS: usize = 256;
+/// Largest model a config may describe: 2^28 parameters (1 GiB of f32 weights; the classic
+/// 64-wide, depth-4 UNet has 31 M).
+pub const MAX_PARAMETERS: u128 = 1 << 28;
+
+/// An upper bound of a UNet's parameter count. A stage of width `w` has two `3x3` convolutions
+/// in the encoder (`9 w^2 / 2 + 9 w^2`) and, above the bottleneck, an up-sampling and two more in
+/// the decoder (at most `8 w^2 + 18 w^2 + 9 w^2`): under `54 w^2` in all; the bottleneck only
+/// the encoder's `18 w^2`.
+pub fn parameter_bound(model: &UNetConfig) -> u128 {
+    let depth = model.depth.min(32) as u32;
+    let base = model.base_width as u128;
+    let (inputs, classes) = (model.in_channels as u128, model.num_classes as u128);
+    (0..=depth).fold(0u128, |sum, s| {
+        let w = base.saturating_mul(1 << s);
+        let convs: u128 = if s == depth { 18 } else { 54 };
+        sum.saturating_add(convs.saturating_mul(w).saturating_mul(w))
+            .saturating_add(w.saturating_mul(9 * inputs + classes))
+    })
+}
+
+/// The model's own checks, then the size bound.
+fn validate_model(model: &UNetConfig) -> Result<(), ConfigError> {
+    model
+        .validate()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let params = parameter_bound(model);
+    if params > MAX_PARAMETERS {
+        return Err(ConfigError::Invalid(format!(
+            "UNet width {} depth {} would have up to {} M parameters; at most {} M",
+            model.base_width,
+            model.depth,
+            params / 1_000_000,
+            MAX_PARAMETERS / 1_000_000
+        )));
+    }
+    Ok(())
 }
 
 /// Recursively overlays `overrides` onto `base`: objects merge key by key, anything else
@@ -192,6 +253,35 @@ pub struct RunConfig {
     /// trains on those copies, so later edits to the dataset's masks do not leak in.
     #[serde(default)]
     pub labels_snapshot: bool,
+}
+
+impl RunConfig {
+    /// Checks that the config describes a model that can be built and used: a valid class
+    /// table that the model's outputs match, and hyper-parameters within bounds. A run folder's
+    /// `config.json` is checked this way on every read, since it may have been edited, cut
+    /// short or swapped since it was written. The error is the reason (the caller names the
+    /// file).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Err(e) = ClassTable(self.classes.clone()).validate(Path::new("config.json")) {
+            return Err(match e {
+                crate::core::dataset::DatasetError::BadClassTable { reason, .. } => {
+                    format!("classes: {reason}")
+                }
+                other => other.to_string(),
+            });
+        }
+        if self.model.num_classes != self.classes.len() {
+            return Err(format!(
+                "the model has {} outputs for {} classes",
+                self.model.num_classes,
+                self.classes.len()
+            ));
+        }
+        validate_model(&self.model).map_err(|e| e.to_string())?;
+        self.train
+            .validate(self.classes.len())
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

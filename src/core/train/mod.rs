@@ -4,6 +4,7 @@ pub mod control;
 pub mod loss;
 pub mod optim;
 mod prepare;
+pub mod run_check;
 pub mod run_dir;
 pub mod step;
 pub mod trainer;

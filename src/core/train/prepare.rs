@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::config::RunConfig;
 use super::loss::class_weights_from_pixel_counts;
+use super::run_check::{Broken, check};
 use super::run_dir::{RunDir, RunDirError};
 use super::trainer::{DataSpec, TrainError, TrainOptions, TrainStart};
 use crate::core::dataset::info::validate;
@@ -37,6 +38,11 @@ pub(super) fn prepare(
         }
         TrainStart::Resume { run, epochs } => {
             let run = RunDir::new(run);
+            match check(&run) {
+                // Killed before its first checkpoint: the run starts over (the loop says so).
+                Ok(_) | Err(Broken::Unusable(RunDirError::NoCheckpoint(_))) => {}
+                Err(broken) => return Err(TrainError::CannotResume(broken)),
+            }
             let saved = run.read_config()?;
             let mut config = saved.train.clone();
             if let Some(epochs) = epochs {

@@ -192,11 +192,18 @@ impl RunDir {
         write_json(&self.config_path(), config)
     }
 
+    /// Reads and checks `config.json` (see [`RunConfig::validate`]).
     pub fn read_config(&self) -> Result<RunConfig, RunDirError> {
         if !self.exists() {
             return Err(RunDirError::NotARun(self.root.clone()));
         }
-        read_json(&self.config_path())
+        let path = self.config_path();
+        let config: RunConfig = read_json(&path)?;
+        config.validate().map_err(|reason| RunDirError::Corrupt {
+            path: path.clone(),
+            reason: format!("not a usable run config: {reason}"),
+        })?;
+        Ok(config)
     }
 
     pub fn write_summary(&self, summary: &Summary) -> Result<(), RunDirError> {
@@ -222,26 +229,36 @@ impl RunDir {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
 
-        let model_path = tmp.join("model.bpk");
-        model
-            .clone()
-            .save_file(&model_path)
-            .map_err(|e| RunDirError::Corrupt {
-                path: model_path.clone(),
-                reason: format!("could not write the model: {e}"),
-            })?;
-        sync_file(&model_path)?;
-        if let Some(optimizer) = optimizer {
-            let path = tmp.join("optimizer.bpk");
-            optimizer
-                .save_state(&path)
+        let written = (|| {
+            let model_path = tmp.join("model.bpk");
+            model
+                .clone()
+                .save_file(&model_path)
                 .map_err(|e| RunDirError::Corrupt {
-                    path: path.clone(),
-                    reason: format!("could not write the optimiser state: {e}"),
+                    path: model_path.clone(),
+                    reason: format!("could not write the model: {e}"),
                 })?;
-            sync_file(&path)?;
+            sync_file(&model_path)?;
+            if let Some(optimizer) = optimizer {
+                let path = tmp.join("optimizer.bpk");
+                // A disk that fills half-way through a checkpoint (after the model file).
+                crate::core::fault::check_write(&path).map_err(io(&path))?;
+                optimizer
+                    .save_state(&path)
+                    .map_err(|e| RunDirError::Corrupt {
+                        path: path.clone(),
+                        reason: format!("could not write the optimiser state: {e}"),
+                    })?;
+                sync_file(&path)?;
+            }
+            write_json(&tmp.join("state.json"), state)
+        })();
+        if let Err(e) = written {
+            // The half-written copy goes (its space matters on a full disk); the checkpoint in
+            // place is untouched.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
         }
-        write_json(&tmp.join("state.json"), state)?;
 
         // Swap: dir -> old, tmp -> dir, drop old. Between the two renames only `old` exists,
         // which `existing_checkpoint` falls back to.
@@ -313,6 +330,7 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     pub fn append(&mut self, record: &MetricRecord) -> Result<(), RunDirError> {
+        crate::core::fault::check_write(&self.path).map_err(io(&self.path))?;
         let mut line = serde_json::to_string(record).map_err(|e| RunDirError::Corrupt {
             path: self.path.clone(),
             reason: e.to_string(),

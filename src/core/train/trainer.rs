@@ -132,6 +132,16 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error("{0}: already holds a run; resume it with --resume or choose another --out")]
     RunExists(PathBuf),
+    #[error("the last checkpoint could not be written: {error}; {}", match .kept {
+        Some(dir) => format!("the previous checkpoint is kept in {}", dir.display()),
+        None => "no earlier checkpoint exists".to_string(),
+    })]
+    NotSaved {
+        error: RunDirError,
+        kept: Option<PathBuf>,
+    },
+    #[error("cannot resume: {0}")]
+    CannotResume(super::run_check::Broken),
     #[error("loading a batch: {0}")]
     Loader(Problem),
     #[error("{error} (epoch {epoch}, step {step}); {}", match .checkpoint {
@@ -198,6 +208,8 @@ struct Loop<'a> {
     /// Wall time of this session (added to the state's elapsed time).
     started: Instant,
     elapsed_before: f64,
+    /// Why the last checkpoint of the latest epoch could not be written, if it could not.
+    unsaved: Option<RunDirError>,
 }
 
 impl<'a> Loop<'a> {
@@ -326,6 +338,7 @@ impl<'a> Loop<'a> {
             on_event,
             started: Instant::now(),
             elapsed_before,
+            unsaved: None,
         })
     }
 
@@ -355,7 +368,9 @@ impl<'a> Loop<'a> {
                         self.state.step
                     ));
                     drop(iter);
-                    self.checkpoint(CheckpointKind::Last)?;
+                    self.checkpoint(CheckpointKind::Last)
+                        .map_err(|error| self.not_saved(error))?;
+                    self.unsaved = None;
                     break 'epochs;
                 }
                 let batch = batch.map_err(TrainError::Loader)?;
@@ -468,9 +483,12 @@ impl<'a> Loop<'a> {
             } else {
                 self.state.epochs_without_improvement += 1;
             }
-            self.checkpoint(CheckpointKind::Last)?;
+            // A checkpoint that cannot be written (a full disk) is not the end of the run: the
+            // previous one stays in place, the weights stay in memory, and the next epoch tries
+            // again. Only a run that ends without a saved last checkpoint is an error.
+            self.unsaved = self.keep_going(CheckpointKind::Last);
             if is_best {
-                self.checkpoint(CheckpointKind::Best)?;
+                self.keep_going(CheckpointKind::Best);
             }
             if let Some(early) = &self.config.early_stopping
                 && self.state.epochs_without_improvement >= early.patience
@@ -487,6 +505,9 @@ impl<'a> Loop<'a> {
                 message = Some(line);
                 break;
             }
+        }
+        if let Some(error) = self.unsaved.take() {
+            return Err(self.not_saved(error));
         }
         let summary = Summary {
             status: status.into(),
@@ -556,7 +577,33 @@ impl<'a> Loop<'a> {
         Ok(record)
     }
 
-    fn checkpoint(&mut self, kind: CheckpointKind) -> Result<(), TrainError> {
+    /// Saves a checkpoint; a failure is logged and returned, and the loop goes on.
+    fn keep_going(&mut self, kind: CheckpointKind) -> Option<RunDirError> {
+        let Err(error) = self.checkpoint(kind) else {
+            return None;
+        };
+        let kept = self.run.existing_checkpoint(kind).map_or_else(
+            || "there is no earlier one".to_string(),
+            |dir| format!("the previous one in {} is kept", dir.display()),
+        );
+        (self.on_event)(TrainEvent::Log(format!(
+            "could not write the {} checkpoint ({error}); {kept}; trying again after the next epoch",
+            match kind {
+                CheckpointKind::Last => "last",
+                CheckpointKind::Best => "best",
+            }
+        )));
+        Some(error)
+    }
+
+    fn not_saved(&self, error: RunDirError) -> TrainError {
+        TrainError::NotSaved {
+            error,
+            kept: self.run.existing_checkpoint(CheckpointKind::Last),
+        }
+    }
+
+    fn checkpoint(&mut self, kind: CheckpointKind) -> Result<(), RunDirError> {
         self.metrics.sync()?;
         self.state.metrics_bytes = self.metrics.bytes();
         self.state.elapsed_secs = self.elapsed();

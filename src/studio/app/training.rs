@@ -135,6 +135,10 @@ impl Studio {
             if let WorkerEvent::Finished(Err(e)) = &event {
                 self.message = Some((format!("training failed: {e}"), true));
             }
+            if let WorkerEvent::Finished(_) = &event {
+                // An idle window should not hold the run's peak (see core::memory).
+                crate::core::memory::return_freed_memory();
+            }
             let refresh = matches!(
                 event,
                 WorkerEvent::Finished(_) | WorkerEvent::Train(TrainEvent::Started(_))

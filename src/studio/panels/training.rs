@@ -13,6 +13,7 @@ use crate::core::train::run_dir::{MetricRecord, RunDir, Summary, read_metrics};
 use crate::core::train::trainer::{StartInfo, TrainEvent};
 use crate::core::train::worker::WorkerEvent;
 use crate::studio::app::Command;
+use crate::studio::panels::iou_classes::{ALL_UP_TO, IouClasses};
 
 /// Starting points for the hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +66,10 @@ impl Curves {
                 if let Some(miou) = record.mean_iou {
                     self.mean_iou.push([x, miou]);
                 }
-                for class in record.classes.iter().flatten() {
+                // Ids past the 254 a class table can hold come from a damaged file: skipped,
+                // not allocated for.
+                let classes = record.classes.iter().flatten();
+                for class in classes.filter(|c| c.id < crate::core::dataset::IGNORE as usize) {
                     if self.class_iou.len() <= class.id {
                         self.class_iou
                             .resize(class.id + 1, (String::new(), Vec::new()));
@@ -139,6 +143,8 @@ pub struct TrainingPanel {
     pub runs: Vec<RunRow>,
     /// A second run drawn dashed over the current curves.
     pub compare: Option<(String, Curves)>,
+    /// Which per-class IoU curves are drawn.
+    pub iou_classes: IouClasses,
     /// Run waiting for a second click on Delete.
     delete_armed: Option<PathBuf>,
     /// What the device picker found (hardware adapters; software rasteriser present).
@@ -154,6 +160,8 @@ pub struct RunRow {
     pub summary: Option<Summary>,
     /// One line about the config (model, size, epochs, optimiser).
     pub config: String,
+    /// Why the run folder cannot be used (bad config, damaged checkpoint, cut metrics).
+    pub broken: Option<String>,
 }
 
 /// The runs in `folder`, newest name last.
@@ -186,6 +194,9 @@ pub fn scan_runs(folder: &Path) -> Vec<RunRow> {
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
                 summary: run.read_summary().ok(),
                 config,
+                broken: crate::core::train::run_check::check(&run)
+                    .err()
+                    .map(|b| b.to_string()),
                 dir,
             }
         })
@@ -217,6 +228,7 @@ impl Default for TrainingPanel {
             runs_root: None,
             runs: Vec::new(),
             compare: None,
+            iou_classes: IouClasses::default(),
             delete_armed: None,
             gpus: None,
         }
@@ -464,8 +476,13 @@ impl TrainingPanel {
                 ),
                 None => "unfinished".to_string(),
             };
+            let running_here = !idle && self.run_dir.as_ref() == Some(&row.dir);
             ui.label(egui::RichText::new(&row.name).strong());
             ui.label(egui::RichText::new(format!("{result}\n{}", row.config)).small());
+            if let Some(reason) = row.broken.as_ref().filter(|_| !running_here) {
+                let text = egui::RichText::new(format!("broken: {reason}")).small();
+                ui.colored_label(ui.visuals().error_fg_color, text);
+            }
             ui.horizontal(|ui| {
                 if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
                     match Curves::load(&row.dir) {
@@ -486,7 +503,6 @@ impl TrainingPanel {
                 }
                 let armed = self.delete_armed.as_ref() == Some(&row.dir);
                 let label = if armed { "Really delete" } else { "Delete" };
-                let running_here = !idle && self.run_dir.as_ref() == Some(&row.dir);
                 if ui
                     .add_enabled(!running_here, egui::Button::new(label))
                     .clicked()
@@ -505,7 +521,7 @@ impl TrainingPanel {
         }
     }
 
-    fn plots(&self, ui: &mut egui::Ui) {
+    fn plots(&mut self, ui: &mut egui::Ui) {
         let height = (ui.available_height() - 8.0).max(80.0);
         let width = ((ui.available_width() - 24.0) / 3.0).max(100.0);
         let link = ui.make_persistent_id("training-x");
@@ -516,7 +532,7 @@ impl TrainingPanel {
                     ui.set_width(width);
                     ui.strong(title);
                     Plot::new(id)
-                        .height(height - ui.spacing().interact_size.y)
+                        .height(ui.available_height().min(height) - ui.spacing().interact_size.y)
                         .legend(Legend::default())
                         .link_axis(link, [true, false])
                         .x_axis_label("step")
@@ -545,13 +561,19 @@ impl TrainingPanel {
             );
         }
         plot(ui, "loss", "Loss", "loss", loss);
-        iou.extend(
-            curves
-                .class_iou
-                .iter()
-                .map(|(name, points)| Line::new(name.clone(), points.clone())),
-        );
-        plot(ui, "iou", "IoU (validation)", "IoU", iou);
+        let shown = self.iou_classes.shown(&curves.class_iou);
+        iou.extend(shown.iter().map(|&i| {
+            let (name, points) = &curves.class_iou[i];
+            Line::new(name.clone(), points.clone())
+        }));
+        let classes = curves.class_iou.len();
+        ui.vertical(|ui| {
+            ui.set_width(width);
+            if classes > ALL_UP_TO {
+                self.iou_classes.ui(ui, classes, shown.len());
+            }
+            plot(ui, "iou", "IoU (validation)", "IoU", iou);
+        });
         plot(
             ui,
             "lr",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{list_dirs, list_images, stem};
 use crate::core::dataset::split::{self, DEFAULT_SPLIT_SEED, DEFAULT_TRAIN_FRACTION};
 use crate::core::dataset::{
-    ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split,
+    ClassTable, DatasetError, DatasetIndex, Format, IGNORE, LabelEncoding, Problem, Sample, Split,
 };
 
 pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
@@ -28,13 +28,21 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
 /// Colour table rows: `(name, colour)`, in file order.
 type Rows = Vec<(String, [u8; 3])>;
 
-/// Splits rows into train classes and the colours that mean ignore (`Void`).
-fn classes_from_rows(rows: Rows) -> (ClassTable, Vec<[u8; 3]>) {
+/// Splits rows into train classes and the colours that mean ignore (`Void`); the classes must
+/// make a valid table (named, unique, fewer than 255).
+fn classes_from_rows(file: &Path, rows: Rows) -> Result<(ClassTable, Vec<[u8; 3]>), DatasetError> {
     let (void, train): (Rows, Rows) = rows
         .into_iter()
         .partition(|(name, _)| name.eq_ignore_ascii_case("void"));
+    if train.len() >= IGNORE as usize {
+        return Err(DatasetError::BadClassTable {
+            file: file.to_path_buf(),
+            reason: format!("{} classes; at most {}", train.len(), IGNORE - 1),
+        });
+    }
     let classes = ClassTable::from_pairs(train.iter().map(|(n, c)| (n.as_str(), *c)));
-    (classes, void.into_iter().map(|(_, c)| c).collect())
+    classes.validate(file)?;
+    Ok((classes, void.into_iter().map(|(_, c)| c).collect()))
 }
 
 fn read_table(file: &Path) -> Result<String, DatasetError> {
@@ -121,7 +129,8 @@ fn label_name(image: &Path) -> String {
 }
 
 fn scan_kaggle(root: &Path) -> Result<DatasetIndex, DatasetError> {
-    let (classes, void) = classes_from_rows(read_class_dict(&root.join("class_dict.csv"))?);
+    let file = root.join("class_dict.csv");
+    let (classes, void) = classes_from_rows(&file, read_class_dict(&file)?)?;
     let mut samples = Vec::new();
     let mut problems = Vec::new();
     for split in Split::ALL {
@@ -180,7 +189,8 @@ fn walk_images(root: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), 
 }
 
 fn scan_original(root: &Path) -> Result<DatasetIndex, DatasetError> {
-    let (classes, void) = classes_from_rows(read_label_colors(&root.join("label_colors.txt"))?);
+    let file = root.join("label_colors.txt");
+    let (classes, void) = classes_from_rows(&file, read_label_colors(&file)?)?;
     let mut files = Vec::new();
     walk_images(root, 3, &mut files)?;
     let (labels, images): (Vec<PathBuf>, Vec<PathBuf>) =
