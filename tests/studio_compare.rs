@@ -18,11 +18,11 @@ use roadseg::core::dataset::IGNORE;
 use roadseg::core::dataset::sample::{SampleConfig, generate};
 use roadseg::core::device::DeviceChoice;
 use roadseg::core::mask::Mask;
+use roadseg::studio::app::Command as StudioCommand;
 use roadseg::studio::canvas::Tool;
 use roadseg::studio::compare::ViewMode;
 use roadseg::studio::panels::dataset::Order;
 use roadseg::studio::state::PersistedState;
-use roadseg::studio::app::Command as StudioCommand;
 use roadseg::studio::{StartOptions, Studio};
 
 fn roadseg(args: &[&str]) -> std::process::Output {
@@ -159,9 +159,14 @@ fn compare_views_errors_table_and_model_assisted_labelling() {
     harness.key_press(Key::Escape);
     harness.run_steps(1);
     let onnx = tmp.path().join("exported.onnx");
-    harness.state_mut().push(StudioCommand::ExportModel(onnx.clone()));
+    harness
+        .state_mut()
+        .push(StudioCommand::ExportModel(onnx.clone()));
     wait_for(&mut harness, "the export", |s| {
-        s.export.is_none() && s.message.as_ref().is_some_and(|(t, _)| t.contains("export"))
+        s.export.is_none()
+            && s.message
+                .as_ref()
+                .is_some_and(|(t, _)| t.contains("export"))
     });
     let (text, is_error) = harness.state().message.clone().unwrap();
     assert!(!is_error && text.contains("exported"), "{text}");

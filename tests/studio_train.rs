@@ -79,7 +79,10 @@ fn train_from_the_window_then_stop() {
         s.training.state == RunState::Idle
     });
     harness.run_steps(2);
-    assert!(harness.state().memory.is_none(), "memory only while training");
+    assert!(
+        harness.state().memory.is_none(),
+        "memory only while training"
+    );
     assert!(harness.query_by_label_contains("memory ").is_none());
     let run = harness.state().training.run_dir.clone().unwrap();
     assert!(run.starts_with(tmp.path().join("runs")));

@@ -54,6 +54,13 @@ pub fn create(
         copy_tree(&source.join("labels"), &out.join("labels"))?;
     }
     run.write_config(config)?;
+    // An empty history: `train --resume` (fine-tuning) requires the file, and the checkpoints
+    // written here saw nothing of it (`metrics_bytes` 0).
+    let metrics = run.metrics_path();
+    write_atomic(&metrics, b"").map_err(|e| RunDirError::Corrupt {
+        path: metrics,
+        reason: e.to_string(),
+    })?;
     let text = serde_json::to_string_pretty(derivation).unwrap_or_default() + "\n";
     let path = out.join("derived.json");
     write_atomic(&path, text.as_bytes()).map_err(|e| RunDirError::Corrupt {
