@@ -151,10 +151,19 @@ fn print_side_by_side(results: &[RunBench]) {
         }
         println!();
     };
-    row(
-        "device".into(),
-        results.iter().map(|r| r.device.clone()).collect(),
-    );
+    // Device descriptions are long: one line when the runs share it, else the short name.
+    match results.first() {
+        Some(first) if results.iter().all(|r| r.device == first.device) => {
+            println!("device: {}", first.device);
+        }
+        _ => row(
+            "device".into(),
+            results
+                .iter()
+                .map(|r| r.device.split(" (").next().unwrap_or_default().to_string())
+                .collect(),
+        ),
+    }
     row(
         "parameters".into(),
         results.iter().map(|r| r.params.to_string()).collect(),

@@ -38,7 +38,8 @@ pub struct Args {
     /// validated each epoch; the best epoch is kept).
     #[arg(long, default_value_t = 0)]
     finetune_epochs: usize,
-    /// Fine-tuning learning rate (default: a third of the run's).
+    /// Fine-tuning learning rate (default: the run's; on the sample, 5 epochs at a third of it
+    /// recovered less: mIoU 0.31 against 0.43).
     #[arg(long)]
     lr: Option<f64>,
     /// Which weights of RUN: best (by validation mIoU) or last.
@@ -89,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.train.model.widths = model_config.widths.clone();
     if args.finetune_epochs > 0 {
         config.train.epochs = args.finetune_epochs;
-        config.train.lr = args.lr.unwrap_or(source.config.train.lr / 3.0);
+        config.train.lr = args.lr.unwrap_or(source.config.train.lr);
     }
     let run = derive::create(
         &args.model,
