@@ -210,6 +210,9 @@ struct Loop<'a> {
     elapsed_before: f64,
     /// Why the last checkpoint of the latest epoch could not be written, if it could not.
     unsaved: Option<RunDirError>,
+    /// Validation mIoU of the weights in `best/` (a best epoch whose save failed is not there:
+    /// the next epoch that beats what is on disk is saved instead).
+    best_on_disk: Option<f64>,
 }
 
 impl<'a> Loop<'a> {
@@ -321,6 +324,7 @@ impl<'a> Loop<'a> {
             class_names: class_names.clone(),
         })));
         let elapsed_before = state.elapsed_secs;
+        let best_on_disk = state.best_mean_iou;
         Ok(Self {
             run,
             run_config,
@@ -339,6 +343,7 @@ impl<'a> Loop<'a> {
             started: Instant::now(),
             elapsed_before,
             unsaved: None,
+            best_on_disk,
         })
     }
 
@@ -487,8 +492,10 @@ impl<'a> Loop<'a> {
             // previous one stays in place, the weights stay in memory, and the next epoch tries
             // again. Only a run that ends without a saved last checkpoint is an error.
             self.unsaved = self.keep_going(CheckpointKind::Last);
-            if is_best {
-                self.keep_going(CheckpointKind::Best);
+            if self.best_on_disk.is_none_or(|best| miou > best)
+                && self.keep_going(CheckpointKind::Best).is_none()
+            {
+                self.best_on_disk = Some(miou);
             }
             if let Some(early) = &self.config.early_stopping
                 && self.state.epochs_without_improvement >= early.patience
@@ -586,8 +593,12 @@ impl<'a> Loop<'a> {
             || "there is no earlier one".to_string(),
             |dir| format!("the previous one in {} is kept", dir.display()),
         );
+        let retry = match kind {
+            CheckpointKind::Last => "trying again after the next epoch",
+            CheckpointKind::Best => "the next epoch that scores higher than it is saved instead",
+        };
         (self.on_event)(TrainEvent::Log(format!(
-            "could not write the {} checkpoint ({error}); {kept}; trying again after the next epoch",
+            "could not write the {} checkpoint ({error}); {kept}; {retry}",
             match kind {
                 CheckpointKind::Last => "last",
                 CheckpointKind::Best => "best",

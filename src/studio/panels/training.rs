@@ -532,7 +532,10 @@ impl TrainingPanel {
                     ui.set_width(width);
                     ui.strong(title);
                     Plot::new(id)
-                        .height(ui.available_height().min(height) - ui.spacing().interact_size.y)
+                        .height(
+                            ui.available_height()
+                                .min(height - ui.spacing().interact_size.y),
+                        )
                         .legend(Legend::default())
                         .link_axis(link, [true, false])
                         .x_axis_label("step")
