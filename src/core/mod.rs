@@ -2,6 +2,7 @@
 pub mod analysis;
 pub mod dataset;
 pub mod device;
+pub mod export;
 pub mod fault;
 pub mod kernels;
 pub mod mask;

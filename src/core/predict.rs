@@ -116,6 +116,15 @@ impl Predictor {
         &self.config
     }
 
+    /// The inference model (batch norm folded), on [`Predictor::device`].
+    pub fn model(&self) -> &UNet {
+        &self.model
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     pub fn classes(&self) -> &[ClassInfo] {
         &self.config.classes
     }

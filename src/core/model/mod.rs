@@ -1,2 +1,3 @@
 //! Segmentation networks.
+pub mod prune;
 pub mod unet;
