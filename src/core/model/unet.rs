@@ -479,8 +479,11 @@ impl UNet {
             let up = decoder.up.forward(x); // [B, b*2^s, H/2^s, W/2^s]
             x = decoder.block.forward(skip, Some(up)); // cat(skip, up) -> [B, b*2^s, ...]
         }
+        // Weight before bias, as burn's Conv2d reads them: parameters are initialised lazily on
+        // first read, so this order decides which random numbers a seed gives each of them.
+        let head_weight = self.head.weight.val();
         let head_bias = self.head.bias.as_ref().map(|b| b.val());
-        ops::conv1x1(x, self.head.weight.val(), head_bias) // [B, classes, H, W]
+        ops::conv1x1(x, head_weight, head_bias) // [B, classes, H, W]
     }
 }
 
