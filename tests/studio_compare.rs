@@ -18,6 +18,7 @@ use roadseg::core::dataset::IGNORE;
 use roadseg::core::dataset::sample::{SampleConfig, generate};
 use roadseg::core::device::DeviceChoice;
 use roadseg::core::mask::Mask;
+use roadseg::studio::app::Command as StudioCommand;
 use roadseg::studio::canvas::Tool;
 use roadseg::studio::compare::ViewMode;
 use roadseg::studio::panels::dataset::Order;
@@ -144,6 +145,42 @@ fn compare_views_errors_table_and_model_assisted_labelling() {
     });
     assert_eq!(harness.state().state.view, ViewMode::Difference);
     harness.render().expect("the overlay renders");
+
+    // The status bar times the model on this image.
+    let (tag, seconds) = harness.state().inference.expect("a timed prediction");
+    assert_eq!(Some(tag), harness.state().selected.map(|s| s as u64));
+    assert!(seconds > 0.0);
+    harness.get_by_label(&format!("inference {:.0} ms", seconds * 1000.0));
+
+    // File > Export model... (the save dialog answered): an ONNX file, said in the status line.
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export model...");
+    harness.key_press(Key::Escape);
+    harness.run_steps(1);
+    let onnx = tmp.path().join("exported.onnx");
+    harness
+        .state_mut()
+        .push(StudioCommand::ExportModel(onnx.clone()));
+    wait_for(&mut harness, "the export", |s| {
+        s.export.is_none()
+            && s.message
+                .as_ref()
+                .is_some_and(|(t, _)| t.contains("export"))
+    });
+    let (text, is_error) = harness.state().message.clone().unwrap();
+    assert!(!is_error && text.contains("exported"), "{text}");
+    let bytes = std::fs::read(&onnx).unwrap();
+    assert!(bytes.windows(6).any(|w| w == b"Resize"), "an ONNX graph");
+    // A path that cannot be written: an error in the status line, no crash.
+    harness
+        .state_mut()
+        .push(StudioCommand::ExportModel(onnx.join("inside-a-file.onnx")));
+    wait_for(&mut harness, "the failed export", |s| {
+        s.export.is_none() && s.message.as_ref().is_some_and(|(_, e)| *e)
+    });
+    let (text, _) = harness.state().message.clone().unwrap();
+    assert!(text.contains("could not write"), "{text}");
 
     // Modes by key, blink while B is held, and by button.
     for (key, mode) in [

@@ -66,6 +66,10 @@ fn train_from_the_window_then_stop() {
     assert!(!panel.curves.train_loss.is_empty());
     let (fraction, text) = panel.progress_text();
     assert!(fraction > 0.0 && text.contains("epoch"), "{text}");
+    // The status bar shows the process's memory while the run trains.
+    let bytes = harness.state().memory.expect("memory while training").1;
+    assert!(bytes > 1 << 20, "{bytes} bytes resident");
+    harness.get_by_label_contains("memory ");
     wait_for(&mut harness, "a live prediction", |s| {
         s.canvas.has_prediction()
     });
@@ -74,6 +78,12 @@ fn train_from_the_window_then_stop() {
     wait_for(&mut harness, "the run to stop", |s| {
         s.training.state == RunState::Idle
     });
+    harness.run_steps(2);
+    assert!(
+        harness.state().memory.is_none(),
+        "memory only while training"
+    );
+    assert!(harness.query_by_label_contains("memory ").is_none());
     let run = harness.state().training.run_dir.clone().unwrap();
     assert!(run.starts_with(tmp.path().join("runs")));
     assert!(run.join("checkpoints/last/model.bpk").is_file());

@@ -65,11 +65,20 @@ pub struct Args {
     #[cfg(feature = "gui")]
     #[command(flatten)]
     soak: super::soak::Args,
-    /// With --studio: a run trained on the bundled sample, to time the Errors panel's analysis
-    /// of the sample's validation split.
-    #[cfg(feature = "gui")]
+    /// A run: time its inference (latency p50/p95, images/s at each --size, peak resident
+    /// memory). With --studio: a run trained on the bundled sample, to time the Errors panel's
+    /// analysis of the sample's validation split.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// With --model: more runs (quantized, pruned variants) measured the same way, side by side.
+    #[arg(long, num_args = 1.., requires = "model")]
+    compare: Vec<PathBuf>,
+    /// With --model: timed inference runs per size.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// With --model: measure that one run in this process (what each child of --compare does).
+    #[arg(long, hide = true)]
+    isolated: bool,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[arg(long)]
@@ -107,6 +116,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     #[cfg(feature = "gui")]
     if args.studio {
         return super::bench_studio::run(args.json, args.model.as_deref());
+    }
+    if let Some(model) = &args.model {
+        if args.isolated {
+            let bench = super::bench_model::measure(model, &args.size, args.device, args.runs)?;
+            println!("{}", serde_json::to_string_pretty(&bench)?);
+            return Ok(());
+        }
+        let mut runs = vec![model.clone()];
+        runs.extend(args.compare.iter().cloned());
+        return super::bench_model::run(&runs, &args.size, args.device, args.runs, args.json);
     }
     #[cfg(feature = "gui")]
     if args.soak.wanted() {

@@ -1,17 +1,22 @@
 //! Command-line front end: one file per subcommand; errors are printed once, here.
 
 mod bench;
+mod bench_model;
 #[cfg(feature = "gui")]
 mod bench_studio;
 mod convert;
 mod eval;
+mod export;
 mod info;
 mod predict;
 mod progress;
+mod prune;
+mod quantize;
 mod sample;
 #[cfg(feature = "gui")]
 mod soak;
 mod train;
+mod variant;
 
 use std::process::ExitCode;
 
@@ -45,8 +50,15 @@ enum Command {
     Eval(eval::Args),
     /// Class masks for images with a trained run.
     Predict(predict::Args),
-    /// Measure data pipeline, training and inference speed.
+    /// Measure data pipeline, training and inference speed, or a run's latency and memory.
     Bench(bench::Args),
+    /// Write a trained run as an ONNX file (opset 18) with its preprocessing metadata.
+    Export(export::Args),
+    /// Quantize a run's convolution weights to int8 (a new run; smaller file, same speed on CPU).
+    Quantize(quantize::Args),
+    /// Prune a run: zero its smallest weights, or with --structured remove channels (a new,
+    /// smaller and faster run), optionally fine-tuned.
+    Prune(prune::Args),
 }
 
 #[cfg(feature = "gui")]
@@ -75,6 +87,9 @@ pub fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Export(args)) => export::run(args),
+        Some(Command::Quantize(args)) => quantize::run(args),
+        Some(Command::Prune(args)) => prune::run(args),
         #[cfg(feature = "gui")]
         Some(Command::Studio(args)) => roadseg::studio::run(roadseg::studio::StartOptions {
             dir: args.dir,

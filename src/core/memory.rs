@@ -41,3 +41,16 @@ fn status_bytes(field: &str) -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn resident_memory_is_reported_and_below_the_peak() {
+        let now = resident_bytes().expect("VmRSS on Linux");
+        let peak = peak_resident_bytes().expect("VmHWM on Linux");
+        assert!(now > 0 && now <= peak, "{now} vs peak {peak}");
+    }
+}

@@ -3,6 +3,7 @@ pub mod analysis;
 pub mod boundary;
 pub mod dataset;
 pub mod device;
+pub mod export;
 pub mod fault;
 pub mod kernels;
 pub mod mask;

@@ -21,6 +21,7 @@ use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
 use crate::core::model::segmenter::{AuxTask, Segmenter};
+use crate::core::model::unet::UNet;
 use crate::core::train::config::RunConfig;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError, load_model};
 
@@ -137,6 +138,21 @@ impl Predictor {
 
     pub fn config(&self) -> &RunConfig {
         &self.config
+    }
+
+    /// The inference model (batch norm folded), on [`Predictor::device`].
+    pub fn model(&self) -> &Segmenter {
+        &self.model
+    }
+
+    /// The inference model as a plain UNet, for what handles only that (bench --model's FLOP
+    /// count and latency, prune, quantize, export); an error names the run's encoder otherwise.
+    pub fn unet(&self) -> Result<&UNet, crate::core::model::segmenter::NotPlainUNet> {
+        self.model.plain_unet()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     pub fn classes(&self) -> &[ClassInfo] {

@@ -3,6 +3,7 @@
 //! predictions, the Errors panel, model-assisted labelling) is in [`compare`].
 
 mod compare;
+mod export;
 mod keys;
 mod training;
 
@@ -70,6 +71,10 @@ pub enum Command {
     Analyse {
         force: bool,
     },
+    /// Ask where to export the current run as ONNX (save dialog).
+    PickExport,
+    /// Export the current run's best weights to this ONNX file.
+    ExportModel(PathBuf),
 }
 
 /// What the panel under the canvas shows.
@@ -118,6 +123,12 @@ pub struct Studio {
     pub selected: Option<usize>,
     /// Last message for the status bar, and whether it is an error.
     pub message: Option<(String, bool)>,
+    /// How long the model took for an image: (entry index, seconds).
+    pub inference: Option<(u64, f64)>,
+    /// The process's resident memory while training runs, and when it was read.
+    pub memory: Option<(Instant, u64)>,
+    /// An ONNX export in progress.
+    pub export: Option<export::ExportJob>,
     autosave: AutosavePolicy,
     /// Masks of other images whose save failed, kept and retried (see `core::paint::unsaved`).
     pub unsaved: Unsaved,
@@ -161,6 +172,9 @@ impl Studio {
             blink: false,
             selected: None,
             message: None,
+            inference: None,
+            memory: None,
+            export: None,
             autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
             unsaved: Unsaved::default(),
             commands: Vec::new(),
@@ -458,6 +472,8 @@ impl Studio {
             | Command::AcceptPolygon
             | Command::LabelNextUncertain
             | Command::Analyse { .. }) => self.apply_compare(command),
+            Command::PickExport => self.pick_export_path(),
+            Command::ExportModel(out) => self.export_model(out),
             Command::PredictNow => {
                 if let (Some(index), Some(image)) = (self.selected, self.canvas_image()) {
                     self.state.view = ViewMode::Prediction;
@@ -543,6 +559,8 @@ impl Studio {
         }
         self.drain_worker();
         self.drain_model();
+        self.poll_export();
+        self.sample_memory(&ctx);
         // A small budget per frame keeps scrolling smooth while thumbnails stream in.
         if self
             .dataset_panel
@@ -568,6 +586,16 @@ impl Studio {
                         .clicked()
                     {
                         self.commands.push(Command::ConvertToNative);
+                    }
+                    if ui
+                        .add_enabled(
+                            self.model.loaded.is_some() && self.export.is_none(),
+                            egui::Button::new("Export model..."),
+                        )
+                        .on_hover_text("The run the canvas compares with, as an ONNX file")
+                        .clicked()
+                    {
+                        self.commands.push(Command::PickExport);
                     }
                 });
                 ui.menu_button("Edit", |ui| {
@@ -603,12 +631,20 @@ impl Studio {
         });
         egui::Panel::bottom("status").show(ui, |ui| {
             let classes = self.session.as_ref().map(|s| &s.classes);
+            let figures = status::Figures {
+                inference_seconds: self
+                    .inference
+                    .filter(|(tag, _)| self.selected.map(|s| s as u64) == Some(*tag))
+                    .map(|(_, seconds)| seconds),
+                training_memory: self.memory.map(|(_, bytes)| bytes),
+            };
             status::ui(
                 ui,
                 self.selected_name(),
                 &self.canvas,
                 classes,
                 self.message.as_ref(),
+                &figures,
             );
         });
         let left = egui::Panel::left("dataset")

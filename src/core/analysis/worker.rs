@@ -23,6 +23,13 @@ use crate::core::metrics::ConfusionMatrix;
 use crate::core::predict::{Prediction, Predictor};
 use crate::core::train::run_dir::CheckpointKind;
 
+/// `f()` and the seconds it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64())
+}
+
 /// Which labelled images an analysis scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Scope {
@@ -106,6 +113,8 @@ pub enum ModelEvent {
     Prediction {
         tag: u64,
         prediction: Box<Prediction>,
+        /// How long the prediction took (preparation, forward pass, resize to the image).
+        seconds: f64,
     },
     /// An analysis advanced: `done` of `total` images.
     Progress {
@@ -257,12 +266,13 @@ impl State {
                         tag,
                         error: "no model loaded".into(),
                     },
-                    Some((_, predictor)) => match predictor.predict_full(&image) {
-                        Ok(prediction) => ModelEvent::Prediction {
+                    Some((_, predictor)) => match timed(|| predictor.predict_full(&image)) {
+                        (Ok(prediction), seconds) => ModelEvent::Prediction {
                             tag,
                             prediction: Box::new(prediction),
+                            seconds,
                         },
-                        Err(e) => ModelEvent::Failed {
+                        (Err(e), _) => ModelEvent::Failed {
                             tag,
                             error: format!("prediction failed: {e}"),
                         },

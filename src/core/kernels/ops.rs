@@ -6,11 +6,11 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use burn::backend::Dispatch;
+use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{conv2d, interpolate, max_pool2d};
+use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Int, Tensor};
 
 use super::extension::{CpuKernels, Optional};
@@ -50,6 +50,17 @@ pub fn accelerated<const D: usize>(x: &Tensor<D>) -> bool {
     enabled() && x.dtype() == DType::F32 && x.device() == Device::flex()
 }
 
+/// `t` as plain floats: a weight quantized by `roadseg quantize` (`QFloat`: int8 values and
+/// scales) is dequantized here, before any kernel or burn op computes with it. burn keeps
+/// quantized weights for storage only on the CPU, so a quantized model is smaller on disk but
+/// computes at float speed.
+pub fn dequantized<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    match t.dtype() {
+        DType::QFloat(_) => t.dequantize(),
+        _ => t,
+    }
+}
+
 /// 3x3 convolution (stride 1, padding 1) of the channel concatenation `[first, second]` with
 /// `weight: [out, in, 3, 3]` and an optional bias, followed by a ReLU if `relu`.
 /// `[B, c1, h, w]` (+ `[B, c2, h, w]`) -> `[B, out, h, w]`.
@@ -60,6 +71,7 @@ pub fn conv3x3(
     bias: Option<Tensor<1>>,
     relu_after: bool,
 ) -> Tensor<4> {
+    let (weight, bias) = (dequantized(weight), bias.map(dequantized));
     if accelerated(&first) {
         return Tensor::from_dispatch(<Dispatch as CpuKernels>::conv3x3(
             first.into_dispatch(),
@@ -79,6 +91,7 @@ pub fn conv3x3(
 
 /// 1x1 convolution with `weight: [out, in, 1, 1]`: `[B, in, h, w]` -> `[B, out, h, w]`.
 pub fn conv1x1(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    let (weight, bias) = (dequantized(weight), bias.map(dequantized));
     if accelerated(&x) {
         return Tensor::from_dispatch(<Dispatch as CpuKernels>::conv1x1(
             x.into_dispatch(),
@@ -138,7 +151,30 @@ pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
     if accelerated(&x) {
         return Tensor::from_dispatch(<Dispatch as CpuKernels>::upsample2x(x.into_dispatch()));
     }
+    if is_capture(&x) {
+        return upsample2x_interpolate(x);
+    }
     upsample2x_composite(x)
+}
+
+/// Whether `x` lives on burn's graph-capture device: the ONNX exporter is recording the forward
+/// pass, and each operation should be the one that lowers to a single ONNX node.
+fn is_capture<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(x.device().as_dispatch(), DispatchDevice::Capture(_))
+}
+
+/// [`upsample2x`] as burn's bilinear `interpolate` (`align_corners = false`, which is not its
+/// default): the same numbers as [`upsample2x_composite`], and it lowers to one ONNX `Resize`
+/// (`coordinate_transformation_mode = half_pixel`). Inference only: wgpu has no backward pass
+/// for it.
+pub fn upsample2x_interpolate(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size([2 * h, 2 * w]),
+    )
 }
 
 /// [`upsample2x`] written with slices, sums and reshapes instead of burn's `interpolate`, whose

@@ -230,10 +230,14 @@ impl AuxHead {
     }
 
     fn forward(&self, features: Tensor<4>) -> Tensor<4> {
+        // Weights before biases, as burn's Conv2d reads them (parameters initialise lazily on
+        // first read: the order decides what a seed gives each).
+        let weight = self.conv.weight.val();
         let bias = self.conv.bias.as_ref().map(|b| b.val());
-        let x = ops::conv3x3(features, None, self.conv.weight.val(), bias, true);
+        let x = ops::conv3x3(features, None, weight, bias, true);
+        let weight = self.out.weight.val();
         let bias = self.out.bias.as_ref().map(|b| b.val());
-        ops::conv1x1(x, self.out.weight.val(), bias)
+        ops::conv1x1(x, weight, bias)
     }
 
     /// Output channels.
@@ -268,9 +272,38 @@ impl From<UNet> for Segmenter {
     }
 }
 
+/// A ResNet encoder or a second head where only the plain UNet is handled.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this handles the plain UNet without a second head; the run has the {encoder} encoder{aux}"
+)]
+pub struct NotPlainUNet {
+    pub encoder: &'static str,
+    pub aux: String,
+}
+
 impl Segmenter {
     pub fn net(&self) -> &Net {
         &self.net
+    }
+
+    /// The network as a plain UNet, when it is one and has no second head.
+    pub fn plain_unet(&self) -> Result<&UNet, NotPlainUNet> {
+        let aux = match self.aux.as_ref() {
+            Some(head) => format!(" and a second head of {} channels", head.channels()),
+            None => String::new(),
+        };
+        match &self.net {
+            Net::UNet(unet) if self.aux.is_none() => Ok(unet),
+            Net::UNet(_) => Err(NotPlainUNet {
+                encoder: "unet",
+                aux,
+            }),
+            Net::ResNet(_) => Err(NotPlainUNet {
+                encoder: "resnet",
+                aux,
+            }),
+        }
     }
 
     /// Output channels of the second head, if any.

@@ -102,6 +102,11 @@ pub struct UNetConfig {
     /// Batch normalisation after every 3x3 convolution (convolutions then have no bias).
     #[config(default = true)]
     pub batch_norm: bool,
+    /// Channels of each stage, shallowest first, the bottleneck last (`depth + 1` values), when
+    /// they do not follow `base_width * 2^stage`: a channel-pruned model (`roadseg prune
+    /// --structured`). Every layer of a stage (encoder, skip, up-sampler, decoder) has this
+    /// width. Absent (older configs too): `base_width` doubled at each stage.
+    pub widths: Option<Vec<usize>>,
 }
 
 impl UNetConfig {
@@ -137,12 +142,33 @@ impl UNetConfig {
         if !self.dropout.is_finite() || !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
+        if let Some(widths) = &self.widths {
+            if widths.len() != self.depth + 1 {
+                return bad(format!(
+                    "widths must list {} stages (depth {} + the bottleneck), got {}",
+                    self.depth + 1,
+                    self.depth,
+                    widths.len()
+                ));
+            }
+            if widths.iter().any(|&w| w == 0 || w > 1 << 16) {
+                return bad(format!("widths must be in 1..=65536, got {widths:?}"));
+            }
+        }
         Ok(())
     }
 
     /// Channels at encoder stage `stage` (0-based; `stage == depth` is the bottleneck).
-    fn width(&self, stage: usize) -> usize {
-        self.base_width << stage
+    pub fn width(&self, stage: usize) -> usize {
+        match &self.widths {
+            Some(widths) => widths[stage],
+            None => self.base_width << stage,
+        }
+    }
+
+    /// The channels of every stage, shallowest first, the bottleneck last.
+    pub fn stage_widths(&self) -> Vec<usize> {
+        (0..=self.depth).map(|s| self.width(s)).collect()
     }
 
     /// burn's initializer for [`UNetConfig::init`].
@@ -210,11 +236,11 @@ impl UNetConfig {
 /// Two 3x3 convolutions (padding 1), each followed by optional batch norm and ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBlock {
-    conv1: Conv2d,
-    norm1: Option<BatchNorm>,
-    conv2: Conv2d,
-    norm2: Option<BatchNorm>,
-    relu: Relu,
+    pub(super) conv1: Conv2d,
+    pub(super) norm1: Option<BatchNorm>,
+    pub(super) conv2: Conv2d,
+    pub(super) norm2: Option<BatchNorm>,
+    pub(super) relu: Relu,
 }
 
 impl ConvBlock {
@@ -282,8 +308,8 @@ pub(crate) fn fold(mut conv: Conv2d, norm: Option<BatchNorm>) -> (Conv2d, Option
 
 /// The weight and bias of `conv` followed by `norm` in inference mode:
 /// `w' = w·scale`, `b' = (b - mean)·scale + beta` with `scale = gamma / sqrt(var + eps)`.
-fn folded(conv: &Conv2d, norm: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
-    let weight = conv.weight.val(); // [out, in, kh, kw]
+pub(super) fn folded(conv: &Conv2d, norm: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
+    let weight = ops::dequantized(conv.weight.val()); // [out, in, kh, kw]
     let device = weight.device();
     let var = norm.running_var.value().to_device(&device);
     let mean = norm.running_mean.value().to_device(&device);
@@ -291,7 +317,7 @@ fn folded(conv: &Conv2d, norm: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
     let [out_channels, ..] = weight.dims();
     let weight = weight * scale.clone().reshape([out_channels, 1, 1, 1]);
     let shift = match &conv.bias {
-        Some(bias) => bias.val() - mean,
+        Some(bias) => ops::dequantized(bias.val()) - mean,
         None => mean.neg(),
     };
     (weight, shift * scale + norm.beta.val())
@@ -330,7 +356,7 @@ fn conv_norm_relu(
 /// Bilinear x2 interpolation followed by a 3x3 convolution.
 #[derive(Module, Debug)]
 pub struct BilinearUp {
-    conv: Conv2d,
+    pub(super) conv: Conv2d,
 }
 
 /// The decoder's x2 up-sampling, halving the channels.
@@ -397,8 +423,8 @@ impl UpSampler {
 /// One decoder stage: up-sample, concatenate the skip connection, [`ConvBlock`].
 #[derive(Module, Debug)]
 pub struct UpBlock {
-    up: UpSampler,
-    block: ConvBlock,
+    pub(super) up: UpSampler,
+    pub(super) block: ConvBlock,
 }
 
 /// UNet segmentation network; build it with [`UNetConfig::init`].
@@ -409,15 +435,15 @@ pub struct UpBlock {
 #[derive(Module, Debug)]
 pub struct UNet {
     /// Encoder stages, shallowest first.
-    encoders: Vec<ConvBlock>,
+    pub(super) encoders: Vec<ConvBlock>,
     /// 2x2 max-pooling; [`ops::max_pool2x2`] computes it (the field keeps the module's record
     /// layout).
-    pool: MaxPool2d,
-    bottleneck: ConvBlock,
-    dropout: Dropout,
+    pub(super) pool: MaxPool2d,
+    pub(super) bottleneck: ConvBlock,
+    pub(super) dropout: Dropout,
     /// Decoder stages, deepest first.
-    decoders: Vec<UpBlock>,
-    head: Conv2d,
+    pub(super) decoders: Vec<UpBlock>,
+    pub(super) head: Conv2d,
 }
 
 impl UNet {
@@ -485,8 +511,11 @@ impl UNet {
 
     /// Logits from [`UNet::features`]: `[B, b, H, W]` -> `[B, classes, H, W]`.
     pub fn head(&self, features: Tensor<4>) -> Tensor<4> {
+        // Weight before bias, as burn's Conv2d reads them: parameters are initialised lazily on
+        // first read, so this order decides which random numbers a seed gives each of them.
+        let head_weight = self.head.weight.val();
         let head_bias = self.head.bias.as_ref().map(|b| b.val());
-        ops::conv1x1(features, self.head.weight.val(), head_bias)
+        ops::conv1x1(features, head_weight, head_bias)
     }
 
     /// Channels of [`UNet::features`].
@@ -663,6 +692,41 @@ mod tests {
         assert!(UNetConfig::new(2).with_depth(0).validate().is_err());
         assert!(UNetConfig::new(2).with_dropout(1.0).validate().is_err());
         assert!(UNetConfig::new(2).validate().is_ok());
+    }
+
+    #[test]
+    fn stage_widths_shape_the_model_and_old_configs_still_load() {
+        let cfg = UNetConfig::new(3)
+            .with_depth(2)
+            .with_base_width(4)
+            .with_widths(Some(vec![3, 5, 6]));
+        cfg.validate().unwrap();
+        assert_eq!(cfg.stage_widths(), [3, 5, 6]);
+        assert_eq!(shape_of(&cfg, 8, 12), [2, 3, 8, 12]);
+        let full = UNetConfig::new(3).with_depth(2).with_base_width(4);
+        assert_eq!(full.stage_widths(), [4, 8, 16]);
+        let device = Device::flex();
+        assert!(cfg.init(&device).num_params() < full.init(&device).num_params());
+        assert!(
+            cfg.clone()
+                .with_widths(Some(vec![3, 5]))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            cfg.clone()
+                .with_widths(Some(vec![3, 0, 5]))
+                .validate()
+                .is_err()
+        );
+        // A config.json written before the field existed.
+        let old = r#"{"in_channels":3,"num_classes":7,"depth":4,"base_width":8,"dropout":0.0,
+            "upsample":"Bilinear","init":"Kaiming","batch_norm":true}"#;
+        let back: UNetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(back.widths, None);
+        assert_eq!(back.stage_widths(), [8, 16, 32, 64, 128]);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<UNetConfig>(&json).unwrap(), cfg);
     }
 
     #[test]

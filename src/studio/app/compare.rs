@@ -69,8 +69,13 @@ impl Studio {
                     let _ = run;
                     self.report(format!("could not open the run: {error}"), true);
                 }
-                ModelEvent::Prediction { tag, prediction } => {
+                ModelEvent::Prediction {
+                    tag,
+                    prediction,
+                    seconds,
+                } => {
                     if self.selected.map(|s| s as u64) == Some(tag) {
+                        self.inference = Some((tag, seconds));
                         let prediction = *prediction;
                         self.canvas
                             .set_prediction(prediction.mask, prediction.confidence);

@@ -93,6 +93,24 @@ impl Studio {
             .unwrap_or_default();
     }
 
+    /// While a run trains: the process's resident memory for the status bar, read once a
+    /// second.
+    pub(super) fn sample_memory(&mut self, ctx: &egui::Context) {
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        if !self.worker.as_ref().is_some_and(|w| w.is_running()) {
+            self.memory = None;
+            return;
+        }
+        let now = std::time::Instant::now();
+        if self
+            .memory
+            .is_none_or(|(at, _)| now.duration_since(at) >= EVERY)
+        {
+            self.memory = crate::core::memory::resident_bytes().map(|bytes| (now, bytes));
+        }
+        ctx.request_repaint_after(EVERY);
+    }
+
     /// Applies the worker's events, within a small time budget per frame.
     pub(super) fn drain_worker(&mut self) {
         let Some(worker) = &self.worker else { return };

@@ -1,8 +1,18 @@
 //! The bottom bar: image, size, cursor, class (and predicted class) under the cursor, zoom,
-//! save state, the last message.
+//! save state, the model's inference time for this image, memory while training, the last
+//! message.
 
 use crate::core::dataset::{ClassTable, IGNORE};
 use crate::studio::canvas::Canvas;
+
+/// Measured figures the bar shows when they are known.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// The current model's prediction time for the image on the canvas.
+    pub inference_seconds: Option<f64>,
+    /// The process's resident memory, while a run trains.
+    pub training_memory: Option<u64>,
+}
 
 pub fn ui(
     ui: &mut egui::Ui,
@@ -10,6 +20,7 @@ pub fn ui(
     canvas: &Canvas,
     classes: Option<&ClassTable>,
     message: Option<&(String, bool)>,
+    figures: &Figures,
 ) {
     ui.horizontal(|ui| {
         let Some(name) = name else {
@@ -48,6 +59,16 @@ pub fn ui(
         ui.separator();
         let saved = canvas.document.as_ref().is_none_or(|d| !d.is_modified());
         ui.label(if saved { "saved" } else { "unsaved changes" });
+        if let Some(seconds) = figures.inference_seconds {
+            ui.separator();
+            ui.label(format!("inference {:.0} ms", seconds * 1000.0))
+                .on_hover_text("the model's prediction of this image, at its full size");
+        }
+        if let Some(bytes) = figures.training_memory {
+            ui.separator();
+            ui.label(format!("memory {:.0} MiB", bytes as f64 / (1 << 20) as f64))
+                .on_hover_text("resident memory of the studio while the run trains");
+        }
         if let Some((text, is_error)) = message {
             ui.separator();
             if *is_error {

@@ -1,0 +1,88 @@
+//! Shipping a trained run: ONNX export ([`onnx`]), post-training weight quantization
+//! ([`quantize`]), magnitude and channel pruning ([`crate::core::model::prune`]), and the figures that compare a run
+//! with its variants ([`measure`]: parameters, FLOPs, size on disk, latency, validation mIoU).
+//!
+//! A quantized or pruned model is written as an ordinary run folder ([`derive`]), so eval,
+//! predict, export, bench and the studio open it like any other.
+
+pub mod derive;
+pub mod measure;
+pub mod onnx;
+pub mod quantize;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::core::model::segmenter::Encoder;
+use crate::core::model::unet::UNet;
+use crate::core::train::config::RunConfig;
+use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
+use crate::core::train::trainer::load_model;
+
+/// A run's weights as saved (batch norm not folded), with its config.
+pub struct LoadedRun {
+    pub config: RunConfig,
+    pub model: UNet,
+    /// The checkpoint folder the weights came from.
+    pub checkpoint: PathBuf,
+}
+
+/// Loads the `kind` checkpoint of `run` on `device` (the best one falls back to the last, as
+/// `predict` does).
+pub fn load_run(
+    run: &Path,
+    kind: CheckpointKind,
+    device: &Device,
+) -> Result<LoadedRun, RunDirError> {
+    let dir = RunDir::new(run);
+    let config = dir.read_config()?;
+    let checkpoint = dir
+        .existing_checkpoint(kind)
+        .or_else(|| dir.existing_checkpoint(CheckpointKind::Last))
+        .ok_or_else(|| RunDirError::NoCheckpoint(run.to_path_buf()))?;
+    if config.train.encoder != Encoder::Unet || config.train.aux.is_some() {
+        return Err(RunDirError::Corrupt {
+            path: dir.config_path(),
+            reason: format!(
+                "export, prune and quantize handle the plain UNet without a second head; this run has the {} encoder{}",
+                config.train.encoder.as_str(),
+                if config.train.aux.is_some() {
+                    " and a second head"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    let model = load_model(config.model.init(device), &checkpoint.join("model.bpk"))?;
+    Ok(LoadedRun {
+        config,
+        model,
+        checkpoint,
+    })
+}
+
+/// FNV-1a (64 bit) of `bytes` as 16 hex digits: a stable fingerprint of a run's config.json
+/// that needs no hashing crate.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for &b in bytes {
+        hash ^= b as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_fnv1a() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fingerprint(b""), "cbf29ce484222325");
+        assert_eq!(fingerprint(b"a"), "af63dc4c8601ec8c");
+        assert_eq!(fingerprint(b"foobar"), "85944171f73967e8");
+    }
+}

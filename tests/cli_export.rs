@@ -1,0 +1,372 @@
+//! Shipping a trained run: ONNX export checked by onnxruntime (tests/peers/onnx_check.py, with
+//! onnx.checker), quantization, pruning and the latency/memory bench, through the CLI.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use common::{fails, ok};
+use roadseg::core::predict::Predictor;
+use roadseg::core::train::run_dir::CheckpointKind;
+use serde_json::Value;
+
+/// Training size of the tiny runs: depth 2, so multiples of 4.
+const SIZE: [usize; 2] = [24, 32]; // [height, width]
+
+/// A tiny model and size so that each run trains in seconds.
+fn train_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--size",
+        "32x24",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    ]
+}
+
+/// 12 procedural road scenes at the training size, and a run trained on them (shared by the
+/// tests of this file).
+fn trained() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        ok(&[
+            "sample",
+            "--out",
+            data.to_str().unwrap(),
+            "--count",
+            "12",
+            "--size",
+            "32x24",
+            "--seed",
+            "5",
+        ]);
+        let run = tmp.path().join("run");
+        ok(&train_args(data.to_str().unwrap(), run.to_str().unwrap()));
+        (tmp, data, run)
+    })
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs the onnxruntime peer; its JSON answer.
+fn peer(args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/onnx_check.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 with onnxruntime, onnx, numpy and Pillow (see README)");
+    assert!(
+        out.status.success(),
+        "onnx_check.py {args:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Writes random inputs of `shapes` and roadseg's logits for them (the CPU kernels, batch norm
+/// folded, as `predict` runs) as raw f32 files, and the manifest the peer reads.
+fn reference_cases(run: &Path, dir: &Path, shapes: &[[usize; 4]]) -> PathBuf {
+    let device = Device::flex();
+    let predictor = Predictor::load(run, CheckpointKind::Best, device.clone()).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let mut manifest = Vec::new();
+    for (i, &shape) in shapes.iter().enumerate() {
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let logits = predictor.model().forward(x.clone()).logits;
+        let write = |name: String, t: Tensor<4>| {
+            let bytes: Vec<u8> = t
+                .try_into_vec_as::<f32>()
+                .unwrap()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            std::fs::write(dir.join(&name), bytes).unwrap();
+            name
+        };
+        manifest.push(serde_json::json!({
+            "input": write(format!("input{i}.f32"), x),
+            "logits": write(format!("logits{i}.f32"), logits),
+            "shape": shape,
+        }));
+    }
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    path
+}
+
+fn assert_cases_match(result: &Value, expected_cases: usize) {
+    let cases = result["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), expected_cases);
+    for case in cases {
+        let diff = case["max_abs_diff"].as_f64().unwrap();
+        assert!(diff <= 1e-4, "max |logit diff| {diff} for {case}");
+        assert_eq!(case["argmax_equal"], true, "{case}");
+        let (input, output) = (&case["shape"], &case["output_shape"]);
+        for axis in [0, 2, 3] {
+            assert_eq!(input[axis], output[axis], "{case}");
+        }
+    }
+}
+
+#[test]
+fn export_runs_in_onnxruntime_with_the_same_logits_and_masks() {
+    let (tmp, data, run) = trained();
+    let onnx = tmp.path().join("model.onnx");
+    let report: Value = serde_json::from_str(&ok(&[
+        "export",
+        "--model",
+        s(run),
+        "--onnx",
+        s(&onnx),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["traced"], serde_json::json!(SIZE));
+    assert!(
+        report["operators"]["Resize"].as_u64().unwrap() == 2,
+        "{report}"
+    );
+    assert!(report["operators"].get("BatchNormalization").is_none());
+
+    // Fixed height and width, symbolic batch: batch 1 and 3.
+    let manifest = reference_cases(
+        run,
+        &tmp.path().join("static"),
+        &[[1, 3, SIZE[0], SIZE[1]], [3, 3, SIZE[0], SIZE[1]]],
+    );
+    let result = peer(&[s(&onnx), "logits", s(&manifest)]);
+    assert_eq!(result["checker"], "passed");
+    assert_cases_match(&result, 2);
+    assert_eq!(result["inputs"][0][0], "image");
+    assert_eq!(result["outputs"][0][0], "logits");
+    let meta = &result["metadata"];
+    assert_eq!(meta["input_size"], "24x32");
+    assert_eq!(meta["size_multiple"], "4");
+    assert_eq!(meta["mean"], "0.485,0.456,0.406");
+    assert_eq!(meta["roadseg_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(meta["run"].as_str().unwrap().len(), 16);
+    let classes: Value = serde_json::from_str(meta["classes"].as_str().unwrap()).unwrap();
+    assert_eq!(classes[0]["name"], "road");
+
+    // The same masks as `roadseg predict`, from the file and its metadata alone.
+    let preds = tmp.path().join("preds");
+    ok(&[
+        "predict",
+        "--model",
+        s(run),
+        "--input",
+        s(&data.join("images")),
+        "--out",
+        s(&preds),
+        "--device",
+        "cpu",
+    ]);
+    let result = peer(&[s(&onnx), "masks", s(&data.join("images")), s(&preds)]);
+    let images = result["images"].as_array().unwrap();
+    assert_eq!(images.len(), 12);
+    for image in images {
+        assert_eq!(image["differing_pixels"], 0, "{image}");
+    }
+
+    // --dynamic: any multiple of 4 in height and width, any batch.
+    let dynamic = tmp.path().join("dynamic.onnx");
+    ok(&[
+        "export",
+        "--model",
+        s(run),
+        "--onnx",
+        s(&dynamic),
+        "--dynamic",
+    ]);
+    let manifest = reference_cases(
+        run,
+        &tmp.path().join("dynamic"),
+        &[[1, 3, 16, 16], [2, 3, 48, 40], [1, 3, SIZE[0], SIZE[1]]],
+    );
+    let result = peer(&[s(&dynamic), "logits", s(&manifest)]);
+    assert_cases_match(&result, 3);
+    assert_eq!(
+        result["inputs"][0][1],
+        serde_json::json!(["batch", 3, "height", "width"])
+    );
+}
+
+#[test]
+fn export_failures_are_clear_and_leave_no_file() {
+    let (tmp, data, run) = trained();
+    let dir = tmp.path().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // A run folder without a checkpoint.
+    let empty = dir.join("empty-run");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(run.join("config.json"), empty.join("config.json")).unwrap();
+    let out = dir.join("a.onnx");
+    let err = fails(&["export", "--model", s(&empty), "--onnx", s(&out)]);
+    assert!(err.contains("no checkpoint"), "{err}");
+    assert!(!out.exists());
+
+    // An output path that cannot be written: its parent is a file; then a folder in the way.
+    let file = dir.join("file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let err = fails(&[
+        "export",
+        "--model",
+        s(run),
+        "--onnx",
+        s(&file.join("m.onnx")),
+    ]);
+    assert!(
+        err.contains("could not write") && err.contains("file.txt"),
+        "{err}"
+    );
+    let folder = dir.join("folder.onnx");
+    std::fs::create_dir_all(&folder).unwrap();
+    let err = fails(&["export", "--model", s(run), "--onnx", s(&folder)]);
+    assert!(err.contains("could not write"), "{err}");
+
+    // A model the exporter cannot lower: transposed-convolution up-sampling.
+    let config = dir.join("transposed.json");
+    std::fs::write(&config, r#"{"model": {"upsample": "Transposed"}}"#).unwrap();
+    let transposed = dir.join("transposed-run");
+    let mut args = train_args(s(data), s(&transposed));
+    args.extend(["--config", s(&config)]);
+    args[6] = "1"; // one epoch
+    ok(&args);
+    let out = dir.join("t.onnx");
+    let err = fails(&["export", "--model", s(&transposed), "--onnx", s(&out)]);
+    assert!(
+        err.contains("cannot be exported") && err.contains("ConvTranspose2d"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".onnx") || n.ends_with(".tmp"))
+        .collect();
+    assert_eq!(left, ["folder.onnx"], "no partial or temporary file");
+}
+
+#[test]
+fn quantized_and_pruned_runs_are_ordinary_runs() {
+    let (tmp, data, run) = trained();
+    let quantized = tmp.path().join("run-int8");
+    let q: Value = serde_json::from_str(&ok(&[
+        "quantize",
+        "--model",
+        s(run),
+        "--out",
+        s(&quantized),
+        "--runs",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    let (before, after) = (&q["before"], &q["after"]);
+    // int8 weights: 4x fewer weight bytes; the record's names and shapes weigh a lot in a model
+    // this tiny, so the whole file only shrinks by about 45% (3.8x for the default UNet).
+    assert!(
+        after["file_bytes"].as_u64().unwrap() * 10 < before["file_bytes"].as_u64().unwrap() * 6,
+        "{q}"
+    );
+    assert!(q["note"].as_str().unwrap().contains("not faster"));
+    let miou = |v: &Value| v["val_miou"].as_f64().unwrap();
+    assert!((miou(before) - miou(after)).abs() < 0.05, "{q}");
+
+    let pruned = tmp.path().join("run-pruned");
+    let p: Value = serde_json::from_str(&ok(&[
+        "prune",
+        "--model",
+        s(run),
+        "--out",
+        s(&pruned),
+        "--amount",
+        "0.5",
+        "--structured",
+        "--finetune-epochs",
+        "1",
+        "--runs",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(p["widths"]["before"], serde_json::json!([4, 8, 16]));
+    assert_eq!(p["widths"]["after"], serde_json::json!([2, 4, 8]));
+    let params = |v: &Value| v["params"].as_u64().unwrap();
+    assert!(params(&p["after"]) * 3 < params(&p["before"]), "{p}");
+    assert!(p["after"]["gflops"].as_f64().unwrap() < p["before"]["gflops"].as_f64().unwrap());
+    // Fine-tuning wrote its curve into the new run.
+    assert!(
+        std::fs::read_to_string(pruned.join("metrics.jsonl"))
+            .unwrap()
+            .contains("\"val\"")
+    );
+
+    // Both open like any run: eval, export, and the bench side by side.
+    for variant in [&quantized, &pruned] {
+        ok(&[
+            "eval",
+            "--model",
+            s(variant),
+            "--data",
+            s(data),
+            "--device",
+            "cpu",
+        ]);
+        let out = tmp.path().join(format!(
+            "{}.onnx",
+            variant.file_name().unwrap().to_str().unwrap()
+        ));
+        ok(&["export", "--model", s(variant), "--onnx", s(&out)]);
+        assert!(out.is_file());
+    }
+    let bench: Value = serde_json::from_str(&ok(&[
+        "bench",
+        "--model",
+        s(run),
+        "--compare",
+        s(&quantized),
+        s(&pruned),
+        "--size",
+        "32x24",
+        "--size",
+        "64x48",
+        "--runs",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    let runs = bench["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for r in runs {
+        assert_eq!(r["latency"].as_array().unwrap().len(), 2, "{r}");
+        let l = &r["latency"][1];
+        assert_eq!(l["size"], serde_json::json!([64, 48]));
+        assert!(l["p50_ms"].as_f64().unwrap() > 0.0);
+        assert!(l["p95_ms"].as_f64().unwrap() >= l["p50_ms"].as_f64().unwrap());
+        assert!(r["peak_resident_bytes"].as_u64().unwrap() > 0);
+    }
+    assert!(runs[2]["params"].as_u64().unwrap() < runs[0]["params"].as_u64().unwrap());
+}
