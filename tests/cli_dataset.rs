@@ -51,7 +51,12 @@ fn check_layout(build: fn(&Path) -> Fixture, format: &str, images: u64) {
             .unwrap()
             .into_luma8();
         assert_eq!(&written, expected, "mask {name} after converting {format}");
-        assert!(out.join(format!("images/{name}.png")).is_file());
+        assert!(
+            ["png", "jpg"]
+                .iter()
+                .any(|ext| out.join(format!("images/{name}.{ext}")).is_file()),
+            "image {name} after converting {format}"
+        );
     }
     let native = info_json(&out);
     assert_eq!(native["format"], "native");
@@ -127,6 +132,78 @@ fn cityscapes_layout() {
     let info = info_json(&f.root);
     assert_eq!(info["splits"], serde_json::json!({"train": 2, "val": 1}));
     assert_eq!(info["classes"][18]["name"], "bicycle");
+}
+
+#[test]
+fn bdd100k_layout() {
+    check_layout(bdd100k, "bdd100k", 4);
+    let tmp = tempfile::tempdir().unwrap();
+    let f = bdd100k(tmp.path());
+    let info = info_json(&f.root);
+    assert_eq!(
+        info["splits"],
+        serde_json::json!({"train": 2, "val": 1, "test": 1}),
+        "test images are unlabelled"
+    );
+    assert_eq!(info["classes"][0]["name"], "road");
+    assert_eq!(
+        info["classes"][0]["color"],
+        serde_json::json!([128, 64, 128])
+    );
+    // A semantic mask without its image, and a value that is no train id.
+    let orphan = f.root.join("labels/sem_seg/masks/val/gone.png");
+    save_gray(&orphan, &mask(1, 19, W, H));
+    let bad = f
+        .root
+        .join("labels/sem_seg/masks/train/7d2f7975-e0c1c5a0.png");
+    save_gray(
+        &bad,
+        &recode_gray(&mask(0, 19, W, H), |v| if v == 3 { 40 } else { v }),
+    );
+    let listed = problems(&info_json(&f.root));
+    assert!(
+        listed
+            .iter()
+            .any(|(file, e)| file.ends_with("gone.png") && e.contains("no image")),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|(file, e)| file.ends_with("e0c1c5a0.png") && e.contains("40")),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn splits_json_names_without_an_image_are_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = native(tmp.path());
+    std::fs::write(
+        f.root.join("splits.json"),
+        r#"{"train": ["img0", "img1", "ghost"], "val": ["img2", "../img3", "sub/img3"]}"#,
+    )
+    .unwrap();
+    let info = info_json(&f.root);
+    let listed = problems(&info);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed.iter().all(|(file, _)| file.ends_with("splits.json")));
+    let ghost: Vec<_> = listed
+        .iter()
+        .filter(|(_, e)| e.contains("\"ghost\""))
+        .collect();
+    assert!(
+        ghost.len() == 1 && ghost[0].1.contains("no image"),
+        "{listed:?}"
+    );
+    let paths = listed
+        .iter()
+        .filter(|(_, e)| e.contains("img3") && e.contains("without folders"))
+        .count();
+    assert_eq!(paths, 2, "{listed:?}");
+    // The named images keep their splits; img3 (listed only as paths) gets the ratio split.
+    let count = |split: &str| info["splits"][split].as_u64().unwrap_or(0);
+    assert!(count("train") >= 2 && count("val") >= 1, "{info:#}");
 }
 
 fn problems(info: &serde_json::Value) -> Vec<(String, String)> {

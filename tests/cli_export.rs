@@ -94,7 +94,7 @@ fn reference_cases(run: &Path, dir: &Path, shapes: &[[usize; 4]]) -> PathBuf {
     let mut manifest = Vec::new();
     for (i, &shape) in shapes.iter().enumerate() {
         let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let logits = predictor.model().forward(x.clone());
+        let logits = predictor.model().forward(x.clone()).logits;
         let write = |name: String, t: Tensor<4>| {
             let bytes: Vec<u8> = t
                 .try_into_vec_as::<f32>()

@@ -81,7 +81,7 @@ fn write_run(root: &Path) {
         metrics_bytes: log.bytes(),
         elapsed_secs: 1.0,
     };
-    let net = model.init(&Device::flex());
+    let net: roadseg::core::model::segmenter::Segmenter = model.init(&Device::flex()).into();
     let optimizer = build_optimizer(&train.optimizer).unwrap();
     run.save_checkpoint(CheckpointKind::Last, &net, Some(&optimizer), &state)
         .unwrap();
@@ -111,6 +111,7 @@ fn record(split: &str, step: usize, ious: &[f64]) -> MetricRecord {
                 })
                 .collect()
         }),
+        boundary_f1: None,
     }
 }
 

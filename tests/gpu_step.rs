@@ -17,7 +17,7 @@ fn two_losses(
 ) -> (f32, f32) {
     let device = device.clone().autodiff();
     let cfg = UNetConfig::new(3).with_depth(2).with_base_width(4);
-    let model = cfg.init(&device).load_record(weights.clone());
+    let model = cfg.init(&device).load_record(weights.clone()).into();
     let images = Tensor::<4>::from_data(images.clone(), &device);
     let masks = Tensor::<3, Int>::from_data(masks.clone(), &device);
     let mut optimizer = build_optimizer(&OptimizerConfig::default()).unwrap();

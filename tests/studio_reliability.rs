@@ -297,6 +297,7 @@ fn the_iou_legend_of_31_classes_shows_the_mean_and_the_worst_few() {
                     })
                     .collect(),
             ),
+            boundary_f1: None,
         };
         studio.training.on_event(&WorkerEvent::Train(
             roadseg::core::train::trainer::TrainEvent::Validation(record),

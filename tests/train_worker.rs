@@ -144,6 +144,7 @@ fn start_pause_predict_stop_resume() {
             tag,
             mask,
             confidence,
+            ..
         })) => {
             assert_eq!(*tag, 7);
             assert_eq!((mask.width, mask.height), (64, 48));

@@ -11,7 +11,7 @@ use roadseg::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, defaul
 use roadseg::core::dataset::{DatasetIndex, Sample, workspace};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::kernels::{self, ops, simd};
-use roadseg::core::model::unet::UNet;
+use roadseg::core::model::segmenter::{Encoder, Segmenter, SegmenterConfig};
 use roadseg::core::train::config::TrainConfig;
 use roadseg::core::train::optim::build_optimizer;
 use roadseg::core::train::step::train_step;
@@ -44,6 +44,10 @@ pub struct Args {
     /// "before" of the kernels, measured in the same run).
     #[arg(long)]
     baseline: bool,
+    /// Encoder for the training figures: unet (default), resnet18, resnet34, resnet50; repeat
+    /// the flag to measure several.
+    #[arg(long)]
+    encoder: Vec<Encoder>,
     /// UNet base width for the training figures (default: the training default).
     #[arg(long)]
     width: Option<usize>,
@@ -93,6 +97,7 @@ struct DataBench {
 struct ModelBench {
     size: [u32; 2],
     batch_size: usize,
+    encoder: String,
     base_width: usize,
     depth: usize,
     /// Which CPU operations ran: roadseg's kernels (with their instruction set) or burn's.
@@ -142,12 +147,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.train {
         let (device, name) = resolve(args.device)?;
         device_name = name;
-        for &size in &sizes {
-            models.push(model_bench(&args, &device, size, batch_size)?);
-            if args.baseline {
-                models.push(ops::with_burn_ops(|| {
-                    model_bench(&args, &device, size, batch_size)
-                })?);
+        let encoders = match args.encoder.is_empty() {
+            true => vec![Encoder::Unet],
+            false => args.encoder.clone(),
+        };
+        for &encoder in &encoders {
+            for &size in &sizes {
+                models.push(model_bench(&args, encoder, &device, size, batch_size)?);
+                if args.baseline {
+                    models.push(ops::with_burn_ops(|| {
+                        model_bench(&args, encoder, &device, size, batch_size)
+                    })?);
+                }
             }
         }
     }
@@ -164,11 +175,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     for m in &models {
         println!(
-            "training        {:>4}x{:<4} {:>8.1} images/s  (median step {:.0} ms; UNet width {} depth {}, batch {}, {device_name}, {})",
+            "training        {:>4}x{:<4} {:>8.1} images/s  (median step {:.0} ms; {} encoder, width {} depth {}, batch {}, {device_name}, {})",
             m.size[0],
             m.size[1],
             m.train_images_per_sec,
             m.train_step_ms,
+            m.encoder,
             m.base_width,
             m.depth,
             m.batch_size,
@@ -248,6 +260,7 @@ fn data_bench(args: &Args, size: [u32; 2], batch_size: usize) -> anyhow::Result<
 /// and batch-1 inference.
 fn model_bench(
     args: &Args,
+    encoder: Encoder,
     device: &Device,
     size: [u32; 2],
     batch_size: usize,
@@ -264,7 +277,9 @@ fn model_bench(
     let [w, h] = [size[0] as usize, size[1] as usize];
     let autodiff = device.clone().autodiff();
     autodiff.seed(1);
-    let mut model = model_cfg.init(&autodiff);
+    let mut model = SegmenterConfig::new(model_cfg.clone())
+        .with_encoder(encoder)
+        .init(&autodiff);
     let mut optimizer = build_optimizer(&defaults.optimizer)?;
     let images = Tensor::<4>::random(
         [batch_size, 3, h, w],
@@ -276,7 +291,7 @@ fn model_bench(
         Distribution::Uniform(0.0, 7.0),
         &autodiff,
     );
-    let mut step = |model: UNet| {
+    let mut step = |model: Segmenter| {
         let (model, loss) = train_step(
             model,
             &mut optimizer,
@@ -323,8 +338,12 @@ fn model_bench(
     Ok(ModelBench {
         size,
         batch_size,
+        encoder: encoder.to_string(),
         base_width: model_cfg.base_width,
-        depth: model_cfg.depth,
+        depth: match encoder {
+            Encoder::Unet => model_cfg.depth,
+            _ => 5,
+        },
         ops: if *device != Device::flex() {
             "burn (GPU)".into()
         } else if ops::enabled() {

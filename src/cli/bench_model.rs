@@ -49,6 +49,9 @@ pub fn measure(
         sizes => sizes.to_vec(),
     };
     let config = predictor.config();
+    let model = predictor
+        .unet()
+        .with_context(|| format!("bench --model {}", run.display()))?;
     let mut out = RunBench {
         run: run.to_path_buf(),
         checkpoint: predictor.checkpoint().to_path_buf(),
@@ -61,11 +64,11 @@ pub fn measure(
         peak_resident_bytes: None,
     };
     for size in sizes {
-        let (params, gflops) = size_figures(predictor.model(), &config.model, size);
+        let (params, gflops) = size_figures(model, &config.model, size);
         out.params = params;
         out.gflops.push(gflops);
         out.latency.push(latency(
-            predictor.model(),
+            model,
             config.model.in_channels,
             &device,
             size,

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use roadseg::core::analysis::{ImageScore, SortKey, sort_scores};
+use roadseg::core::boundary::{BAND_RADIUS, BoundaryScore, band, road_class};
 use roadseg::core::dataset::{DatasetIndex, Format, Sample, Split};
 use roadseg::core::device::{DeviceChoice, resolve};
+use roadseg::core::model::segmenter::AuxTask;
 use roadseg::core::predict::Predictor;
 use roadseg::core::train::run_check::{Broken, check};
 use roadseg::core::train::run_dir::{CheckpointKind, RunDir};
@@ -61,16 +63,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.split
     );
     let classes = predictor.classes().len();
+    let road = road_class(predictor.classes().iter().map(|c| c.name.as_str()));
+    let boundary_head = predictor.config().train.aux == Some(AuxTask::Boundary);
     let mut images = Vec::new();
+    let (mut boundary, mut head) = (BoundaryScore::default(), BoundaryScore::default());
     let (confusion, skipped) = predictor
         .evaluate_each(&index, &samples, args.skip_bad, |sample, truth, pred| {
+            let size = [truth.width as usize, truth.height as usize];
+            if let Some(road) = road {
+                boundary.add(&BoundaryScore::of_masks(
+                    &truth.data,
+                    &pred.mask.data,
+                    size,
+                    road,
+                ));
+                if let (true, Some(aux)) = (boundary_head, &pred.aux) {
+                    let target = band(&truth.data, size, road, BAND_RADIUS);
+                    head.add(&BoundaryScore::of_bands(&target, &aux.map.data, size));
+                }
+            }
             if args.per_image {
                 images.push(ImageScore::new(
                     &sample.name,
                     sample.split.as_str(),
                     classes,
                     &truth.data,
-                    &pred.data,
+                    &pred.mask.data,
                 ));
             }
         })
@@ -81,8 +99,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let names: Vec<String> = predictor.classes().iter().map(|c| c.name.clone()).collect();
     let report = confusion.report(&names);
+    let head_f1 = boundary_head.then(|| head.f1()).flatten();
     if args.json {
         let mut json = serde_json::to_value(&report)?;
+        json["boundary_f1"] = serde_json::json!(boundary.f1());
+        if boundary_head {
+            json["boundary_head_f1"] = serde_json::json!(head_f1);
+        }
         if args.per_image {
             json["images"] = images.iter().map(|s| s.to_json(&names)).collect();
         }
@@ -103,6 +126,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "pixel accuracy {:.4}  mean IoU {:.4}  mean F1 {:.4}",
         report.pixel_accuracy, report.mean_iou, report.mean_f1
     );
+    let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    match road {
+        Some(_) => println!(
+            "boundary F1 (road edges within 2 px) {}{}",
+            show(boundary.f1()),
+            if boundary_head {
+                format!("  boundary head F1 {}", show(head_f1))
+            } else {
+                String::new()
+            }
+        ),
+        None => println!("boundary F1: - (no class named road)"),
+    }
     println!("   id  name               IoU      F1");
     for c in &report.classes {
         let show = |v: Option<f64>| v.map_or_else(|| "     -".to_string(), |v| format!("{v:.4}"));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use roadseg::core::dataset::{Format, workspace};
 use roadseg::core::device::DeviceChoice;
+use roadseg::core::model::segmenter::{AuxTask, Encoder};
 use roadseg::core::train::config::TrainConfig;
 use roadseg::core::train::control::Control;
 use roadseg::core::train::loss::LossConfig;
@@ -44,7 +45,31 @@ pub struct Args {
     /// `auto`: weigh classes by inverse pixel frequency; `none`: equal weights.
     #[arg(long, value_parser = ["auto", "none"])]
     class_weights: Option<String>,
-    /// UNet channels of the first stage.
+    /// unet (default), resnet18, resnet34 or resnet50 (a UNet decoder on a ResNet).
+    #[arg(long)]
+    encoder: Option<Encoder>,
+    /// torchvision ImageNet weights for a ResNet encoder: a .pth/.pt checkpoint or the same
+    /// tensors as .safetensors (see the README; nothing is downloaded).
+    #[arg(long)]
+    pretrained: Option<PathBuf>,
+    /// Start from an earlier run's weights (and its architecture); with other classes the head
+    /// starts fresh.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Keep the encoder's weights and batch-norm statistics frozen for the first K epochs.
+    #[arg(long, value_name = "K")]
+    freeze_encoder_epochs: Option<usize>,
+    /// The encoder's learning rate as a multiple of the base rate (once unfrozen).
+    #[arg(long, value_name = "X")]
+    encoder_lr_mult: Option<f64>,
+    /// A second head trained jointly: boundary (road edges, derived from the masks) or
+    /// drivable (BDD100K's drivable-area maps).
+    #[arg(long)]
+    aux: Option<AuxTask>,
+    /// Weight of the second head's loss.
+    #[arg(long)]
+    aux_weight: Option<f32>,
+    /// UNet channels of the first stage (with a ResNet: of the decoder's last stage).
     #[arg(long)]
     width: Option<usize>,
     /// UNet down-sampling stages.
@@ -62,7 +87,8 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     /// Continue the run in this directory from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["data", "format", "config", "out"])]
+    #[arg(long, conflicts_with_all = ["data", "format", "config", "out", "encoder", "pretrained",
+        "init_from", "aux"])]
     resume: Option<PathBuf>,
     /// Train without the files that cannot be read (their count is printed).
     #[arg(long)]
@@ -124,8 +150,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .and_then(|c| c.iou)
         .map(|iou| format!(", last val road IoU {iou:.4}"))
         .unwrap_or_default();
+    let boundary = summary
+        .last_validation
+        .as_ref()
+        .and_then(|v| v.boundary_f1)
+        .map(|f1| format!(", boundary F1 {f1:.4}"))
+        .unwrap_or_default();
     eprintln!(
-        "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}",
+        "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}{boundary}",
         summary.status, summary.epochs, summary.steps, summary.elapsed_secs, summary.device
     );
     Ok(())
@@ -164,6 +196,27 @@ fn build_config(args: &Args) -> anyhow::Result<TrainConfig> {
             config.loss.class_weights = None;
         }
         None => {}
+    }
+    if let Some(v) = args.encoder {
+        config.encoder = v;
+    }
+    if let Some(v) = &args.pretrained {
+        config.pretrained = Some(v.clone());
+    }
+    if let Some(v) = &args.init_from {
+        config.init_from = Some(v.clone());
+    }
+    if let Some(v) = args.freeze_encoder_epochs {
+        config.freeze_encoder_epochs = v;
+    }
+    if let Some(v) = args.encoder_lr_mult {
+        config.encoder_lr_mult = v;
+    }
+    if let Some(v) = args.aux {
+        config.aux = Some(v);
+    }
+    if let Some(v) = args.aux_weight {
+        config.aux_weight = v;
     }
     if let Some(v) = args.width {
         config.model.base_width = v;

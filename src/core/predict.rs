@@ -20,10 +20,10 @@ use crate::core::dataset::{DatasetIndex, Problem, Sample};
 use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
+use crate::core::model::segmenter::{AuxTask, Segmenter};
 use crate::core::model::unet::UNet;
 use crate::core::train::config::RunConfig;
-use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
-use crate::core::train::trainer::load_model;
+use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError, load_model};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
@@ -49,6 +49,15 @@ pub struct Prediction {
     /// Mean over pixels of the predictive entropy `-sum_c p_c ln p_c`, in nats: 0 when the
     /// model is sure everywhere, `ln(classes)` when it guesses uniformly.
     pub mean_entropy: f64,
+    /// The second head's map, when the model has one.
+    pub aux: Option<AuxMap>,
+}
+
+/// The second head's arg-max at the image's resolution (e.g. 1 on the road boundary).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuxMap {
+    pub task: AuxTask,
+    pub map: Mask,
 }
 
 /// Class ids, confidence and mean entropy for an `out` (`[H, W]`) image from the model's
@@ -72,12 +81,27 @@ pub fn prediction_from_logits(
         },
         confidence: certainty.confidence,
         mean_entropy: certainty.mean_entropy,
+        aux: None,
+    })
+}
+
+/// Arg-max ids of `logits` (`[1, classes, h, w]`) resized to `[height, width]`.
+fn resized_ids(logits: Tensor<4>, [height, width]: [usize; 2]) -> Result<Mask, PredictError> {
+    let [_, classes, h, w] = logits.dims();
+    let logits = logits
+        .try_into_vec_as::<f32>()
+        .map_err(|e| PredictError::Device(e.to_string()))?;
+    let (ids, _) = resized_argmax(&logits, [classes, h, w], [height, width], false);
+    Ok(Mask {
+        width: width as u32,
+        height: height as u32,
+        data: ids,
     })
 }
 
 /// A trained model ready for inference.
 pub struct Predictor {
-    model: UNet,
+    model: Segmenter,
     config: RunConfig,
     device: Device,
     checkpoint: std::path::PathBuf,
@@ -92,14 +116,14 @@ impl Predictor {
             .existing_checkpoint(kind)
             .or_else(|| run.existing_checkpoint(CheckpointKind::Last))
             .ok_or_else(|| RunDirError::NoCheckpoint(run.root().to_path_buf()))?;
-        let model = load_model(config.model.init(&device), &dir.join("model.bpk"))?;
+        let model = load_model(config.segmenter().init(&device), &dir)?;
         Ok(Self::from_model(&model, config, device, dir))
     }
 
     /// A predictor for weights in memory (a run in progress); `checkpoint` says where they
     /// would be saved.
     pub fn from_model(
-        model: &UNet,
+        model: &Segmenter,
         config: RunConfig,
         device: Device,
         checkpoint: std::path::PathBuf,
@@ -117,8 +141,14 @@ impl Predictor {
     }
 
     /// The inference model (batch norm folded), on [`Predictor::device`].
-    pub fn model(&self) -> &UNet {
+    pub fn model(&self) -> &Segmenter {
         &self.model
+    }
+
+    /// The inference model as a plain UNet, for what handles only that (bench --model's FLOP
+    /// count and latency, prune, quantize, export); an error names the run's encoder otherwise.
+    pub fn unet(&self) -> Result<&UNet, crate::core::model::segmenter::NotPlainUNet> {
+        self.model.plain_unet()
     }
 
     pub fn device(&self) -> &Device {
@@ -148,9 +178,17 @@ impl Predictor {
             TensorData::new(prepared.image, [1, 3, h as usize, w as usize]),
             &self.device,
         );
-        let logits = self.model.forward_any_size(input); // [1, classes, h, w]
+        let out = self.model.forward(input); // [1, classes, h, w] (and [1, aux, h, w])
         let (width, height) = image.dimensions();
-        prediction_from_logits(logits, [height as usize, width as usize])
+        let size = [height as usize, width as usize];
+        let mut prediction = prediction_from_logits(out.logits, size)?;
+        if let (Some(aux), Some(task)) = (out.aux, self.config.train.aux) {
+            prediction.aux = Some(AuxMap {
+                task,
+                map: resized_ids(aux, size)?,
+            });
+        }
+        Ok(prediction)
     }
 
     /// Predicts every sample and compares with its ground truth at full resolution. Samples
@@ -165,13 +203,13 @@ impl Predictor {
     }
 
     /// [`Predictor::evaluate`], also handing each image's ground truth and prediction to
-    /// `on_image` (per-image scores).
+    /// `on_image` (per-image scores, boundary scores).
     pub fn evaluate_each(
         &self,
         index: &DatasetIndex,
         samples: &[&Sample],
         skip_bad: bool,
-        mut on_image: impl FnMut(&Sample, &Mask, &Mask),
+        mut on_image: impl FnMut(&Sample, &Mask, &Prediction),
     ) -> Result<(ConfusionMatrix, Vec<Problem>), PredictError> {
         // Each file is decoded once; after a first bad file (without `skip_bad`) the rest are
         // only checked, so that the error lists every problem.
@@ -180,8 +218,8 @@ impl Predictor {
         for sample in samples {
             match load_pair(index, sample) {
                 Ok((image, Some(truth))) if bad.is_empty() || skip_bad => {
-                    let pred = self.predict(&image)?;
-                    confusion.update(&truth.data, &pred.data);
+                    let pred = self.predict_full(&image)?;
+                    confusion.update(&truth.data, &pred.mask.data);
                     on_image(sample, &truth, &pred);
                 }
                 Ok(_) => {}

@@ -662,6 +662,7 @@ impl Studio {
                 let classes = self.session.as_ref().map(|s| &s.classes);
                 let editable = self.session.as_ref().is_some_and(Session::editable);
                 let has_prediction = self.canvas.has_prediction();
+                let aux = self.canvas.aux().map(|a| a.task);
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     self.tools.ui(
                         ui,
@@ -669,6 +670,7 @@ impl Studio {
                         classes,
                         editable,
                         has_prediction,
+                        aux,
                         &mut self.commands,
                     );
                 });
@@ -702,6 +704,7 @@ impl Studio {
                 outline: self.state.outline,
                 accept_threshold: self.state.accept_threshold_byte(),
                 editable: self.session.as_ref().is_some_and(Session::editable),
+                show_aux: self.state.show_aux,
             };
             for event in self.canvas.ui(ui, &settings) {
                 match event {

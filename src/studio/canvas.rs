@@ -18,7 +18,10 @@ use crate::core::mask::Mask;
 use crate::core::paint::accept::{self, AcceptScope, Suggestion};
 use crate::core::paint::{DirtyRect, MaskDocument};
 
+mod aux_layer;
 mod tools;
+
+pub use aux_layer::aux_colour;
 
 /// The painting tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +87,8 @@ pub struct CanvasSettings {
     pub accept_threshold: u8,
     /// False for datasets that are not in the native layout (view only).
     pub editable: bool,
+    /// Draw the second head's map (road boundary, drivable area) on top.
+    pub show_aux: bool,
 }
 
 /// Things the canvas reports back.
@@ -124,6 +129,7 @@ pub struct Canvas {
     image: Option<RgbImage>,
     pub document: Option<MaskDocument>,
     prediction: Option<PredictionLayer>,
+    aux: Option<aux_layer::AuxLayer>,
     renderer: Renderer,
     lut: Box<Lut>,
     size: [u32; 2],
@@ -157,6 +163,7 @@ impl Default for Canvas {
             image: None,
             document: None,
             prediction: None,
+            aux: None,
             renderer: Renderer::Cpu(CpuOverlay::default()),
             lut: Box::new(blend::lut(&[])),
             size: [0, 0],
@@ -199,6 +206,7 @@ impl Canvas {
         self.size = [w, h];
         self.document = document;
         self.prediction = None;
+        self.aux = None;
         self.stroke_last = None;
         self.polygon.clear();
         self.fit_pending = true;
@@ -516,6 +524,9 @@ impl Canvas {
             outline: settings.outline,
         };
         self.draw_layers(&painter, rect, blend);
+        if settings.show_aux {
+            self.draw_aux(ui.ctx(), &painter);
+        }
         if let Some(pos) = pointer
             && settings.tool.is_brush()
             && !on_divider

@@ -23,6 +23,8 @@ pub struct PersistedState {
     pub divider: f32,
     /// Draw class boundaries only.
     pub outline: bool,
+    /// Draw the second head's map (road boundary, drivable area) when the model has one.
+    pub show_aux: bool,
     /// Model-assisted labelling: pixels below this confidence (0..=1) keep their label.
     pub accept_threshold: f32,
     pub show_training: bool,
@@ -41,6 +43,7 @@ impl Default for PersistedState {
             diff_class: ANY_CLASS,
             divider: 0.5,
             outline: false,
+            show_aux: true,
             accept_threshold: 0.5,
             show_training: true,
             tool: Tool::Brush,

@@ -312,3 +312,87 @@ pub fn cityscapes(root: &Path) -> Fixture {
         classes: 19,
     }
 }
+
+/// BDD100K's layout: `images/10k/{train,val,test}/*.jpg`, train-id masks in
+/// `labels/sem_seg/masks/{train,val}` and drivable-area maps (0 direct, 1 alternative, 2
+/// background) in `labels/drivable/masks/{train,val}`.
+pub fn bdd100k(root: &Path) -> Fixture {
+    let mut masks = Vec::new();
+    for (i, split) in ["train", "train", "val", "test"].iter().enumerate() {
+        let name = format!("7d2f7975-e0c1c5a{i}");
+        let image = root.join(format!("images/10k/{split}/{name}.jpg"));
+        std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+        photo(i as u32, W, H).save(&image).unwrap();
+        if *split == "test" {
+            continue;
+        }
+        let m = mask(i as u32, 19, W, H);
+        save_gray(
+            &root.join(format!("labels/sem_seg/masks/{split}/{name}.png")),
+            &m,
+        );
+        let drivable = GrayImage::from_fn(W, H, |x, _| Luma([(x * 3 / W) as u8]));
+        save_gray(
+            &root.join(format!("labels/drivable/masks/{split}/{name}.png")),
+            &drivable,
+        );
+        masks.push((name, m));
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        masks,
+        classes: 19,
+    }
+}
+
+/// A `.safetensors` file of `f32` tensors: `(name, shape, values)`.
+pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = Vec::new();
+    for (name, shape, values) in tensors {
+        let start = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    while !json.len().is_multiple_of(8) {
+        json.push(b' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// torchvision's ResNet-18 `state_dict` (without the classifier) with deterministic values:
+/// names and shapes as torchvision has them, running variances positive.
+pub fn resnet18_weights(seed: u32) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    use roadseg::core::model::pretrained::torchvision_keys;
+    use roadseg::core::model::resnet::{ResNetEncoder, ResNetKind};
+    let encoder = ResNetEncoder::new(ResNetKind::R18, 3, &burn::tensor::Device::flex());
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    torchvision_keys(&encoder)
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let values = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    let v = (state % 20_000) as f32 / 10_000.0 - 1.0;
+                    if name.ends_with("running_var") {
+                        v.abs() + 0.5
+                    } else {
+                        // Small weights keep the untrained network's activations tame.
+                        v * 0.05
+                    }
+                })
+                .collect();
+            (name, shape, values)
+        })
+        .collect()
+}

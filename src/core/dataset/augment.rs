@@ -169,6 +169,19 @@ pub fn prepare(
     aug: Option<(&AugmentConfig, &mut Rng)>,
     norm: &Normalize,
 ) -> Prepared {
+    prepare_with(image, mask, None, out, aug, norm).0
+}
+
+/// [`prepare`], also warping a second label map `extra` (the image's size; e.g. the
+/// drivable-area map of a multi-task run) exactly like the mask.
+pub fn prepare_with(
+    image: &RgbImage,
+    mask: Option<&Mask>,
+    extra: Option<&Mask>,
+    out: (u32, u32),
+    aug: Option<(&AugmentConfig, &mut Rng)>,
+    norm: &Normalize,
+) -> (Prepared, Option<Vec<u8>>) {
     let (sw, sh) = image.dimensions();
     let (ow, oh) = out;
     let n = (ow * oh) as usize;
@@ -183,6 +196,7 @@ pub fn prepare(
     let mut rgb = vec![0f32; n * 3];
     let mut inside = vec![false; n];
     let mut out_mask = vec![IGNORE; n];
+    let mut out_extra = extra.map(|_| vec![IGNORE; n]);
     let (swf, shf) = (sw as f32, sh as f32);
     for v in 0..oh {
         for u in 0..ow {
@@ -194,6 +208,9 @@ pub fn prepare(
             inside[i] = true;
             if let Some(mask) = mask {
                 out_mask[i] = mask.data[(y as usize) * mask.width as usize + x as usize];
+            }
+            if let (Some(extra), Some(out_extra)) = (extra, out_extra.as_mut()) {
+                out_extra[i] = extra.data[(y as usize) * extra.width as usize + x as usize];
             }
             // Bilinear between pixel centres, clamped at the border.
             let fx = (x - 0.5).max(0.0);
@@ -241,10 +258,13 @@ pub fn prepare(
             };
         }
     }
-    Prepared {
-        image: planar,
-        mask: out_mask,
-    }
+    (
+        Prepared {
+            image: planar,
+            mask: out_mask,
+        },
+        out_extra,
+    )
 }
 
 #[cfg(test)]

@@ -22,15 +22,20 @@ pub enum Format {
     KittiRoad,
     #[serde(rename = "cityscapes")]
     Cityscapes,
+    /// BDD100K's semantic segmentation (19 Cityscapes train ids), with its drivable-area maps
+    /// where present.
+    #[serde(rename = "bdd100k")]
+    Bdd100k,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Native,
         Format::Camvid,
         Format::Camvid11,
         Format::KittiRoad,
         Format::Cityscapes,
+        Format::Bdd100k,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +45,7 @@ impl Format {
             Format::Camvid11 => "camvid11",
             Format::KittiRoad => "kitti-road",
             Format::Cityscapes => "cityscapes",
+            Format::Bdd100k => "bdd100k",
         }
     }
 }
@@ -72,6 +78,9 @@ pub fn detect(root: &Path) -> Result<Format, DatasetError> {
     let has = |p: &str| root.join(p).exists();
     let format = if has("classes.json") || (has("images") && has("masks")) {
         Format::Native
+    } else if super::formats::bdd100k::detect(root) {
+        // Before the bare `images` fallback below: BDD100K keeps its images there too.
+        Format::Bdd100k
     } else if has("leftImg8bit") {
         Format::Cityscapes
     } else if has("training/image_2") || has("training/gt_image_2") || has("testing/image_2") {
@@ -139,6 +148,10 @@ mod tests {
         assert_eq!(detect(root).unwrap(), Format::Camvid11);
         std::fs::create_dir_all(root.join("leftImg8bit")).unwrap();
         assert_eq!(detect(root).unwrap(), Format::Cityscapes);
+        let bdd = root.join("bdd");
+        std::fs::create_dir_all(bdd.join("images/10k/val")).unwrap();
+        assert_eq!(detect(&bdd).unwrap(), Format::Bdd100k);
+        assert_eq!("BDD100K".parse::<Format>(), Ok(Format::Bdd100k));
         assert!(matches!(
             detect(&root.join("missing")),
             Err(DatasetError::NotFound(_))

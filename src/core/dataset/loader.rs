@@ -18,8 +18,10 @@ use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::augment::{AugmentConfig, Normalize, prepare};
-use super::{DatasetIndex, LabelEncoding, Problem, Sample, image_io};
+use super::augment::{AugmentConfig, Normalize, prepare_with};
+use super::formats::bdd100k::drivable_encoding;
+use super::{DatasetIndex, IGNORE, LabelEncoding, Problem, Sample, image_io};
+use crate::core::boundary::{BAND_RADIUS, band};
 use crate::core::rng::{Rng, derive_seed};
 
 impl std::error::Error for Problem {}
@@ -69,6 +71,27 @@ pub struct SegItem {
     /// `[h, w]` class ids, 255 = ignore.
     pub mask: Vec<u8>,
     pub size: [u32; 2],
+    /// `[h, w]` the second head's target, 255 = ignore (see [`AuxSource`]).
+    pub aux: Option<Vec<u8>>,
+}
+
+/// Where a multi-task run's second target comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuxSource {
+    /// The band around class `road` ([`band`]), drawn on the prepared mask, so its width is
+    /// in training pixels whatever the augmentation did.
+    Boundary { road: u8 },
+    /// Drivable-area maps, one per sample (`None`: all ignored), warped like the mask.
+    Drivable { labels: Vec<Option<PathBuf>> },
+}
+
+impl AuxSource {
+    /// The drivable-area maps of `samples` (see [`DatasetIndex::drivable_label`]).
+    pub fn drivable(index: &DatasetIndex, samples: &[&Sample]) -> Self {
+        Self::Drivable {
+            labels: samples.iter().map(|s| index.drivable_label(s)).collect(),
+        }
+    }
 }
 
 /// Samples of a dataset prepared at the training size.
@@ -81,6 +104,7 @@ pub struct SegDataset {
     seed: u64,
     /// Epoch used by [`Dataset::get`] (augmentation differs per epoch).
     epoch: AtomicUsize,
+    aux: Option<AuxSource>,
 }
 
 impl SegDataset {
@@ -96,6 +120,15 @@ impl SegDataset {
             normalize: cfg.normalize,
             seed: cfg.seed,
             epoch: AtomicUsize::new(0),
+            aux: None,
+        }
+    }
+
+    /// Items also carry the second head's target.
+    pub fn with_aux(self, aux: AuxSource) -> Self {
+        Self {
+            aux: Some(aux),
+            ..self
         }
     }
 
@@ -126,19 +159,53 @@ impl SegDataset {
             }
             None => None,
         };
+        let drivable = match &self.aux {
+            Some(AuxSource::Drivable { labels }) => match &labels[index] {
+                Some(path) => {
+                    let map = drivable_encoding().decode(path)?;
+                    if (map.width, map.height) != image.dimensions() {
+                        return Err(Problem::new(
+                            path,
+                            format!(
+                                "drivable map is {}x{} but its image is {}x{}",
+                                map.width,
+                                map.height,
+                                image.width(),
+                                image.height()
+                            ),
+                        ));
+                    }
+                    Some(map)
+                }
+                None => None,
+            },
+            _ => None,
+        };
         let mut rng = Rng::new(derive_seed(&[self.seed, epoch as u64, index as u64]));
         let aug = self.augment.as_ref().map(|cfg| (cfg, &mut rng));
-        let prepared = prepare(
+        let (prepared, drivable) = prepare_with(
             &image,
             mask.as_ref(),
+            drivable.as_ref(),
             (self.size[0], self.size[1]),
             aug,
             &self.normalize,
         );
+        let [w, h] = self.size.map(|v| v as usize);
+        let aux = match &self.aux {
+            None => None,
+            Some(AuxSource::Boundary { road }) => {
+                Some(band(&prepared.mask, [w, h], *road, BAND_RADIUS))
+            }
+            Some(AuxSource::Drivable { .. }) => {
+                Some(drivable.unwrap_or_else(|| vec![IGNORE; w * h]))
+            }
+        };
         Ok(SegItem {
             image: prepared.image,
             mask: prepared.mask,
             size: self.size,
+            aux,
         })
     }
 }
@@ -161,6 +228,8 @@ pub struct SegBatch {
     pub images: Tensor<4>,
     /// `[batch, h, w]` class ids, 255 = ignore.
     pub masks: Tensor<3, Int>,
+    /// `[batch, h, w]` the second head's targets, 255 = ignore.
+    pub aux: Option<Tensor<3, Int>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -172,13 +241,19 @@ impl Batcher<SegItem, SegBatch> for SegBatcher {
         let (w, h, b) = (w as usize, h as usize, items.len());
         let mut images = Vec::with_capacity(b * 3 * h * w);
         let mut masks = Vec::with_capacity(b * h * w);
+        let with_aux = !items.is_empty() && items.iter().all(|i| i.aux.is_some());
+        let mut aux = Vec::with_capacity(if with_aux { b * h * w } else { 0 });
         for item in &items {
             images.extend_from_slice(&item.image);
             masks.extend(item.mask.iter().map(|&v| v as i64));
+            if let (true, Some(targets)) = (with_aux, &item.aux) {
+                aux.extend(targets.iter().map(|&v| v as i64));
+            }
         }
         SegBatch {
             images: Tensor::from_data(TensorData::new(images, [b, 3, h, w]), device),
             masks: Tensor::from_data(TensorData::new(masks, [b, h, w]), device),
+            aux: with_aux.then(|| Tensor::from_data(TensorData::new(aux, [b, h, w]), device)),
         }
     }
 }

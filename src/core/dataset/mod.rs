@@ -92,6 +92,7 @@ impl DatasetIndex {
             Format::Camvid11 => formats::camvid11::scan(root)?,
             Format::KittiRoad => formats::kitti::scan(root)?,
             Format::Cityscapes => formats::cityscapes::scan(root)?,
+            Format::Bdd100k => formats::bdd100k::scan(root)?,
         };
         index.skip_duplicate_names();
         if index.samples.is_empty() {
@@ -136,6 +137,19 @@ impl DatasetIndex {
     /// Labelled samples of one split, in a stable order.
     pub fn labelled_in(&self, split: Split) -> Vec<&Sample> {
         self.labelled().filter(|s| s.split == split).collect()
+    }
+
+    /// Where `sample`'s drivable-area map is (BDD100K's drivable release), if it has one.
+    pub fn drivable_label(&self, sample: &Sample) -> Option<PathBuf> {
+        match self.format {
+            Format::Bdd100k => formats::bdd100k::drivable_label(&self.root, sample),
+            _ => None,
+        }
+    }
+
+    /// Whether the dataset has drivable-area maps (the `drivable` auxiliary task).
+    pub fn has_drivable(&self) -> bool {
+        self.format == Format::Bdd100k && formats::bdd100k::has_drivable(&self.root)
     }
 
     /// Decodes the label of `sample` into train ids (IGNORE for ignored pixels).

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::core::dataset::image_io::write_atomic;
+use crate::core::model::segmenter::Segmenter;
 use crate::core::model::unet::UNet;
 use crate::core::train::config::RunConfig;
 use crate::core::train::optim::build_optimizer;
@@ -83,8 +84,9 @@ pub fn write_weights(
         path: run.config_path(),
         reason: format!("optimizer: {e}"),
     })?;
-    run.save_checkpoint(CheckpointKind::Last, model, Some(&optimizer), state)?;
-    run.save_checkpoint(CheckpointKind::Best, model, None, state)?;
+    let model = Segmenter::from(model.clone());
+    run.save_checkpoint(CheckpointKind::Last, &model, Some(&optimizer), state)?;
+    run.save_checkpoint(CheckpointKind::Best, &model, None, state)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
+use crate::core::model::segmenter::Encoder;
 use crate::core::model::unet::UNet;
 use crate::core::train::config::RunConfig;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
@@ -40,6 +41,20 @@ pub fn load_run(
         .existing_checkpoint(kind)
         .or_else(|| dir.existing_checkpoint(CheckpointKind::Last))
         .ok_or_else(|| RunDirError::NoCheckpoint(run.to_path_buf()))?;
+    if config.train.encoder != Encoder::Unet || config.train.aux.is_some() {
+        return Err(RunDirError::Corrupt {
+            path: dir.config_path(),
+            reason: format!(
+                "export, prune and quantize handle the plain UNet without a second head; this run has the {} encoder{}",
+                config.train.encoder.as_str(),
+                if config.train.aux.is_some() {
+                    " and a second head"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
     let model = load_model(config.model.init(device), &checkpoint.join("model.bpk"))?;
     Ok(LoadedRun {
         config,

@@ -20,7 +20,7 @@
 //! dataset tiles images to suitable sizes).
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -171,6 +171,18 @@ impl UNetConfig {
         (0..=self.depth).map(|s| self.width(s)).collect()
     }
 
+    /// burn's initializer for [`UNetConfig::init`].
+    pub(crate) fn initializer(&self) -> Initializer {
+        match self.init {
+            // PyTorch's `kaiming_normal_(nonlinearity="relu")`: std = sqrt(2 / fan_in).
+            Init::Kaiming => Initializer::KaimingNormal {
+                gain: std::f64::consts::SQRT_2,
+                fan_out_only: false,
+            },
+            Init::Xavier => Initializer::XavierUniform { gain: 1.0 },
+        }
+    }
+
     /// Build the model with freshly initialised weights on `device`.
     ///
     /// # Panics
@@ -179,14 +191,7 @@ impl UNetConfig {
         if let Err(e) = self.validate() {
             panic!("{e}");
         }
-        let conv_init = match self.init {
-            // PyTorch's `kaiming_normal_(nonlinearity="relu")`: std = sqrt(2 / fan_in).
-            Init::Kaiming => Initializer::KaimingNormal {
-                gain: std::f64::consts::SQRT_2,
-                fan_out_only: false,
-            },
-            Init::Xavier => Initializer::XavierUniform { gain: 1.0 },
-        };
+        let conv_init = self.initializer();
         let block = |cin: usize, cout: usize| ConvBlock::new(cin, cout, self, &conv_init, device);
 
         let encoders = (0..self.depth)
@@ -239,7 +244,13 @@ pub struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn new(cin: usize, cout: usize, cfg: &UNetConfig, init: &Initializer, device: &Device) -> Self {
+    pub(crate) fn new(
+        cin: usize,
+        cout: usize,
+        cfg: &UNetConfig,
+        init: &Initializer,
+        device: &Device,
+    ) -> Self {
         let conv = |cin: usize| {
             Conv2dConfig::new([cin, cout], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -263,7 +274,7 @@ impl ConvBlock {
 
     /// `[B, cin, h, w]` -> `[B, cout, h, w]`; `second` (`[B, c2, h, w]`), when given, is
     /// concatenated after `first` along the channels (the decoder's skip connection).
-    fn forward(&self, first: Tensor<4>, second: Option<Tensor<4>>) -> Tensor<4> {
+    pub(crate) fn forward(&self, first: Tensor<4>, second: Option<Tensor<4>>) -> Tensor<4> {
         let x = conv_norm_relu(&self.conv1, self.norm1.as_ref(), first, second);
         conv_norm_relu(&self.conv2, self.norm2.as_ref(), x, None)
     }
@@ -271,7 +282,7 @@ impl ConvBlock {
 
 impl ConvBlock {
     /// This block for inference with each batch norm folded into its convolution.
-    pub(super) fn fold_batch_norm(self) -> Self {
+    pub(crate) fn fold_batch_norm(self) -> Self {
         let (conv1, norm1) = fold(self.conv1, self.norm1);
         let (conv2, norm2) = fold(self.conv2, self.norm2);
         Self {
@@ -285,7 +296,7 @@ impl ConvBlock {
 }
 
 /// `conv` with `norm`'s running statistics folded in (see [`conv_norm_relu`]), and no norm.
-fn fold(mut conv: Conv2d, norm: Option<BatchNorm>) -> (Conv2d, Option<BatchNorm>) {
+pub(crate) fn fold(mut conv: Conv2d, norm: Option<BatchNorm>) -> (Conv2d, Option<BatchNorm>) {
     let Some(norm) = norm else {
         return (conv, None);
     };
@@ -358,7 +369,13 @@ pub enum UpSampler {
 }
 
 impl UpSampler {
-    fn new(cin: usize, cout: usize, cfg: &UNetConfig, init: &Initializer, device: &Device) -> Self {
+    pub(crate) fn new(
+        cin: usize,
+        cout: usize,
+        cfg: &UNetConfig,
+        init: &Initializer,
+        device: &Device,
+    ) -> Self {
         match cfg.upsample {
             Upsample::Bilinear => Self::Bilinear(BilinearUp {
                 conv: Conv2dConfig::new([cin, cout], [3, 3])
@@ -391,7 +408,7 @@ impl UpSampler {
     }
 
     /// `[B, cin, h, w]` -> `[B, cout, 2h, 2w]`.
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Self::Bilinear(up) => {
                 let x = ops::upsample2x(x); // [B, cin, 2h, 2w]
@@ -460,6 +477,16 @@ impl UNet {
     /// # Panics
     /// If `h` or `w` is not a multiple of `2^depth` (see [`UNet::check_input_size`]).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        let features = self.features(images);
+        self.head(features)
+    }
+
+    /// The last decoder stage's features, what the head classifies:
+    /// `[batch, in_channels, h, w]` -> `[batch, base_width, h, w]`.
+    ///
+    /// # Panics
+    /// If `h` or `w` is not a multiple of `2^depth` (see [`UNet::check_input_size`]).
+    pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
         let [_, _, height, width] = images.dims();
         if let Err(e) = self.check_input_size(height, width) {
             panic!("{e}");
@@ -479,11 +506,27 @@ impl UNet {
             let up = decoder.up.forward(x); // [B, b*2^s, H/2^s, W/2^s]
             x = decoder.block.forward(skip, Some(up)); // cat(skip, up) -> [B, b*2^s, ...]
         }
+        x
+    }
+
+    /// Logits from [`UNet::features`]: `[B, b, H, W]` -> `[B, classes, H, W]`.
+    pub fn head(&self, features: Tensor<4>) -> Tensor<4> {
         // Weight before bias, as burn's Conv2d reads them: parameters are initialised lazily on
         // first read, so this order decides which random numbers a seed gives each of them.
         let head_weight = self.head.weight.val();
         let head_bias = self.head.bias.as_ref().map(|b| b.val());
-        ops::conv1x1(x, head_weight, head_bias) // [B, classes, H, W]
+        ops::conv1x1(features, head_weight, head_bias)
+    }
+
+    /// Channels of [`UNet::features`].
+    pub fn feature_channels(&self) -> usize {
+        self.head.weight.dims()[1]
+    }
+
+    /// The encoder's parameters (down-sampling stages and bottleneck), for freezing and
+    /// per-group learning rates.
+    pub fn encoder_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module((self.encoders.clone(), self.bottleneck.clone()))
     }
 }
 

@@ -12,6 +12,7 @@ use super::optim::{OptimizerConfig, ScheduleConfig};
 use crate::core::dataset::augment::{AugmentConfig, Normalize};
 use crate::core::dataset::classes::{ClassInfo, ClassTable};
 use crate::core::dataset::image_io::{MAX_PIXELS, MAX_SIDE};
+use crate::core::model::segmenter::{AuxTask, Encoder, SegmenterConfig};
 use crate::core::model::unet::UNetConfig;
 
 /// Why a config cannot be used.
@@ -64,6 +65,23 @@ pub struct TrainConfig {
     /// Write a training metrics line every this many steps.
     pub log_every: usize,
     pub early_stopping: Option<EarlyStopping>,
+    /// The encoder: the plain UNet's own, or a ResNet under a UNet decoder (`model` then sets
+    /// the decoder's width, up-sampling and initialisation).
+    pub encoder: Encoder,
+    /// torchvision-layout ImageNet weights for a ResNet encoder (`.pth`, `.pt` or
+    /// `.safetensors`), loaded when the run starts.
+    pub pretrained: Option<PathBuf>,
+    /// An earlier run to start from (its best weights, else its last): the architecture is
+    /// that run's; the head is re-initialised when the class tables differ.
+    pub init_from: Option<PathBuf>,
+    /// The encoder's weights and batch-norm statistics stay frozen for this many first epochs.
+    pub freeze_encoder_epochs: usize,
+    /// The encoder's learning rate as a multiple of the rest's (once unfrozen).
+    pub encoder_lr_mult: f64,
+    /// A second output head trained jointly.
+    pub aux: Option<AuxTask>,
+    /// Weight of the second head's loss in the sum.
+    pub aux_weight: f32,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +110,13 @@ impl Default for TrainConfig {
                 patience: 10,
                 min_delta: 1e-3,
             }),
+            encoder: Encoder::Unet,
+            pretrained: None,
+            init_from: None,
+            freeze_encoder_epochs: 0,
+            encoder_lr_mult: 1.0,
+            aux: None,
+            aux_weight: 0.4,
         }
     }
 }
@@ -159,6 +184,25 @@ impl TrainConfig {
             ..self.model.clone()
         };
         validate_model(&model)?;
+        SegmenterConfig::new(model)
+            .with_encoder(self.encoder)
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.pretrained.is_some() && self.encoder.resnet().is_none() {
+            return bad(format!(
+                "pretrained weights need a ResNet encoder (resnet18, resnet34, resnet50), not {}",
+                self.encoder
+            ));
+        }
+        if !(self.encoder_lr_mult.is_finite() && self.encoder_lr_mult > 0.0) {
+            return bad(format!(
+                "encoder_lr_mult must be > 0, got {}",
+                self.encoder_lr_mult
+            ));
+        }
+        if !(self.aux_weight.is_finite() && self.aux_weight >= 0.0) {
+            return bad(format!("aux_weight must be >= 0, got {}", self.aux_weight));
+        }
         self.loss
             .validate(num_classes)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -256,6 +300,13 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The network's architecture: `model` with the encoder and second head of `train`.
+    pub fn segmenter(&self) -> SegmenterConfig {
+        SegmenterConfig::new(self.model.clone())
+            .with_encoder(self.train.encoder)
+            .with_aux(self.train.aux)
+    }
+
     /// Checks that the config describes a model that can be built and used: a valid class
     /// table that the model's outputs match, and hyper-parameters within bounds. A run folder's
     /// `config.json` is checked this way on every read, since it may have been edited, cut
@@ -329,5 +380,30 @@ mod tests {
         cfg.lr = 1e-3;
         cfg.model.depth = 0;
         assert!(cfg.validate(7).is_err());
+        cfg.model.depth = 2;
+        cfg.pretrained = Some("r18.pth".into());
+        let err = cfg.validate(7).unwrap_err().to_string();
+        assert!(err.contains("ResNet encoder"), "{err}");
+        cfg.encoder = Encoder::Resnet18;
+        cfg.validate(7).unwrap();
+        cfg.encoder_lr_mult = 0.0;
+        assert!(cfg.validate(7).is_err());
+    }
+
+    #[test]
+    fn configs_from_before_encoders_read_with_the_plain_unet() {
+        let old = r#"{"epochs": 3, "model": {"base_width": 4, "depth": 2}}"#;
+        let cfg = TrainConfig::from_json(old).unwrap();
+        assert_eq!(cfg.encoder, Encoder::Unet);
+        assert_eq!(
+            (cfg.aux, cfg.freeze_encoder_epochs, cfg.encoder_lr_mult),
+            (None, 0, 1.0)
+        );
+        let new = r#"{"encoder": "resnet34", "aux": "boundary", "aux_weight": 0.25}"#;
+        let cfg = TrainConfig::from_json(new).unwrap();
+        assert_eq!(
+            (cfg.encoder, cfg.aux),
+            (Encoder::Resnet34, Some(AuxTask::Boundary))
+        );
     }
 }

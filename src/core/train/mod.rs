@@ -1,6 +1,7 @@
 //! Training: losses, optimisers and schedules, the step, the loop, run directories.
 pub mod config;
 pub mod control;
+mod init;
 pub mod loss;
 pub mod optim;
 mod prepare;

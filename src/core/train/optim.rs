@@ -11,6 +11,9 @@ use std::f64::consts::PI;
 use std::path::Path;
 
 use burn::grad_clipping::GradientClippingConfig;
+use burn::lr_scheduler::LrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrSchedulerConfig};
+use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
@@ -20,8 +23,6 @@ use burn::optim::{
 use burn::store::RecordError;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
-
-use crate::core::model::unet::UNet;
 
 /// Why an optimiser or schedule config cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -293,9 +294,16 @@ impl SegOptimizer {
         &self.config
     }
 
-    /// One update of `model` with learning rate `lr` and the gradients of its parameters
-    /// (`GradientsParams::from_grads(loss.backward(), &model)`).
-    pub fn step(&mut self, lr: f64, model: UNet, grads: GradientsParams) -> UNet {
+    /// One update of `model` with learning rate `lr` (one rate, or one per parameter group:
+    /// [`group_rates`]) and the gradients of its parameters
+    /// (`GradientsParams::from_grads(loss.backward(), &model)`). Parameters without a gradient
+    /// (frozen ones) are left as they are.
+    pub fn step<M: Module>(
+        &mut self,
+        lr: impl Into<ModuleLearningRate>,
+        model: M,
+        grads: GradientsParams,
+    ) -> M {
         self.inner.step(lr, model, grads)
     }
 
@@ -337,6 +345,20 @@ impl SegOptimizer {
     pub fn load_state_file(self, path: impl AsRef<Path>) -> Result<Self, RecordError> {
         Ok(self.load_state(OptimizerRecord::load(path)?))
     }
+}
+
+/// Learning rates per parameter: `lr` for all, `lr * mult` for the parameters of `group` (the
+/// encoder, for differential fine-tuning).
+pub fn group_rates(lr: f64, group: Option<(ParamGroup, f64)>) -> ModuleLearningRate {
+    let Some((group, mult)) = group else {
+        return lr.into();
+    };
+    let scheduler = ModuleLrSchedulerConfig::new(LrSchedulerConfig::Constant(lr))
+        .with_group(group, LrSchedulerConfig::Constant(lr * mult))
+        .init()
+        .expect("constant learning rates are valid");
+    let mut scheduler = scheduler;
+    scheduler.step()
 }
 
 /// Learning-rate schedule over optimiser steps.
@@ -437,9 +459,9 @@ pub fn lr_at(schedule: &ScheduleConfig, base_lr: f64, step: usize, total_steps: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::unet::UNetConfig;
+    use crate::core::model::unet::{UNet, UNetConfig};
     use crate::core::train::loss::cross_entropy;
-    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::module::{ModuleVisitor, Param, ParamId};
     use burn::tensor::{Device, Distribution, Int, Tensor};
 
     fn close(a: f64, b: f64) -> bool {
@@ -605,6 +627,93 @@ mod tests {
             assert!(changed, "{kind:?}: first step changed no parameter");
             assert!(last < first, "{kind:?}: loss {first} -> {last}");
         }
+    }
+
+    /// Every float parameter's values by id.
+    fn by_id<M: Module>(model: &M) -> std::collections::HashMap<ParamId, Vec<f32>> {
+        struct Collect(std::collections::HashMap<ParamId, Vec<f32>>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let values = param.val().into_data().convert::<f32>();
+                self.0
+                    .insert(param.id, values.try_into_vec::<f32>().unwrap());
+            }
+        }
+        let mut collect = Collect(Default::default());
+        model.visit(&mut collect);
+        collect.0
+    }
+
+    #[test]
+    fn the_encoder_group_gets_its_own_learning_rate() {
+        use crate::core::model::segmenter::Segmenter;
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let model: Segmenter = UNetConfig::new(2)
+            .with_depth(1)
+            .with_base_width(2)
+            .with_batch_norm(false)
+            .init(&device)
+            .into();
+        let images = Tensor::<4>::random([2, 3, 4, 4], Distribution::Default, &device);
+        let targets = Tensor::<3, Int>::zeros([2, 4, 4], &device);
+        let loss = cross_entropy(model.forward_any_size(images), targets, None);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let encoder = model.encoder_group();
+        let plain_sgd = OptimizerConfig {
+            kind: OptimizerKind::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            },
+            weight_decay: 0.0,
+            grad_clip: GradClip::None,
+        };
+        let before = by_id(&model);
+        // Gradients by id (each read at its parameter's rank), before the step consumes them.
+        struct Grads<'a>(
+            &'a GradientsParams,
+            std::collections::HashMap<ParamId, Vec<f32>>,
+        );
+        impl ModuleVisitor for Grads<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(param.id) {
+                    let values = g.into_data().convert::<f32>();
+                    self.1
+                        .insert(param.id, values.try_into_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let mut collect = Grads(&grads, Default::default());
+        model.visit(&mut collect);
+        let grad_values = collect.1;
+        let (lr, mult) = (0.5, 0.1);
+        let mut optim = build_optimizer(&plain_sgd).unwrap();
+        let rates = group_rates(lr, Some((encoder.clone(), mult)));
+        let after = by_id(&optim.step(rates, model, grads));
+        let (mut in_group, mut outside) = (0, 0);
+        for (id, old) in &before {
+            let Some(grad) = grad_values.get(id) else {
+                continue;
+            };
+            let rate = if encoder.matches(id, None) {
+                in_group += 1;
+                lr * mult
+            } else {
+                outside += 1;
+                lr
+            };
+            for ((o, n), g) in old.iter().zip(&after[id]).zip(grad) {
+                let expected = o - rate as f32 * g;
+                assert!(
+                    (n - expected).abs() < 1e-6,
+                    "{id}: {o} - {rate} * {g} gave {n}"
+                );
+            }
+        }
+        assert!(
+            in_group > 0 && outside > 0,
+            "{in_group} encoder and {outside} other tensors"
+        );
     }
 
     #[test]

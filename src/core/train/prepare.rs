@@ -3,13 +3,16 @@
 
 use std::path::Path;
 
-use super::config::RunConfig;
+use super::config::{ConfigError, RunConfig, TrainConfig};
 use super::loss::class_weights_from_pixel_counts;
 use super::run_check::{Broken, check};
 use super::run_dir::{RunDir, RunDirError};
 use super::trainer::{DataSpec, TrainError, TrainOptions, TrainStart};
+use crate::core::boundary::road_class;
+use crate::core::dataset::augment::Normalize;
 use crate::core::dataset::info::validate;
 use crate::core::dataset::{DatasetIndex, Sample, Split};
+use crate::core::model::segmenter::AuxTask;
 use crate::core::model::unet::UNetConfig;
 
 /// Everything resolved before the first step.
@@ -59,7 +62,11 @@ pub(super) fn prepare(
 
     let index = DatasetIndex::open(&data.root, data.format)?;
     let num_classes = index.classes.len();
+    if saved.is_none() {
+        adopt_starting_points(&mut config, log)?;
+    }
     config.validate(num_classes)?;
+    check_aux(&config, &index)?;
 
     let snapshot = match &saved {
         Some(saved) => saved.labels_snapshot,
@@ -145,6 +152,61 @@ pub(super) fn prepare(
         index,
         resumed,
     })
+}
+
+/// A new run takes `--init-from`'s architecture and normalisation, and ImageNet's
+/// normalisation with a pretrained encoder.
+fn adopt_starting_points(
+    config: &mut TrainConfig,
+    log: &mut dyn FnMut(String),
+) -> Result<(), TrainError> {
+    if let Some(source) = &config.init_from {
+        let saved = RunDir::new(source).read_config()?;
+        if config.pretrained.is_some() {
+            return Err(ConfigError::Invalid(
+                "start either from a pretrained encoder or from an earlier run, not both".into(),
+            )
+            .into());
+        }
+        let model = UNetConfig {
+            num_classes: 0,
+            ..saved.model.clone()
+        };
+        let wanted = (config.encoder, &config.model);
+        if wanted != (saved.train.encoder, &model) {
+            log(format!(
+                "the model is {}'s: {} encoder, width {}, depth {}",
+                source.display(),
+                saved.train.encoder,
+                model.base_width,
+                model.depth
+            ));
+        }
+        config.model = model;
+        config.encoder = saved.train.encoder;
+        config.normalize = saved.train.normalize;
+    }
+    if config.pretrained.is_some() && config.normalize != Normalize::default() {
+        log("a pretrained encoder normalises with ImageNet's mean and std".into());
+        config.normalize = Normalize::default();
+    }
+    Ok(())
+}
+
+/// The second head's target must exist in this dataset.
+fn check_aux(config: &TrainConfig, index: &DatasetIndex) -> Result<(), TrainError> {
+    let problem = match config.aux {
+        Some(AuxTask::Boundary)
+            if road_class(index.classes.iter().map(|c| c.name.as_str())).is_none() =>
+        {
+            "the boundary head follows the edges of a class named \"road\", which this dataset has not"
+        }
+        Some(AuxTask::Drivable) if !index.has_drivable() => {
+            "the drivable head needs drivable-area maps (BDD100K's labels/drivable/masks)"
+        }
+        _ => return Ok(()),
+    };
+    Err(ConfigError::Invalid(format!("{}: {problem}", index.root.display())).into())
 }
 
 /// Points each sample's label at its copy under `labels/<split>/<name>.<ext>`: copying it

@@ -192,6 +192,7 @@ mod tests {
                 mean_iou: Some(0.3),
                 mean_f1: None,
                 classes: None,
+                boundary_f1: None,
             })
             .unwrap();
         }
@@ -206,7 +207,7 @@ mod tests {
             metrics_bytes: log.bytes(),
             elapsed_secs: 1.0,
         };
-        let net = model.init(&Device::flex());
+        let net: crate::core::model::segmenter::Segmenter = model.init(&Device::flex()).into();
         let optimizer = build_optimizer(&train.optimizer).unwrap();
         run.save_checkpoint(CheckpointKind::Last, &net, Some(&optimizer), &state)
             .unwrap();

@@ -3,8 +3,9 @@
 //! ```text
 //! RUN/config.json            RunConfig: everything needed to reproduce the run
 //! RUN/metrics.jsonl          one MetricRecord per logged step and per validation
-//! RUN/checkpoints/last/      model.bpk, optimizer.bpk, state.json (where to continue)
-//! RUN/checkpoints/best/      model.bpk, state.json (best validation mIoU so far)
+//! RUN/checkpoints/last/      model.bpk, optimizer.bpk, state.json (where to continue);
+//!                            aux.bpk when the network has a second head
+//! RUN/checkpoints/best/      model.bpk (aux.bpk), state.json (best validation mIoU so far)
 //! RUN/summary.json           written when the run ends
 //! ```
 //!
@@ -15,13 +16,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
 use super::optim::SegOptimizer;
 use crate::core::dataset::image_io::write_atomic;
-use crate::core::model::unet::UNet;
+use crate::core::model::segmenter::Segmenter;
 
 /// Why a run directory could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,10 @@ pub struct MetricRecord {
     pub mean_f1: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<ClassIou>>,
+    /// F1 of the road class's edges within 2 pixels ([`crate::core::boundary`]); `None` without
+    /// a road class or road edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary_f1: Option<f64>,
 }
 
 /// How a run ended, in summary.json.
@@ -218,7 +222,7 @@ impl RunDir {
     pub fn save_checkpoint(
         &self,
         kind: CheckpointKind,
-        model: &UNet,
+        model: &Segmenter,
         optimizer: Option<&SegOptimizer>,
         state: &TrainState,
     ) -> Result<PathBuf, RunDirError> {
@@ -231,14 +235,17 @@ impl RunDir {
 
         let written = (|| {
             let model_path = tmp.join("model.bpk");
+            let aux_path = tmp.join("aux.bpk");
             model
-                .clone()
-                .save_file(&model_path)
+                .save_files(&model_path, &aux_path)
                 .map_err(|e| RunDirError::Corrupt {
                     path: model_path.clone(),
                     reason: format!("could not write the model: {e}"),
                 })?;
             sync_file(&model_path)?;
+            if model.aux_channels().is_some() {
+                sync_file(&aux_path)?;
+            }
             if let Some(optimizer) = optimizer {
                 let path = tmp.join("optimizer.bpk");
                 // A disk that fills half-way through a checkpoint (after the model file).
@@ -381,6 +388,18 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricRecord>, RunDirError> {
     Ok(records)
 }
 
+/// Loads the weights of the checkpoint folder `dir` into `model` (which fixes the architecture
+/// and device).
+pub fn load_model(model: Segmenter, dir: &Path) -> Result<Segmenter, RunDirError> {
+    let path = dir.join("model.bpk");
+    model
+        .load_files(&path, &dir.join("aux.bpk"))
+        .map_err(|e| RunDirError::Corrupt {
+            path,
+            reason: format!("could not load the model: {e}"),
+        })
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| RunDirError::Corrupt {
         path: path.to_path_buf(),
@@ -431,6 +450,7 @@ mod tests {
             mean_iou: None,
             mean_f1: None,
             classes: None,
+            boundary_f1: None,
         }
     }
 
@@ -487,10 +507,11 @@ mod tests {
         let run = RunDir::new(tmp.path());
         run.create().unwrap();
         let device = burn::tensor::Device::flex();
-        let model = UNetConfig::new(2)
+        let model: Segmenter = UNetConfig::new(2)
             .with_depth(1)
             .with_base_width(2)
-            .init(&device);
+            .init(&device)
+            .into();
         let state = TrainState {
             epoch: 1,
             batch: 0,

@@ -3,13 +3,15 @@
 //! Everything stays on the device; the only host reads are the scalar loss (needed to detect a
 //! NaN before the optimiser applies it) and, in validation, one integer code per pixel.
 
+use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor};
 
-use super::loss::LossConfig;
+use super::loss::{LossConfig, cross_entropy};
 use super::optim::SegOptimizer;
+use crate::core::boundary::BoundaryScore;
 use crate::core::metrics::ConfusionMatrix;
-use crate::core::model::unet::UNet;
+use crate::core::model::segmenter::Segmenter;
 
 /// Why a step could not be completed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -22,21 +24,51 @@ pub enum StepError {
     Device(String),
 }
 
+/// The second head's part of a step: its targets `[batch, h, w]` (255 = ignore) and the weight
+/// of its cross-entropy in the summed loss.
+#[derive(Clone, Debug)]
+pub struct AuxTargets {
+    pub targets: Tensor<3, Int>,
+    pub weight: f32,
+}
+
 /// Forward, loss, backward and optimiser update on `model` (which lives on an autodiff device).
 ///
-/// `images` is `[batch, 3, h, w]`, `masks` is `[batch, h, w]` (255 = ignore). Returns the updated
-/// model and the batch loss. On a non-finite loss the model is returned unchanged with the error,
-/// so the caller still holds the last good weights.
+/// `images` is `[batch, 3, h, w]`, `masks` is `[batch, h, w]` (255 = ignore). `lr` is one rate
+/// or one per parameter group. Returns the updated model and the batch loss. On a non-finite
+/// loss the model is returned unchanged with the error, so the caller still holds the last good
+/// weights.
 pub fn train_step(
-    model: UNet,
+    model: Segmenter,
     optimizer: &mut SegOptimizer,
     loss: &LossConfig,
-    lr: f64,
+    lr: impl Into<ModuleLearningRate>,
     images: Tensor<4>,
     masks: Tensor<3, Int>,
-) -> (UNet, Result<f32, StepError>) {
-    let logits = model.forward_any_size(images); // [batch, classes, h, w]
-    let batch_loss = loss.loss(logits, masks); // [1]
+) -> (Segmenter, Result<f32, StepError>) {
+    train_step_multi(model, optimizer, loss, None, lr, images, masks)
+}
+
+/// [`train_step`] with the second head's loss, `loss + weight * CE(aux logits, aux targets)`,
+/// when `aux` is given (and the model has the head).
+pub fn train_step_multi(
+    model: Segmenter,
+    optimizer: &mut SegOptimizer,
+    loss: &LossConfig,
+    aux: Option<AuxTargets>,
+    lr: impl Into<ModuleLearningRate>,
+    images: Tensor<4>,
+    masks: Tensor<3, Int>,
+) -> (Segmenter, Result<f32, StepError>) {
+    let batch_loss = match aux {
+        Some(aux) if model.aux_channels().is_some() => {
+            let out = model.forward(images); // [batch, classes, h, w], [batch, aux, h, w]
+            let main = loss.loss(out.logits, masks); // [1]
+            let aux_logits = out.aux.expect("the model has a second head");
+            main + cross_entropy(aux_logits, aux.targets, None).mul_scalar(aux.weight)
+        }
+        _ => loss.loss(model.forward_any_size(images), masks), // [1]
+    };
     let value = match batch_loss.clone().into_scalar_checked() {
         Ok(v) => v,
         Err(e) => return (model, Err(StepError::Device(e))),
@@ -51,11 +83,24 @@ pub fn train_step(
 /// Validation of one batch with the inference copy of the model (`model.valid()`): adds the
 /// batch's pixels to `confusion` and returns the batch loss.
 pub fn eval_step(
-    model: &UNet,
+    model: &Segmenter,
     loss: &LossConfig,
     images: Tensor<4>,
     masks: Tensor<3, Int>,
     confusion: &mut ConfusionMatrix,
+) -> Result<f32, StepError> {
+    eval_step_boundary(model, loss, images, masks, confusion, None)
+}
+
+/// [`eval_step`], also adding the road class's edge scores to `boundary` (`(road id, score)`)
+/// when given: that reads the batch's masks and predictions back to the host.
+pub fn eval_step_boundary(
+    model: &Segmenter,
+    loss: &LossConfig,
+    images: Tensor<4>,
+    masks: Tensor<3, Int>,
+    confusion: &mut ConfusionMatrix,
+    boundary: Option<(u8, &mut BoundaryScore)>,
 ) -> Result<f32, StepError> {
     let logits = model.forward_any_size(images); // [batch, classes, h, w]
     let preds = logits.clone().argmax(1).squeeze_dim::<3>(1); // [batch, h, w]
@@ -63,6 +108,25 @@ pub fn eval_step(
         .loss(logits, masks.clone())
         .into_scalar_checked()
         .map_err(StepError::Device)?;
+    if let Some((road, score)) = boundary {
+        let [batch, h, w] = masks.dims();
+        let read = |t: Tensor<3, Int>| -> Result<Vec<u8>, StepError> {
+            let values = t
+                .try_into_vec_as::<i64>()
+                .map_err(|e| StepError::Device(e.to_string()))?;
+            Ok(values.into_iter().map(|v| v.clamp(0, 255) as u8).collect())
+        };
+        let (truth, pred) = (read(masks.clone())?, read(preds.clone())?);
+        for i in 0..batch {
+            let range = i * h * w..(i + 1) * h * w;
+            score.add(&BoundaryScore::of_masks(
+                &truth[range.clone()],
+                &pred[range],
+                [w, h],
+                road,
+            ));
+        }
+    }
     confusion
         .update_from_tensors(masks, preds)
         .map_err(|e| StepError::Device(e.to_string()))?;
@@ -101,10 +165,11 @@ mod tests {
     fn a_tiny_model_overfits_one_batch() {
         let device = Device::flex().autodiff();
         device.seed(3);
-        let mut model = UNetConfig::new(3)
+        let mut model: Segmenter = UNetConfig::new(3)
             .with_depth(2)
             .with_base_width(8)
-            .init(&device);
+            .init(&device)
+            .into();
         let (images, masks) = batch(&device);
         let mut optimizer = build_optimizer(&OptimizerConfig::default()).unwrap();
         let loss = LossConfig::default();
@@ -128,10 +193,11 @@ mod tests {
     #[test]
     fn a_non_finite_loss_keeps_the_model_unchanged() {
         let device = Device::flex().autodiff();
-        let model = UNetConfig::new(3)
+        let model: Segmenter = UNetConfig::new(3)
             .with_depth(1)
             .with_base_width(2)
-            .init(&device);
+            .init(&device)
+            .into();
         let (images, masks) = batch(&device);
         let images = images.mul_scalar(f32::NAN);
         let mut optimizer = build_optimizer(&OptimizerConfig::default()).unwrap();
@@ -150,10 +216,11 @@ mod tests {
     #[test]
     fn evaluation_counts_every_labelled_pixel() {
         let device = Device::flex();
-        let model = UNetConfig::new(3)
+        let model: Segmenter = UNetConfig::new(3)
             .with_depth(1)
             .with_base_width(2)
-            .init(&device);
+            .init(&device)
+            .into();
         let (images, masks) = batch(&device);
         let labelled = masks.clone().lower_elem(3).int().sum().into_scalar::<i64>() as u64;
         let mut confusion = ConfusionMatrix::new(3);

@@ -7,24 +7,29 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::tensor::Device;
 
 use super::config::{ConfigError, RunConfig, TrainConfig};
 use super::control::{Control, PredictRequest};
-use super::optim::{SegOptimizer, build_optimizer, lr_at};
+use super::init::starting_model;
+use super::optim::{SegOptimizer, build_optimizer, group_rates, lr_at};
 use super::prepare::{Prepared, prepare};
 use super::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
 };
-use super::step::{StepError, eval_step, train_step};
-use crate::core::dataset::loader::{LoaderConfig, SegDataset, SegLoader, default_workers};
+use super::step::{AuxTargets, StepError, eval_step_boundary, train_step_multi};
+use crate::core::boundary::{BoundaryScore, road_class};
+use crate::core::dataset::loader::{
+    AuxSource, LoaderConfig, SegDataset, SegLoader, default_workers,
+};
 use crate::core::dataset::{DatasetError, Format, Problem, Sample};
 use crate::core::device::{DeviceChoice, DeviceError, resolve};
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
+use crate::core::model::segmenter::{AuxTask, Segmenter};
 use crate::core::model::unet::UNet;
-use crate::core::predict::Predictor;
+use crate::core::predict::{AuxMap, Predictor};
 
 /// Where training data comes from.
 #[derive(Debug, Clone)]
@@ -104,11 +109,13 @@ pub enum TrainEvent {
         path: PathBuf,
     },
     /// The answer to a [`PredictRequest`]: class ids at the image's resolution, and each
-    /// pixel's confidence (winning softmax probability, `round(p * 255)`).
+    /// pixel's confidence (winning softmax probability, `round(p * 255)`), and the second
+    /// head's map when the model has one.
     Prediction {
         tag: u64,
         mask: Mask,
         confidence: Vec<u8>,
+        aux: Option<AuxMap>,
     },
     /// A line for the user (skipped files, fallbacks, early stopping).
     Log(String),
@@ -197,8 +204,14 @@ struct Loop<'a> {
     config: TrainConfig,
     class_names: Vec<String>,
     device_name: String,
-    model: UNet,
+    model: Segmenter,
     optimizer: SegOptimizer,
+    /// The encoder's parameters, frozen for the first epochs and given their own learning rate.
+    encoder: ParamGroup,
+    /// Whether the encoder is frozen now (`None`: not set yet in this session).
+    frozen: Option<bool>,
+    /// The class whose edges the boundary scores follow.
+    road: Option<u8>,
     state: TrainState,
     metrics: MetricsLog,
     train_loader: SegLoader,
@@ -234,7 +247,13 @@ impl<'a> Loop<'a> {
         let autodiff = device.clone().autodiff();
         // Seeds weight initialisation (and dropout): equal seeds give equal runs.
         autodiff.seed(config.seed);
-        let mut model = run_config.model.init(&autodiff);
+        let mut model = if resumed {
+            run_config.segmenter().init(&autodiff)
+        } else {
+            starting_model(&run_config, &autodiff, &mut |line| {
+                on_event(TrainEvent::Log(line))
+            })?
+        };
         let mut optimizer = build_optimizer(&config.optimizer)
             .map_err(|e| TrainError::Config(ConfigError::Invalid(format!("optimizer: {e}"))))?;
 
@@ -252,7 +271,7 @@ impl<'a> Loop<'a> {
             match run.existing_checkpoint(CheckpointKind::Last) {
                 Some(dir) => {
                     state = run.read_state(&dir)?;
-                    model = load_model(model, &dir.join("model.bpk"))?;
+                    model = super::run_dir::load_model(model, &dir)?;
                     let optim_path = dir.join("optimizer.bpk");
                     optimizer = optimizer.load_state_file(&optim_path).map_err(|e| {
                         RunDirError::Corrupt {
@@ -296,11 +315,21 @@ impl<'a> Loop<'a> {
         };
         let train_refs: Vec<&Sample> = train.iter().collect();
         let val_refs: Vec<&Sample> = val.iter().collect();
-        let train_loader = SegLoader::new(
-            SegDataset::new(&index, &train_refs, &train_cfg),
-            &train_cfg,
-            autodiff,
-        );
+        let mut train_set = SegDataset::new(&index, &train_refs, &train_cfg);
+        let road = road_class(run_config.classes.iter().map(|c| c.name.as_str()));
+        match config.aux {
+            Some(AuxTask::Boundary) => {
+                let road = road.ok_or_else(|| {
+                    ConfigError::Invalid("the boundary head needs a class named \"road\"".into())
+                })?;
+                train_set = train_set.with_aux(AuxSource::Boundary { road });
+            }
+            Some(AuxTask::Drivable) => {
+                train_set = train_set.with_aux(AuxSource::drivable(&index, &train_refs));
+            }
+            None => {}
+        }
+        let train_loader = SegLoader::new(train_set, &train_cfg, autodiff);
         let val_loader = SegLoader::new(
             SegDataset::new(&index, &val_refs, &val_cfg),
             &val_cfg,
@@ -324,6 +353,7 @@ impl<'a> Loop<'a> {
             class_names: class_names.clone(),
         })));
         let elapsed_before = state.elapsed_secs;
+        let encoder = model.encoder_group();
         let best_on_disk = state.best_mean_iou;
         Ok(Self {
             run,
@@ -334,6 +364,9 @@ impl<'a> Loop<'a> {
             device_name,
             model,
             optimizer,
+            encoder,
+            frozen: None,
+            road,
             state,
             metrics,
             train_loader,
@@ -357,6 +390,7 @@ impl<'a> Loop<'a> {
         let mut last_validation = None;
         'epochs: while self.state.epoch < self.config.epochs {
             let epoch = self.state.epoch;
+            self.set_frozen(epoch < self.config.freeze_encoder_epochs);
             let mut window_start = Instant::now();
             let mut window_images = 0usize;
             let mut iter = self.train_loader.epoch_from(epoch, self.state.batch);
@@ -386,11 +420,18 @@ impl<'a> Loop<'a> {
                     self.state.step,
                     self.total_steps,
                 );
-                let (model, result) = train_step(
+                let mult = self.config.encoder_lr_mult;
+                let rates = group_rates(lr, (mult != 1.0).then(|| (self.encoder.clone(), mult)));
+                let aux = batch.aux.map(|targets| AuxTargets {
+                    targets,
+                    weight: self.config.aux_weight,
+                });
+                let (model, result) = train_step_multi(
                     self.model,
                     &mut self.optimizer,
                     &self.config.loss,
-                    lr,
+                    aux,
+                    rates,
                     batch.images,
                     batch.masks,
                 );
@@ -437,6 +478,7 @@ impl<'a> Loop<'a> {
                         mean_iou: None,
                         mean_f1: None,
                         classes: None,
+                        boundary_f1: None,
                     };
                     self.metrics.append(&record)?;
                     (self.on_event)(TrainEvent::Step(record));
@@ -531,20 +573,50 @@ impl<'a> Loop<'a> {
         Ok(summary)
     }
 
+    /// Freezes or unfreezes the encoder (weights and batch-norm statistics) when `frozen`
+    /// differs from its state, saying so. Runs that never freeze are left alone.
+    fn set_frozen(&mut self, frozen: bool) {
+        if self.config.freeze_encoder_epochs == 0 || self.frozen == Some(frozen) {
+            return;
+        }
+        let group = self.encoder.clone();
+        self.model = match frozen {
+            true => self.model.clone().freeze_group(group),
+            false => self.model.clone().unfreeze_group(group),
+        };
+        let epoch = self.state.epoch + 1;
+        let line = match frozen {
+            true => format!(
+                "epoch {epoch}: the encoder's weights and batch-norm statistics are frozen until epoch {}",
+                self.config.freeze_encoder_epochs
+            ),
+            false => format!(
+                "epoch {epoch}: the encoder is unfrozen (learning rate x{})",
+                self.config.encoder_lr_mult
+            ),
+        };
+        if self.frozen.is_some() || frozen {
+            (self.on_event)(TrainEvent::Log(line));
+        }
+        self.frozen = Some(frozen);
+    }
+
     /// Validation pass at the training size; appends the `val` record.
     fn validate(&mut self, epoch: usize) -> Result<MetricRecord, TrainError> {
         let model = self.model.valid().fold_batch_norm();
         let mut confusion = ConfusionMatrix::new(self.class_names.len());
+        let mut boundary = BoundaryScore::default();
         let (mut loss_sum, mut images) = (0.0f64, 0usize);
         for batch in self.val_loader.epoch(0) {
             let batch = batch.map_err(TrainError::Loader)?;
             let n = batch.images.dims()[0];
-            let loss = eval_step(
+            let loss = eval_step_boundary(
                 &model,
                 &self.config.loss,
                 batch.images,
                 batch.masks,
                 &mut confusion,
+                self.road.map(|road| (road, &mut boundary)),
             )
             .map_err(TrainError::Step)?;
             loss_sum += loss as f64 * n as f64;
@@ -578,6 +650,7 @@ impl<'a> Loop<'a> {
                     })
                     .collect(),
             ),
+            boundary_f1: boundary.f1(),
         };
         self.metrics.append(&record)?;
         (self.on_event)(TrainEvent::Validation(record.clone()));
@@ -631,7 +704,7 @@ impl<'a> Loop<'a> {
 /// failure is a log line, not an error. Takes the loop's parts, not the loop, so it can run
 /// while the epoch's batch iterator borrows the loader.
 fn predict(
-    model: &UNet,
+    model: &Segmenter,
     run_config: &RunConfig,
     device: &Device,
     run: &RunDir,
@@ -650,6 +723,7 @@ fn predict(
             tag: request.tag,
             mask: p.mask,
             confidence: p.confidence,
+            aux: p.aux,
         },
         Err(e) => TrainEvent::Log(format!("prediction failed: {e}")),
     });

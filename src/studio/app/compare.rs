@@ -79,6 +79,7 @@ impl Studio {
                         let prediction = *prediction;
                         self.canvas
                             .set_prediction(prediction.mask, prediction.confidence);
+                        self.canvas.set_aux(prediction.aux);
                     }
                 }
                 ModelEvent::Progress { tag, done, total } => self.errors.progress(tag, done, total),

@@ -119,10 +119,12 @@ impl Studio {
                 tag,
                 mask,
                 confidence,
+                aux,
             }) = event
             {
                 if self.selected.map(|s| s as u64) == Some(tag) {
                     self.canvas.set_prediction(mask, confidence);
+                    self.canvas.set_aux(aux);
                 }
                 continue;
             }

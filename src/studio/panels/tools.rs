@@ -2,9 +2,10 @@
 //! difference, confidence, split) and model-assisted labelling.
 
 use crate::core::dataset::ClassTable;
+use crate::core::model::segmenter::AuxTask;
 use crate::core::paint::accept::AcceptScope;
 use crate::studio::app::Command;
-use crate::studio::canvas::Tool;
+use crate::studio::canvas::{Tool, aux_colour};
 use crate::studio::compare::blend::{ANY_CLASS, FALSE_NEGATIVE, FALSE_POSITIVE, ViewMode};
 use crate::studio::state::PersistedState;
 
@@ -19,6 +20,8 @@ pub struct ToolsPanel {
 pub const MAX_BRUSH_RADIUS: f32 = 256.0;
 
 impl ToolsPanel {
+    // Each argument is one piece of app state the panel reads; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -26,6 +29,7 @@ impl ToolsPanel {
         classes: Option<&ClassTable>,
         editable: bool,
         has_prediction: bool,
+        aux: Option<AuxTask>,
         commands: &mut Vec<Command>,
     ) {
         ui.heading("Tools");
@@ -135,6 +139,20 @@ impl ToolsPanel {
             ui.label(egui::RichText::new("Correct pixels dimmed, unlabelled grey.").small());
         }
         ui.checkbox(&mut state.outline, "Outline only");
+        if let Some(task) = aux {
+            let (name, key) = match task {
+                AuxTask::Boundary => ("Road boundary layer", 1),
+                AuxTask::Drivable => ("Drivable area layer", 0),
+            };
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut state.show_aux, name);
+                let (rect, _) =
+                    ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                ui.painter().rect_filled(rect, 2.0, aux_colour(task, key));
+            })
+            .response
+            .on_hover_text("The model's second head, drawn over the canvas");
+        }
         ui.add(egui::Slider::new(&mut state.opacity, 0.0..=1.0).text("Opacity"));
         ui.horizontal(|ui| {
             if ui.button("Fit").clicked() {

@@ -7,12 +7,13 @@ use std::time::Duration;
 use egui_plot::{Legend, Line, Plot};
 
 use crate::core::device::DeviceChoice;
+use crate::core::model::segmenter::Encoder;
 use crate::core::train::config::TrainConfig;
-use crate::core::train::optim::{OptimizerKind, ScheduleConfig};
 use crate::core::train::run_dir::{MetricRecord, RunDir, Summary, read_metrics};
 use crate::core::train::trainer::{StartInfo, TrainEvent};
 use crate::core::train::worker::WorkerEvent;
 use crate::studio::app::Command;
+use crate::studio::panels::hyper;
 use crate::studio::panels::iou_classes::{ALL_UP_TO, IouClasses};
 
 /// Starting points for the hyper-parameters.
@@ -22,13 +23,30 @@ pub enum Preset {
     Quick,
     /// The core's defaults.
     Full,
+    /// A UNet decoder on a ResNet-18 whose ImageNet weights come from a file the user picks:
+    /// the encoder frozen for two epochs, then fine-tuned at a tenth of the rate.
+    ResNet18Pretrained,
 }
 
 impl Preset {
+    pub const ALL: [(Preset, &'static str); 3] = [
+        (Preset::Quick, "Quick"),
+        (Preset::Full, "Full"),
+        (Preset::ResNet18Pretrained, "ResNet-18, pretrained file"),
+    ];
+
     pub fn config(self) -> TrainConfig {
         let full = TrainConfig::default();
         match self {
             Preset::Full => full,
+            Preset::ResNet18Pretrained => TrainConfig {
+                epochs: 12,
+                lr: 1e-3,
+                encoder: Encoder::Resnet18,
+                freeze_encoder_epochs: 2,
+                encoder_lr_mult: 0.1,
+                ..full
+            },
             Preset::Quick => {
                 let mut quick = TrainConfig {
                     epochs: 8,
@@ -48,6 +66,8 @@ pub struct Curves {
     pub train_loss: Vec<[f64; 2]>,
     pub val_loss: Vec<[f64; 2]>,
     pub mean_iou: Vec<[f64; 2]>,
+    /// Road edges found within 2 pixels (validation).
+    pub boundary_f1: Vec<[f64; 2]>,
     /// Per class: name and (step, IoU) points.
     pub class_iou: Vec<(String, Vec<[f64; 2]>)>,
     pub lr: Vec<[f64; 2]>,
@@ -65,6 +85,9 @@ impl Curves {
                 self.val_loss.push([x, record.loss]);
                 if let Some(miou) = record.mean_iou {
                     self.mean_iou.push([x, miou]);
+                }
+                if let Some(f1) = record.boundary_f1 {
+                    self.boundary_f1.push([x, f1]);
                 }
                 // Ids past the 254 a class table can hold come from a damaged file: skipped,
                 // not allocated for.
@@ -149,6 +172,8 @@ pub struct TrainingPanel {
     delete_armed: Option<PathBuf>,
     /// What the device picker found (hardware adapters; software rasteriser present).
     gpus: Option<(Vec<String>, bool)>,
+    /// Open the model settings on the next frame (a preset that needs a file was chosen).
+    reveal_model: bool,
 }
 
 /// One past run in the runs list.
@@ -177,14 +202,18 @@ pub fn scan_runs(folder: &Path) -> Vec<RunRow> {
             let config = run.read_config().map_or_else(
                 |e| e.to_string(),
                 |c| {
+                    let model = match c.train.encoder {
+                        Encoder::Unet => format!("UNet w{} d{}", c.model.base_width, c.model.depth),
+                        e => format!("{e} (decoder w{})", c.model.base_width),
+                    };
+                    let aux = c
+                        .train
+                        .aux
+                        .map(|a| format!(", +{a} head"))
+                        .unwrap_or_default();
                     format!(
-                        "UNet w{} d{}, {}x{}, {} epochs, lr {}",
-                        c.model.base_width,
-                        c.model.depth,
-                        c.train.size[0],
-                        c.train.size[1],
-                        c.train.epochs,
-                        c.train.lr
+                        "{model}{aux}, {}x{}, {} epochs, lr {}",
+                        c.train.size[0], c.train.size[1], c.train.epochs, c.train.lr
                     )
                 },
             );
@@ -231,6 +260,7 @@ impl Default for TrainingPanel {
             iou_classes: IouClasses::default(),
             delete_armed: None,
             gpus: None,
+            reveal_model: false,
         }
     }
 }
@@ -360,11 +390,12 @@ impl TrainingPanel {
             commands.push(Command::PredictNow);
         }
         ui.add_enabled_ui(idle, |ui| {
-            ui.horizontal(|ui| {
-                for (preset, name) in [(Preset::Quick, "Quick"), (Preset::Full, "Full")] {
+            ui.horizontal_wrapped(|ui| {
+                for (preset, name) in Preset::ALL {
                     if ui.selectable_label(self.preset == preset, name).clicked() {
                         self.preset = preset;
                         self.config = preset.config();
+                        self.reveal_model = preset == Preset::ResNet18Pretrained;
                     }
                 }
                 egui::ComboBox::from_label("Device")
@@ -397,62 +428,13 @@ impl TrainingPanel {
                     });
             });
             egui::CollapsingHeader::new("Hyper-parameters").show(ui, |ui| {
-                let c = &mut self.config;
-                egui::Grid::new("hyper").num_columns(2).show(ui, |ui| {
-                    ui.label("Epochs");
-                    ui.add(egui::DragValue::new(&mut c.epochs).range(1..=10_000));
-                    ui.end_row();
-                    ui.label("Batch size");
-                    ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=256));
-                    ui.end_row();
-                    ui.label("Size (w x h)");
-                    ui.horizontal(|ui| {
-                        ui.add(egui::DragValue::new(&mut c.size[0]).range(16..=4096));
-                        ui.add(egui::DragValue::new(&mut c.size[1]).range(16..=4096));
-                    });
-                    ui.end_row();
-                    ui.label("UNet width / depth");
-                    ui.horizontal(|ui| {
-                        ui.add(egui::DragValue::new(&mut c.model.base_width).range(1..=128));
-                        ui.add(egui::DragValue::new(&mut c.model.depth).range(1..=6));
-                    });
-                    ui.end_row();
-                    ui.label("Learning rate");
-                    ui.add(
-                        egui::DragValue::new(&mut c.lr)
-                            .speed(1e-4)
-                            .range(1e-6..=1.0),
-                    );
-                    ui.end_row();
-                    ui.label("Loss CE / Dice / Focal");
-                    ui.horizontal(|ui| {
-                        ui.add(
-                            egui::DragValue::new(&mut c.loss.ce)
-                                .speed(0.05)
-                                .range(0.0..=10.0),
-                        );
-                        ui.add(
-                            egui::DragValue::new(&mut c.loss.dice)
-                                .speed(0.05)
-                                .range(0.0..=10.0),
-                        );
-                        ui.add(
-                            egui::DragValue::new(&mut c.loss.focal)
-                                .speed(0.05)
-                                .range(0.0..=10.0),
-                        );
-                    });
-                    ui.end_row();
-                    ui.label("Augmentation");
-                    let mut on = c.augment.is_some();
-                    if ui.checkbox(&mut on, "on").changed() {
-                        c.augment = on.then(Default::default);
-                    }
-                    ui.end_row();
-                });
-                optimizer_picker(ui, &mut c.optimizer.kind);
-                schedule_picker(ui, &mut c.schedule);
+                hyper::hyper_parameters(ui, &mut self.config);
             });
+            // Choosing the ResNet preset opens the section where its file is picked.
+            let reveal = std::mem::take(&mut self.reveal_model);
+            egui::CollapsingHeader::new("Model and fine-tuning")
+                .open(reveal.then_some(true))
+                .show(ui, |ui| hyper::model_settings(ui, &mut self.config));
         });
         if let Some(line) = self.log.last() {
             ui.label(line);
@@ -494,6 +476,16 @@ impl TrainingPanel {
                         }
                         Err(e) => self.push_log(e),
                     }
+                }
+                if ui
+                    .add_enabled(
+                        idle && row.summary.is_some(),
+                        egui::Button::new("Start from"),
+                    )
+                    .on_hover_text("The next run starts from this run's weights")
+                    .clicked()
+                {
+                    self.config.init_from = Some(row.dir.clone());
                 }
                 if ui.button("Compare").clicked() {
                     match Curves::load(&row.dir) {
@@ -554,6 +546,13 @@ impl TrainingPanel {
             Line::new("val loss", curves.val_loss.clone()),
         ];
         let mut iou = vec![Line::new("mIoU", curves.mean_iou.clone()).width(2.5)];
+        if !curves.boundary_f1.is_empty() {
+            iou.push(
+                Line::new("boundary F1", curves.boundary_f1.clone())
+                    .width(2.0)
+                    .style(egui_plot::LineStyle::dotted_dense()),
+            );
+        }
         if let Some((name, other)) = &self.compare {
             loss.push(Line::new(format!("{name} smoothed"), other.smoothed_loss()).style(dashed));
             loss.push(Line::new(format!("{name} val loss"), other.val_loss.clone()).style(dashed));
@@ -585,61 +584,6 @@ impl TrainingPanel {
             vec![Line::new("learning rate", curves.lr.clone())],
         );
     }
-}
-
-fn optimizer_picker(ui: &mut egui::Ui, kind: &mut OptimizerKind) {
-    let name = |k: &OptimizerKind| match k {
-        OptimizerKind::Sgd { .. } => "SGD, momentum 0.9",
-        OptimizerKind::Adam { .. } => "Adam",
-        OptimizerKind::AdamW { .. } => "AdamW",
-        OptimizerKind::RmsProp { .. } => "RMSprop",
-    };
-    egui::ComboBox::from_label("Optimiser")
-        .selected_text(name(kind))
-        .show_ui(ui, |ui| {
-            for option in [
-                OptimizerKind::sgd(),
-                OptimizerKind::adam(),
-                OptimizerKind::adamw(),
-                OptimizerKind::rmsprop(),
-            ] {
-                let selected = std::mem::discriminant(kind) == std::mem::discriminant(&option);
-                if ui.selectable_label(selected, name(&option)).clicked() {
-                    *kind = option;
-                }
-            }
-        });
-}
-
-fn schedule_picker(ui: &mut egui::Ui, schedule: &mut ScheduleConfig) {
-    let name = |s: &ScheduleConfig| match s {
-        ScheduleConfig::Constant => "constant",
-        ScheduleConfig::Step { .. } => "step (x0.5 every 100)",
-        ScheduleConfig::Cosine { .. } => "cosine",
-        ScheduleConfig::WarmupCosine { .. } => "warm-up + cosine",
-    };
-    let options = [
-        ScheduleConfig::Constant,
-        ScheduleConfig::Step {
-            step_size: 100,
-            gamma: 0.5,
-        },
-        ScheduleConfig::Cosine { min_lr: 1e-5 },
-        ScheduleConfig::WarmupCosine {
-            warmup_steps: 20,
-            min_lr: 1e-5,
-        },
-    ];
-    egui::ComboBox::from_label("Schedule")
-        .selected_text(name(schedule))
-        .show_ui(ui, |ui| {
-            for option in options {
-                let selected = std::mem::discriminant(schedule) == std::mem::discriminant(&option);
-                if ui.selectable_label(selected, name(&option)).clicked() {
-                    *schedule = option;
-                }
-            }
-        });
 }
 
 /// How long the UI spends on worker events per frame.

@@ -1,5 +1,6 @@
 //! One reader per published layout; each scans file names into a [`super::DatasetIndex`].
 
+pub mod bdd100k;
 pub mod camvid;
 pub mod camvid11;
 pub mod cityscapes;

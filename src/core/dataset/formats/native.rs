@@ -49,6 +49,27 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
         None
     };
     let lookup = listed.as_ref().map(SplitsFile::lookup).unwrap_or_default();
+    // Names that match no image are listed rather than dropped silently (a typo, a path
+    // where a name belongs, an image deleted since).
+    if let Some(listed) = &listed {
+        for (split, names) in [
+            (Split::Train, &listed.train),
+            (Split::Val, &listed.val),
+            (Split::Test, &listed.test),
+        ] {
+            for name in names.iter().filter(|n| !seen.contains_key(n.as_str())) {
+                let why = if name.contains(['/', '\\']) || name.contains("..") {
+                    "entries are image names without folders or extensions"
+                } else {
+                    "no image in images/ has that name"
+                };
+                problems.push(Problem::new(
+                    &splits_file,
+                    format!("{split} lists {name:?}, which matches no image ({why})"),
+                ));
+            }
+        }
+    }
     // Images that splits.json does not name get the seeded ratio, like a dataset without one.
     let mut unlisted: Vec<Sample> = Vec::new();
     for sample in &mut samples {
