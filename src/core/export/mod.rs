@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use crate::core::model::segmenter::Encoder;
+use crate::core::model::segmenter::NotPlainUNet;
 use crate::core::model::unet::UNet;
 use crate::core::train::config::RunConfig;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
@@ -41,18 +41,10 @@ pub fn load_run(
         .existing_checkpoint(kind)
         .or_else(|| dir.existing_checkpoint(CheckpointKind::Last))
         .ok_or_else(|| RunDirError::NoCheckpoint(run.to_path_buf()))?;
-    if config.train.encoder != Encoder::Unet || config.train.aux.is_some() {
+    if let Some(not_plain) = NotPlainUNet::of(config.train.encoder, config.train.aux) {
         return Err(RunDirError::Corrupt {
             path: dir.config_path(),
-            reason: format!(
-                "export, prune and quantize handle the plain UNet without a second head; this run has the {} encoder{}",
-                config.train.encoder.as_str(),
-                if config.train.aux.is_some() {
-                    " and a second head"
-                } else {
-                    ""
-                }
-            ),
+            reason: not_plain.to_string(),
         });
     }
     let model = load_model(config.model.init(device), &checkpoint.join("model.bpk"))?;

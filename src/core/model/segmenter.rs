@@ -275,11 +275,24 @@ impl From<UNet> for Segmenter {
 /// A ResNet encoder or a second head where only the plain UNet is handled.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "this handles the plain UNet without a second head; the run has the {encoder} encoder{aux}"
+    "export, prune, quantize and bench --model handle the plain UNet without a second head; \
+     the run has the {} encoder{}",
+    encoder.as_str(),
+    if *second_head { " and a second head" } else { "" }
 )]
 pub struct NotPlainUNet {
-    pub encoder: &'static str,
-    pub aux: String,
+    pub encoder: Encoder,
+    pub second_head: bool,
+}
+
+impl NotPlainUNet {
+    /// Why a run with this encoder and second head is not a plain UNet, if it is not.
+    pub fn of(encoder: Encoder, aux: Option<AuxTask>) -> Option<Self> {
+        (encoder != Encoder::Unet || aux.is_some()).then_some(Self {
+            encoder,
+            second_head: aux.is_some(),
+        })
+    }
 }
 
 impl Segmenter {
@@ -288,21 +301,10 @@ impl Segmenter {
     }
 
     /// The network as a plain UNet, when it is one and has no second head.
-    pub fn plain_unet(&self) -> Result<&UNet, NotPlainUNet> {
-        let aux = match self.aux.as_ref() {
-            Some(head) => format!(" and a second head of {} channels", head.channels()),
-            None => String::new(),
-        };
-        match &self.net {
-            Net::UNet(unet) if self.aux.is_none() => Ok(unet),
-            Net::UNet(_) => Err(NotPlainUNet {
-                encoder: "unet",
-                aux,
-            }),
-            Net::ResNet(_) => Err(NotPlainUNet {
-                encoder: "resnet",
-                aux,
-            }),
+    pub fn plain_unet(&self) -> Option<&UNet> {
+        match (&self.net, &self.aux) {
+            (Net::UNet(unet), None) => Some(unet),
+            _ => None,
         }
     }
 
@@ -435,6 +437,25 @@ impl Segmenter {
 mod tests {
     use super::*;
     use burn::tensor::Distribution;
+
+    #[test]
+    fn only_a_plain_unet_without_a_second_head_is_handed_out_as_one() {
+        let device = Device::flex();
+        let unet = UNetConfig::new(3).with_depth(1).with_base_width(2);
+        let plain = SegmenterConfig::new(unet.clone()).init(&device);
+        assert!(plain.plain_unet().is_some());
+        assert!(NotPlainUNet::of(Encoder::Unet, None).is_none());
+        let with_head = SegmenterConfig::new(unet)
+            .with_aux(Some(AuxTask::Boundary))
+            .init(&device);
+        assert!(with_head.plain_unet().is_none());
+        let why = NotPlainUNet::of(Encoder::Resnet18, Some(AuxTask::Boundary)).unwrap();
+        assert!(
+            why.to_string()
+                .ends_with("the run has the resnet18 encoder and a second head"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn names_parse_and_print() {
