@@ -1,4 +1,4 @@
-//! Shared by the fuzz tests (`tests/fuzz_*.rs`): how many cases, an allocation meter, and
+//! Shared by the fuzz tests (`tests/flows/fuzz_*.rs`): how many cases, an allocation meter, and
 //! generators of hostile image files.
 //!
 //! Fuzzing runs on stable Rust as property-based tests (proptest): each target generates inputs,

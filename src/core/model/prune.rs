@@ -7,6 +7,10 @@
 //!   filters have the largest L1 norm (with batch norm folded in, so that a filter's norm is
 //!   what it adds to the next layer), and slices the layers that read them. The result is a
 //!   narrower UNet, described by [`UNetConfig::widths`], with fewer FLOPs on every backend.
+//!   How many channels each stage keeps is the [`Allocation`]: by default measured
+//!   ([`measured_widths`]), because the same cut everywhere starves the narrow
+//!   full-resolution stages (on the sample, a UNet 4 channels wide at the top trained from
+//!   scratch reaches mIoU 0.58 where 8 channels reach 0.82).
 //!
 //! Each layer's output channels are chosen on their own: the widths are per stage, the kept
 //! channels per layer (an encoder's second convolution feeds both the pool and the skip
@@ -112,9 +116,22 @@ pub fn sparsity(model: &UNet) -> Sparsity {
     count.out
 }
 
+/// How `roadseg prune --structured` decides how many channels each stage keeps.
+#[derive(Debug, Clone)]
+pub enum Allocation {
+    /// The same fraction of every stage.
+    Uniform,
+    /// Measured on these images (`[n, 3, h, w]`, normalised like training): stage by stage,
+    /// greedily, the cut that changes the model's predictions least per filter removed (see
+    /// [`measured_widths`]).
+    Measured(Box<Tensor<4>>),
+    /// These widths, one per stage.
+    Widths(Vec<usize>),
+}
+
 /// Stage widths after removing the `amount` fraction of each stage's channels (at least one
 /// channel is kept).
-pub fn pruned_widths(config: &UNetConfig, amount: f64) -> Vec<usize> {
+pub fn uniform_widths(config: &UNetConfig, amount: f64) -> Vec<usize> {
     config
         .stage_widths()
         .into_iter()
@@ -122,12 +139,99 @@ pub fn pruned_widths(config: &UNetConfig, amount: f64) -> Vec<usize> {
         .collect()
 }
 
-/// The model with `amount` of each stage's channels removed (see the module docs), and its
-/// config. `model` is as saved (batch norm not folded), and so is the result, which trains
-/// and loads like any model of the returned config.
-pub fn prune_structured(model: &UNet, config: &UNetConfig, amount: f64) -> (UNet, UNetConfig) {
-    let widths = pruned_widths(config, amount);
+/// Filters (convolution output channels) of a UNet with these stage widths, the head's
+/// aside: two convolutions per encoder stage and in the bottleneck, three per decoder stage
+/// (the up-sampler and two).
+pub fn filters(widths: &[usize]) -> usize {
+    let Some((&bottleneck, stages)) = widths.split_last() else {
+        return 0;
+    };
+    5 * stages.iter().sum::<usize>() + 2 * bottleneck
+}
+
+/// Stage widths that remove at least `amount` of the model's [`filters`], chosen by
+/// measurement (sensitivity analysis, as in Li et al. 2017, "Pruning Filters for Efficient
+/// ConvNets", made greedy): from the full widths, each round tries cutting every stage by an
+/// eighth of its original width and keeps the cut whose predictions on `probe` differ least
+/// from the original model's (mean KL divergence per pixel) per filter removed. Full-resolution
+/// stages with few channels, where each channel carries detail, are measured to be sensitive
+/// and keep their width; the wide deep stages give up most.
+pub fn measured_widths(
+    model: &UNet,
+    config: &UNetConfig,
+    amount: f64,
+    probe: &Tensor<4>,
+) -> Vec<usize> {
     let full = config.stage_widths();
+    let target = (filters(&full) as f64 * amount.clamp(0.0, 1.0)).ceil() as usize;
+    let reference = burn::tensor::activation::log_softmax(
+        model.clone().fold_batch_norm().forward(probe.clone()),
+        1,
+    ); // [n, classes, h, w]
+    let divergence = |widths: &[usize]| -> f64 {
+        let (pruned, _) = prune_to_widths(model, config, widths.to_vec());
+        let log_q = burn::tensor::activation::log_softmax(
+            pruned.fold_batch_norm().forward(probe.clone()),
+            1,
+        );
+        let [n, _, h, w] = log_q.dims();
+        let kl = (reference.clone().exp() * (reference.clone() - log_q)).sum(); // [1]
+        kl.into_scalar::<f32>() as f64 / (n * h * w).max(1) as f64
+    };
+    let mut widths = full.clone();
+    let mut current = 0.0;
+    while filters(&full) - filters(&widths) < target {
+        let mut best: Option<(f64, Vec<usize>, f64)> = None;
+        for stage in 0..widths.len() {
+            let step = full[stage].div_ceil(8);
+            if widths[stage] <= step {
+                continue;
+            }
+            let mut candidate = widths.clone();
+            candidate[stage] -= step;
+            let score = divergence(&candidate);
+            let removed = filters(&widths) - filters(&candidate);
+            let cost = (score - current) / removed as f64;
+            if best.as_ref().is_none_or(|(c, _, _)| cost < *c) {
+                best = Some((cost, candidate, score));
+            }
+        }
+        let Some((_, next, score)) = best else { break };
+        widths = next;
+        current = score;
+    }
+    widths
+}
+
+/// The model with each stage cut to `widths` channels (see the module docs), and its config.
+/// `model` is as saved (batch norm not folded), and so is the result, which trains and loads
+/// like any model of the returned config.
+pub fn prune_structured(
+    model: &UNet,
+    config: &UNetConfig,
+    allocation: &Allocation,
+    amount: f64,
+) -> (UNet, UNetConfig) {
+    let widths = match allocation {
+        Allocation::Uniform => uniform_widths(config, amount),
+        Allocation::Measured(probe) => measured_widths(model, config, amount, probe),
+        Allocation::Widths(widths) => widths.clone(),
+    };
+    prune_to_widths(model, config, widths)
+}
+
+/// [`prune_structured`] to explicit `widths` (one per stage, each at most the stage's width).
+pub fn prune_to_widths(
+    model: &UNet,
+    config: &UNetConfig,
+    widths: Vec<usize>,
+) -> (UNet, UNetConfig) {
+    let full = config.stage_widths();
+    let widths: Vec<usize> = widths
+        .iter()
+        .zip(&full)
+        .map(|(&w, &f)| w.clamp(1, f))
+        .collect();
     // The kept channels of the tensor the next layer reads; `None`: the image, all of it.
     let mut input: Option<Vec<usize>> = None;
     let mut skips = Vec::with_capacity(model.encoders.len());
@@ -352,7 +456,7 @@ mod tests {
         let device = Device::flex();
         let cfg = UNetConfig::new(3).with_depth(2).with_base_width(4);
         let model = cfg.init(&device);
-        let (same, same_cfg) = prune_structured(&model, &cfg, 0.0);
+        let (same, same_cfg) = prune_structured(&model, &cfg, &Allocation::Uniform, 0.0);
         assert_eq!(same_cfg.stage_widths(), cfg.stage_widths());
         let x = Tensor::<4>::random([1, 3, 8, 8], Distribution::Default, &device);
         let diff = (model.fold_batch_norm().forward(x.clone()) - same.fold_batch_norm().forward(x))
@@ -375,7 +479,7 @@ mod tests {
                 .with_base_width(4)
                 .with_upsample(upsample.clone());
             let model = kill_odd_channels(cfg.init(&device));
-            let (pruned, pruned_cfg) = prune_structured(&model, &cfg, 0.5);
+            let (pruned, pruned_cfg) = prune_structured(&model, &cfg, &Allocation::Uniform, 0.5);
             assert_eq!(pruned_cfg.stage_widths(), [2, 4, 8]);
             assert!(pruned.num_params() < model.num_params() / 3);
 
@@ -395,28 +499,85 @@ mod tests {
         }
     }
 
+    #[test]
+    fn filters_count_every_convolution_but_the_head() {
+        for upsample in [Upsample::Bilinear, Upsample::Transposed] {
+            let cfg = UNetConfig::new(3)
+                .with_depth(2)
+                .with_base_width(4)
+                .with_widths(Some(vec![3, 5, 9]))
+                .with_upsample(upsample);
+            let model = cfg.init(&Device::flex());
+            let head = model.head.weight.dims()[0];
+            assert_eq!(filters(&cfg.stage_widths()), out_channels(&model) - head);
+        }
+    }
+
+    /// Output channels of every convolution, read off the weights, the head included.
+    fn out_channels(model: &UNet) -> usize {
+        let conv = |c: &Conv2d| c.weight.dims()[0];
+        let block = |b: &ConvBlock| conv(&b.conv1) + conv(&b.conv2);
+        let up = |u: &UpSampler| match u {
+            UpSampler::Bilinear(u) => conv(&u.conv),
+            UpSampler::Transposed(t) => t.weight.dims()[1], // [in, out, kh, kw]
+        };
+        model.encoders.iter().map(block).sum::<usize>()
+            + block(&model.bottleneck)
+            + model
+                .decoders
+                .iter()
+                .map(|d| up(&d.up) + block(&d.block))
+                .sum::<usize>()
+            + conv(&model.head)
+    }
+
+    #[test]
+    fn measured_allocation_cuts_where_the_predictions_do_not_change() {
+        // Only the bottleneck has dead channels (half of them): cutting them leaves the
+        // predictions as they are, cutting anywhere else changes them. Asked for 15% of the
+        // filters (the bottleneck's dead half is 16 of 92), the measurement takes them all
+        // from the bottleneck.
+        let device = Device::flex();
+        device.seed(11);
+        let cfg = UNetConfig::new(3).with_depth(2).with_base_width(4);
+        let mut model = cfg.init(&device);
+        model.bottleneck = kill_block(model.bottleneck.clone());
+        let probe = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
+        let widths = measured_widths(&model, &cfg, 0.15, &probe);
+        assert_eq!(widths, [4, 8, 8]);
+        assert!(filters(&[4, 8, 16]) - filters(&widths) >= 14);
+        let (pruned, _) = prune_to_widths(&model, &cfg, widths);
+        let diff = (model.fold_batch_norm().forward(probe.clone())
+            - pruned.fold_batch_norm().forward(probe))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+        assert!(diff < 1e-4, "{diff}");
+    }
+
+    fn odd_zero(t: Tensor<1>) -> Tensor<1> {
+        let n = t.dims()[0];
+        let mask: Vec<f32> = (0..n).map(|i| (i % 2 == 0) as u8 as f32).collect();
+        t.clone() * Tensor::from_data(TensorData::new(mask, [n]), &t.device())
+    }
+    fn kill_norm(norm: Option<BatchNorm>) -> Option<BatchNorm> {
+        norm.map(|n| BatchNorm {
+            gamma: Param::from_tensor(odd_zero(n.gamma.val())),
+            beta: Param::from_tensor(odd_zero(n.beta.val())),
+            ..n
+        })
+    }
+    fn kill_block(b: ConvBlock) -> ConvBlock {
+        ConvBlock {
+            norm1: kill_norm(b.norm1.clone()),
+            norm2: kill_norm(b.norm2.clone()),
+            ..b
+        }
+    }
+
     /// Zeroes gamma and beta of the odd channels of every batch norm, and scales the filters of
     /// the up-samplers' odd channels to zero, so those channels carry nothing.
     fn kill_odd_channels(model: UNet) -> UNet {
-        fn odd_zero(t: Tensor<1>) -> Tensor<1> {
-            let n = t.dims()[0];
-            let mask: Vec<f32> = (0..n).map(|i| (i % 2 == 0) as u8 as f32).collect();
-            t.clone() * Tensor::from_data(TensorData::new(mask, [n]), &t.device())
-        }
-        fn kill_norm(norm: Option<BatchNorm>) -> Option<BatchNorm> {
-            norm.map(|n| BatchNorm {
-                gamma: Param::from_tensor(odd_zero(n.gamma.val())),
-                beta: Param::from_tensor(odd_zero(n.beta.val())),
-                ..n
-            })
-        }
-        fn kill_block(b: ConvBlock) -> ConvBlock {
-            ConvBlock {
-                norm1: kill_norm(b.norm1.clone()),
-                norm2: kill_norm(b.norm2.clone()),
-                ..b
-            }
-        }
         fn kill_up(up: UpSampler) -> UpSampler {
             match up {
                 UpSampler::Bilinear(up) => {

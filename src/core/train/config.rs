@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::LossConfig;
 use super::optim::{OptimizerConfig, ScheduleConfig};
+use super::run_dir::CheckpointKind;
 use crate::core::dataset::augment::{AugmentConfig, Normalize};
 use crate::core::dataset::classes::{ClassInfo, ClassTable};
 use crate::core::dataset::image_io::{MAX_PIXELS, MAX_SIDE};
@@ -35,6 +36,38 @@ pub enum ConfigError {
 pub struct EarlyStopping {
     pub patience: usize,
     pub min_delta: f64,
+}
+
+/// Knowledge distillation (Hinton et al. 2015): a trained run, the teacher, predicts every
+/// training batch, and the model also learns to match its softened class probabilities, which
+/// say more per pixel than a label does (which wrong classes are close). `roadseg prune` uses
+/// it to fine-tune a pruned model towards the original.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distill {
+    /// The teacher's run directory; same classes, any architecture.
+    pub teacher: PathBuf,
+    /// Which of its checkpoints (best falls back to last).
+    #[serde(default = "best_checkpoint")]
+    pub checkpoint: CheckpointKind,
+    /// Weight of the distillation term next to the labels' loss.
+    #[serde(default = "one")]
+    pub weight: f32,
+    /// Softmax temperature of both sides (> 1 softens them); the term is scaled by its square
+    /// so that its gradients keep their size.
+    #[serde(default = "two")]
+    pub temperature: f32,
+}
+
+fn best_checkpoint() -> CheckpointKind {
+    CheckpointKind::Best
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn two() -> f32 {
+    2.0
 }
 
 /// Hyper-parameters of a run (the dataset and output folder are given separately).
@@ -82,6 +115,8 @@ pub struct TrainConfig {
     pub aux: Option<AuxTask>,
     /// Weight of the second head's loss in the sum.
     pub aux_weight: f32,
+    /// Learn from a trained run's predictions too (knowledge distillation).
+    pub distill: Option<Distill>,
 }
 
 impl Default for TrainConfig {
@@ -117,6 +152,7 @@ impl Default for TrainConfig {
             encoder_lr_mult: 1.0,
             aux: None,
             aux_weight: 0.4,
+            distill: None,
         }
     }
 }
@@ -202,6 +238,17 @@ impl TrainConfig {
         }
         if !(self.aux_weight.is_finite() && self.aux_weight >= 0.0) {
             return bad(format!("aux_weight must be >= 0, got {}", self.aux_weight));
+        }
+        if let Some(d) = &self.distill {
+            if !(d.weight.is_finite() && d.weight >= 0.0) {
+                return bad(format!("distill.weight must be >= 0, got {}", d.weight));
+            }
+            if !(d.temperature.is_finite() && d.temperature > 0.0) {
+                return bad(format!(
+                    "distill.temperature must be > 0, got {}",
+                    d.temperature
+                ));
+            }
         }
         self.loss
             .validate(num_classes)
@@ -341,6 +388,23 @@ mod tests {
 
     #[test]
     fn partial_json_overrides_only_the_given_fields() {
+        let cfg = TrainConfig::from_json(r#"{"distill": {"teacher": "runs/big"}}"#).unwrap();
+        let distill = cfg.distill.expect("set");
+        assert_eq!(distill.teacher, Path::new("runs/big"));
+        assert_eq!(
+            (distill.checkpoint, distill.weight, distill.temperature),
+            (CheckpointKind::Best, 1.0, 2.0)
+        );
+        let cfg = TrainConfig {
+            distill: Some(Distill {
+                temperature: 0.0,
+                ..distill
+            }),
+            ..TrainConfig::default()
+        };
+        let err = cfg.validate(3).unwrap_err().to_string();
+        assert!(err.contains("distill.temperature must be > 0"), "{err}");
+
         let cfg = TrainConfig::from_json(r#"{"epochs": 3, "model": {"base_width": 4}}"#).unwrap();
         let default = TrainConfig::default();
         assert_eq!(cfg.epochs, 3);

@@ -180,6 +180,16 @@ fn check_shapes(logits: &Tensor<4>, targets: &Tensor<3, Int>) {
     );
 }
 
+/// Knowledge-distillation loss: `T^2 * mean over pixels of KL(teacher || student)` with both
+/// logits (`[batch, classes, h, w]`) softened by `temperature`. `teacher` carries no gradient.
+pub fn distillation(student: Tensor<4>, teacher: Tensor<4>, temperature: f32) -> Tensor<1> {
+    let [batch, _, h, w] = student.dims();
+    let log_q = log_softmax(student.div_scalar(temperature), 1); // [batch, classes, h, w]
+    let log_p = log_softmax(teacher.div_scalar(temperature), 1);
+    let kl = (log_p.clone().exp() * (log_p - log_q)).sum(); // [1]
+    kl.mul_scalar(temperature * temperature / (batch * h * w).max(1) as f32)
+}
+
 /// Focal loss (Lin et al., 2017): per pixel `-(1 - p_t)^gamma * log p_t`, reduced like
 /// [`cross_entropy`] (weighted mean over non-ignored pixels). `gamma = 0` is cross-entropy.
 pub fn focal_loss(
@@ -524,5 +534,33 @@ mod tests {
                 assert!(g.abs() > 1e-6, "no gradient at {i}: {grad:?}");
             }
         }
+    }
+
+    #[test]
+    fn distillation_is_the_scaled_kl_divergence() {
+        let device = Device::flex();
+        let (student, _) = inputs(&device);
+        // Teacher: the student's classes swapped.
+        let teacher = student.clone().flip([1]);
+        let t = 2.0f32;
+        let got = distillation(student.clone(), teacher, t).into_scalar::<f32>();
+        let mut want = 0.0f64;
+        for (&a, &b) in LOGITS[0].iter().zip(&LOGITS[1]) {
+            let s = [a / t as f64, b / t as f64];
+            let p = [s[1], s[0]]; // the flipped teacher
+            let log_softmax = |v: [f64; 2]| {
+                let m = v[0].max(v[1]);
+                let z = m + ((v[0] - m).exp() + (v[1] - m).exp()).ln();
+                [v[0] - z, v[1] - z]
+            };
+            let (lq, lp) = (log_softmax(s), log_softmax(p));
+            want += (0..2).map(|c| lp[c].exp() * (lp[c] - lq[c])).sum::<f64>();
+        }
+        want *= (t * t) as f64 / 3.0;
+        assert!(want > 0.1);
+        assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        // A student that already agrees learns nothing more.
+        let same = distillation(student.clone(), student, t).into_scalar::<f32>();
+        assert!(same.abs() < 1e-6, "{same}");
     }
 }

@@ -7,7 +7,7 @@ use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor};
 
-use super::loss::{LossConfig, cross_entropy};
+use super::loss::{LossConfig, cross_entropy, distillation};
 use super::optim::SegOptimizer;
 use crate::core::boundary::BoundaryScore;
 use crate::core::metrics::ConfusionMatrix;
@@ -32,6 +32,22 @@ pub struct AuxTargets {
     pub weight: f32,
 }
 
+/// A teacher's logits for the batch (`[batch, classes, h, w]`, no gradient) to distil from
+/// (see [`crate::core::train::config::Distill`]).
+#[derive(Clone, Debug)]
+pub struct DistillTargets {
+    pub logits: Tensor<4>,
+    pub weight: f32,
+    pub temperature: f32,
+}
+
+/// The targets of a step beyond the labels.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraTargets {
+    pub aux: Option<AuxTargets>,
+    pub distill: Option<DistillTargets>,
+}
+
 /// Forward, loss, backward and optimiser update on `model` (which lives on an autodiff device).
 ///
 /// `images` is `[batch, 3, h, w]`, `masks` is `[batch, h, w]` (255 = ignore). `lr` is one rate
@@ -46,29 +62,38 @@ pub fn train_step(
     images: Tensor<4>,
     masks: Tensor<3, Int>,
 ) -> (Segmenter, Result<f32, StepError>) {
-    train_step_multi(model, optimizer, loss, None, lr, images, masks)
+    let extra = ExtraTargets::default();
+    train_step_multi(model, optimizer, loss, extra, lr, images, masks)
 }
 
-/// [`train_step`] with the second head's loss, `loss + weight * CE(aux logits, aux targets)`,
-/// when `aux` is given (and the model has the head).
+/// [`train_step`] with the extra targets' terms: the second head's
+/// `weight * CE(aux logits, aux targets)` when `extra.aux` is given (and the model has the
+/// head), and `weight * distillation(logits, teacher logits)` when `extra.distill` is.
 pub fn train_step_multi(
     model: Segmenter,
     optimizer: &mut SegOptimizer,
     loss: &LossConfig,
-    aux: Option<AuxTargets>,
+    extra: ExtraTargets,
     lr: impl Into<ModuleLearningRate>,
     images: Tensor<4>,
     masks: Tensor<3, Int>,
 ) -> (Segmenter, Result<f32, StepError>) {
-    let batch_loss = match aux {
+    let (logits, aux_term) = match extra.aux {
         Some(aux) if model.aux_channels().is_some() => {
             let out = model.forward(images); // [batch, classes, h, w], [batch, aux, h, w]
-            let main = loss.loss(out.logits, masks); // [1]
             let aux_logits = out.aux.expect("the model has a second head");
-            main + cross_entropy(aux_logits, aux.targets, None).mul_scalar(aux.weight)
+            let term = cross_entropy(aux_logits, aux.targets, None).mul_scalar(aux.weight);
+            (out.logits, Some(term))
         }
-        _ => loss.loss(model.forward_any_size(images), masks), // [1]
+        _ => (model.forward_any_size(images), None),
     };
+    let distill_term = extra.distill.map(|d| {
+        distillation(logits.clone(), d.logits, d.temperature).mul_scalar(d.weight) // [1]
+    });
+    let mut batch_loss = loss.loss(logits, masks); // [1]
+    for term in [aux_term, distill_term].into_iter().flatten() {
+        batch_loss = batch_loss + term;
+    }
     let value = match batch_loss.clone().into_scalar_checked() {
         Ok(v) => v,
         Err(e) => return (model, Err(StepError::Device(e))),

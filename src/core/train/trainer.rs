@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
-use super::config::{ConfigError, RunConfig, TrainConfig};
+use super::config::{ConfigError, Distill, RunConfig, TrainConfig};
 use super::control::{Control, PredictRequest};
 use super::init::starting_model;
 use super::optim::{SegOptimizer, build_optimizer, group_rates, lr_at};
@@ -18,7 +18,9 @@ use super::prepare::{Prepared, prepare};
 use super::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
 };
-use super::step::{AuxTargets, StepError, eval_step_boundary, train_step_multi};
+use super::step::{
+    AuxTargets, DistillTargets, ExtraTargets, StepError, eval_step_boundary, train_step_multi,
+};
 use crate::core::boundary::{BoundaryScore, road_class};
 use crate::core::dataset::loader::{
     AuxSource, LoaderConfig, SegDataset, SegLoader, default_workers,
@@ -226,6 +228,54 @@ struct Loop<'a> {
     /// Validation mIoU of the weights in `best/` (a best epoch whose save failed is not there:
     /// the next epoch that beats what is on disk is saved instead).
     best_on_disk: Option<f64>,
+    /// The model to distil from (inference copy, on `device`), with its weight and temperature.
+    teacher: Option<Teacher>,
+}
+
+struct Teacher {
+    model: Segmenter,
+    weight: f32,
+    temperature: f32,
+}
+
+impl Teacher {
+    /// Loads `distill`'s run, which must predict the classes of `classes` (same names, same
+    /// order).
+    fn load(distill: &Distill, classes: &[String], device: &Device) -> Result<Self, TrainError> {
+        let invalid = |why: String| {
+            TrainError::Config(ConfigError::Invalid(format!(
+                "distillation teacher {}: {why}",
+                distill.teacher.display()
+            )))
+        };
+        let predictor = Predictor::load(&distill.teacher, distill.checkpoint, device.clone())
+            .map_err(|e| invalid(e.to_string()))?;
+        let theirs: Vec<&str> = predictor
+            .classes()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        if theirs != classes.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(invalid(format!(
+                "it predicts the classes {theirs:?}, this run has {classes:?}"
+            )));
+        }
+        Ok(Self {
+            model: predictor.model().clone(),
+            weight: distill.weight,
+            temperature: distill.temperature,
+        })
+    }
+
+    /// The teacher's logits for a training batch, as a constant of the autodiff graph.
+    fn targets(&self, images: &Tensor<4>) -> DistillTargets {
+        let logits = self.model.forward_any_size(images.clone().inner()); // [batch, classes, h, w]
+        DistillTargets {
+            logits: logits.autodiff(),
+            weight: self.weight,
+            temperature: self.temperature,
+        }
+    }
 }
 
 impl<'a> Loop<'a> {
@@ -352,6 +402,10 @@ impl<'a> Loop<'a> {
             batch_size: config.batch_size,
             class_names: class_names.clone(),
         })));
+        let teacher = match &config.distill {
+            Some(distill) => Some(Teacher::load(distill, &class_names, &device)?),
+            None => None,
+        };
         let elapsed_before = state.elapsed_secs;
         let encoder = model.encoder_group();
         let best_on_disk = state.best_mean_iou;
@@ -377,6 +431,7 @@ impl<'a> Loop<'a> {
             elapsed_before,
             unsaved: None,
             best_on_disk,
+            teacher,
         })
     }
 
@@ -422,15 +477,18 @@ impl<'a> Loop<'a> {
                 );
                 let mult = self.config.encoder_lr_mult;
                 let rates = group_rates(lr, (mult != 1.0).then(|| (self.encoder.clone(), mult)));
-                let aux = batch.aux.map(|targets| AuxTargets {
-                    targets,
-                    weight: self.config.aux_weight,
-                });
+                let extra = ExtraTargets {
+                    aux: batch.aux.map(|targets| AuxTargets {
+                        targets,
+                        weight: self.config.aux_weight,
+                    }),
+                    distill: self.teacher.as_ref().map(|t| t.targets(&batch.images)),
+                };
                 let (model, result) = train_step_multi(
                     self.model,
                     &mut self.optimizer,
                     &self.config.loss,
-                    aux,
+                    extra,
                     rates,
                     batch.images,
                     batch.masks,

@@ -4,7 +4,7 @@
 //! through what the studio's Runs list, `eval`, `predict` and `--resume` use: the run check,
 //! the predictor's loader, the optimiser state loader and the curves reader.
 
-mod fuzz;
+use crate::fuzz;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -22,9 +22,6 @@ use roadseg::core::train::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, RunDir, TrainState, read_metrics,
 };
 use serde_json::Value;
-
-#[global_allocator]
-static METER: fuzz::Meter = fuzz::Meter;
 
 /// Cases per target in CI: each case loads a (tiny) model once or twice.
 const CASES: u32 = 1_000;

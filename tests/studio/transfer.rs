@@ -3,7 +3,7 @@
 //! the "ResNet-18, pretrained file" preset trains a ResNet-18 with a boundary head, whose map
 //! arrives as a layer of the canvas and whose F1 is a curve.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

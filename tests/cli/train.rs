@@ -1,7 +1,7 @@
 //! End-to-end training flows through the CLI: run directory contents, resume after a kill,
 //! divergence, bad files, and metrics checked against an independent numpy reference.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

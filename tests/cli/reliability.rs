@@ -6,7 +6,7 @@
 //!   under --out; `predict --data DIR --split S` predicts a dataset's split in any layout;
 //! - `info --json` prints JSON even when the dataset cannot be read.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

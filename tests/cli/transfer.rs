@@ -2,7 +2,7 @@
 //! torchvision-layout weights file (frozen, then fine-tuned), `--init-from` with another class
 //! table, the boundary head with its F1 in eval, and BDD100K's drivable head.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `roadseg info`, `convert` and `sample` on small fixtures that the tests build in each layout.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

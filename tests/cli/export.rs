@@ -1,7 +1,7 @@
 //! Shipping a trained run: ONNX export checked by onnxruntime (tests/peers/onnx_check.py, with
 //! onnx.checker), quantization, pruning and the latency/memory bench, through the CLI.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -312,10 +312,32 @@ fn quantized_and_pruned_runs_are_ordinary_runs() {
         "--json",
     ]))
     .unwrap();
+    // The default, measured allocation: at least half the filters go, no stage widens.
     assert_eq!(p["widths"]["before"], serde_json::json!([4, 8, 16]));
-    assert_eq!(p["widths"]["after"], serde_json::json!([2, 4, 8]));
+    let widths = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap())
+            .collect()
+    };
+    let (before_w, after_w) = (
+        widths(&p["widths"]["before"]),
+        widths(&p["widths"]["after"]),
+    );
+    assert!(
+        before_w
+            .iter()
+            .zip(&after_w)
+            .all(|(b, a)| a <= b && *a >= 1),
+        "{p}"
+    );
+    let filters = |k: &str| p["filters"][k].as_u64().unwrap();
+    assert_eq!(filters("before"), 92, "{p}");
+    assert!(filters("after") * 2 <= filters("before"), "{p}");
+    assert!(p["method"].as_str().unwrap().contains("(measured)"), "{p}");
     let params = |v: &Value| v["params"].as_u64().unwrap();
-    assert!(params(&p["after"]) * 3 < params(&p["before"]), "{p}");
+    assert!(params(&p["after"]) * 2 < params(&p["before"]), "{p}");
     assert!(p["after"]["gflops"].as_f64().unwrap() < p["before"]["gflops"].as_f64().unwrap());
     // Fine-tuning wrote its curve into the new run.
     assert!(
@@ -369,4 +391,76 @@ fn quantized_and_pruned_runs_are_ordinary_runs() {
         assert!(r["peak_resident_bytes"].as_u64().unwrap() > 0);
     }
     assert!(runs[2]["params"].as_u64().unwrap() < runs[0]["params"].as_u64().unwrap());
+}
+
+#[test]
+fn structured_pruning_takes_uniform_shares_or_given_widths() {
+    let (tmp, _, run) = trained();
+    let prune = |name: &str, how: &[&str]| -> Value {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "prune",
+            "--model",
+            s(run),
+            "--out",
+            s(&out),
+            "--structured",
+            "--runs",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(how);
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    let uniform = prune(
+        "run-uniform",
+        &["--amount", "0.5", "--allocation", "uniform"],
+    );
+    assert_eq!(uniform["widths"]["after"], serde_json::json!([2, 4, 8]));
+    assert_eq!(uniform["filters"]["after"], serde_json::json!(46));
+    let given = prune(
+        "run-given",
+        &[
+            "--widths",
+            "4,6,6",
+            "--finetune-epochs",
+            "1",
+            "--distill-weight",
+            "1",
+        ],
+    );
+    // Fine-tuned with the original as the teacher: the new run's config says so.
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("run-given/config.json")).unwrap(),
+    )
+    .unwrap();
+    let distill = &config["train"]["distill"];
+    assert_eq!(distill["weight"], serde_json::json!(1.0), "{config}");
+    assert_eq!(
+        Path::new(distill["teacher"].as_str().unwrap()),
+        std::path::absolute(run).unwrap()
+    );
+    assert_eq!(given["widths"]["after"], serde_json::json!([4, 6, 6]));
+    assert!(
+        given["method"]
+            .as_str()
+            .unwrap()
+            .contains("to widths [4, 6, 6]")
+    );
+    // A list that does not fit the model is refused, naming the stage count.
+    let err = fails(&[
+        "prune",
+        "--model",
+        s(run),
+        "--out",
+        s(&tmp.path().join("run-bad")),
+        "--structured",
+        "--widths",
+        "4,6",
+    ]);
+    assert!(
+        err.contains("--widths lists 2 stages; this model has 3"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("run-bad").exists());
 }

@@ -2,7 +2,7 @@
 //! (`core::fault`; root ignores permissions, so a read-only folder cannot stand in). The run
 //! goes on with the previous checkpoint in place, saves again once the disk has room, and a run
 //! that ends without its last checkpoint saved says so and keeps the previous one intact.
-//! (Mask saves on a failing disk are tested in the studio: `studio_failing_disk.rs`.)
+//! (Mask saves on a failing disk are tested in the studio: `tests/studio/reliability.rs`.)
 
 use std::cell::RefCell;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! `label_colors.txt`, the file names of every layout, and the native mask document under
 //! arbitrary edits.
 
-mod fuzz;
+use crate::fuzz;
 
 use std::path::{Path, PathBuf};
 
@@ -15,9 +15,6 @@ use roadseg::core::dataset::image_io::{
 use roadseg::core::dataset::split::SplitsFile;
 use roadseg::core::dataset::{ClassTable, DatasetIndex, Format, LabelEncoding, info};
 use roadseg::core::paint::MaskDocument;
-
-#[global_allocator]
-static METER: fuzz::Meter = fuzz::Meter;
 
 /// Cases per target in CI; every target here takes well under a millisecond per case.
 const CASES: u32 = 2_000;

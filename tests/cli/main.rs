@@ -1,0 +1,13 @@
+//! The command-line interface end to end, driving the built `roadseg` binary.
+//!
+//! One test binary for all of them (and likewise `tests/flows` and `tests/studio`): each test
+//! binary links the whole engine (~150 MB), so fewer binaries build faster and use less disk.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod dataset;
+mod export;
+mod reliability;
+mod train;
+mod transfer;

@@ -1,0 +1,15 @@
+//! The core library's end-to-end flows without the GUI: the training worker, a failing disk,
+//! killed mask saves, and fuzzing of every reader (see `tests/cli/main.rs` for why one binary).
+
+#[path = "../fuzz/mod.rs"]
+mod fuzz;
+
+/// The fuzz tests' allocation meter (per thread: the other tests' allocations are not counted).
+#[global_allocator]
+static METER: fuzz::Meter = fuzz::Meter;
+
+mod failing_disk;
+mod fuzz_dataset;
+mod fuzz_run_dir;
+mod mask_save_kill;
+mod train_worker;

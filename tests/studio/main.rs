@@ -1,0 +1,13 @@
+#![cfg(feature = "gui")]
+//! The studio driven through egui_kittest (clicks, keys, drags, snapshots on lavapipe) and the
+//! scripted soak (see `tests/cli/main.rs` for why one binary).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod compare;
+mod paint;
+mod reliability;
+mod soak;
+mod train;
+mod transfer;
