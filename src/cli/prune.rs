@@ -133,11 +133,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (model, model_config, mut method) = if args.structured {
         let (allocation, how) = match &args.widths {
             Some(widths) => {
-                let stages = source.config.model.stage_widths().len();
+                let full = source.config.model.stage_widths();
                 anyhow::ensure!(
-                    widths.len() == stages,
-                    "--widths lists {} stages; this model has {stages}",
-                    widths.len()
+                    widths.len() == full.len(),
+                    "--widths lists {} stages; this model has {}",
+                    widths.len(),
+                    full.len()
+                );
+                anyhow::ensure!(
+                    widths
+                        .iter()
+                        .zip(&full)
+                        .all(|(&w, &f)| (1..=f).contains(&w)),
+                    "--widths {widths:?}: each stage keeps 1 to its {full:?} channels"
                 );
                 (
                     Allocation::Widths(widths.clone()),

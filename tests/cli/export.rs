@@ -8,38 +8,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::tensor::{Device, Distribution, Tensor};
-use common::{fails, ok};
+use common::{TINY, fails, ok, train_tiny};
 use roadseg::core::predict::Predictor;
 use roadseg::core::train::run_dir::CheckpointKind;
 use serde_json::Value;
 
 /// Training size of the tiny runs: depth 2, so multiples of 4.
 const SIZE: [usize; 2] = [24, 32]; // [height, width]
-
-/// A tiny model and size so that each run trains in seconds.
-fn train_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        data,
-        "--out",
-        out,
-        "--epochs",
-        "2",
-        "--size",
-        "32x24",
-        "--depth",
-        "2",
-        "--width",
-        "4",
-        "--batch-size",
-        "4",
-        "--workers",
-        "1",
-        "--device",
-        "cpu",
-    ]
-}
 
 /// 12 procedural road scenes at the training size, and a run trained on them (shared by the
 /// tests of this file).
@@ -60,7 +35,7 @@ fn trained() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
             "5",
         ]);
         let run = tmp.path().join("run");
-        ok(&train_args(data.to_str().unwrap(), run.to_str().unwrap()));
+        train_tiny(&data, &run, 2);
         (tmp, data, run)
     })
 }
@@ -251,9 +226,18 @@ fn export_failures_are_clear_and_leave_no_file() {
     let config = dir.join("transposed.json");
     std::fs::write(&config, r#"{"model": {"upsample": "Transposed"}}"#).unwrap();
     let transposed = dir.join("transposed-run");
-    let mut args = train_args(s(data), s(&transposed));
-    args.extend(["--config", s(&config)]);
-    args[6] = "1"; // one epoch
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--out",
+        s(&transposed),
+        "--epochs",
+        "1",
+        "--config",
+        s(&config),
+    ];
+    args.extend_from_slice(TINY);
     ok(&args);
     let out = dir.join("t.onnx");
     let err = fails(&["export", "--model", s(&transposed), "--onnx", s(&out)]);
@@ -460,6 +444,20 @@ fn structured_pruning_takes_uniform_shares_or_given_widths() {
     ]);
     assert!(
         err.contains("--widths lists 2 stages; this model has 3"),
+        "{err}"
+    );
+    let err = fails(&[
+        "prune",
+        "--model",
+        s(run),
+        "--out",
+        s(&tmp.path().join("run-bad")),
+        "--structured",
+        "--widths",
+        "4,9,6",
+    ]);
+    assert!(
+        err.contains("each stage keeps 1 to its [4, 8, 16]"),
         "{err}"
     );
     assert!(!tmp.path().join("run-bad").exists());

@@ -6,24 +6,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fails, ok, roadseg};
+use common::{TINY, fails, ok, roadseg};
 use serde_json::Value;
-
-/// A tiny model and size so that each test trains in seconds.
-const TINY: &[&str] = &[
-    "--size",
-    "32x24",
-    "--depth",
-    "2",
-    "--width",
-    "4",
-    "--batch-size",
-    "4",
-    "--workers",
-    "1",
-    "--device",
-    "cpu",
-];
 
 /// 12 procedural road scenes at 64x48.
 fn tiny_sample(dir: &Path) -> PathBuf {

@@ -1,4 +1,5 @@
-//! Fixture builders shared by the CLI tests: the same train-id masks written in every layout.
+//! Shared by the CLI and studio tests: running the binary, a tiny training run, and fixture
+//! builders that write the same train-id masks in every layout.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,38 @@ pub fn roadseg(args: &[&str]) -> Output {
         )
         .output()
         .expect("run roadseg")
+}
+
+/// A tiny UNet at 32x24 on the CPU with one loader thread: a run trains in seconds.
+pub const TINY: &[&str] = &[
+    "--size",
+    "32x24",
+    "--depth",
+    "2",
+    "--width",
+    "4",
+    "--batch-size",
+    "4",
+    "--workers",
+    "1",
+    "--device",
+    "cpu",
+];
+
+/// `roadseg train` of a [`TINY`] model on `data` into `out` for `epochs` epochs.
+pub fn train_tiny(data: &Path, out: &Path, epochs: u32) {
+    let epochs = epochs.to_string();
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        &epochs,
+    ];
+    args.extend_from_slice(TINY);
+    ok(&args);
 }
 
 pub fn ok(args: &[&str]) -> String {

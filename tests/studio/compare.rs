@@ -25,16 +25,7 @@ use roadseg::studio::panels::dataset::Order;
 use roadseg::studio::state::PersistedState;
 use roadseg::studio::{StartOptions, Studio};
 
-fn roadseg(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_roadseg"))
-        .args(args)
-        .env(
-            "ROADSEG_DATA_DIR",
-            std::env::temp_dir().join("roadseg-test-data"),
-        )
-        .output()
-        .expect("run roadseg")
-}
+use crate::common::{roadseg, train_tiny};
 
 /// 8 procedural scenes at 64x48 and a tiny model trained on them for 2 epochs; then the
 /// masks of road_0006 and road_0007 are removed, leaving two unlabelled images.
@@ -51,32 +42,7 @@ fn sample_and_run(dir: &Path) -> (PathBuf, PathBuf) {
     )
     .unwrap();
     let run = dir.join("run");
-    let out = roadseg(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--size",
-        "32x24",
-        "--depth",
-        "2",
-        "--width",
-        "4",
-        "--batch-size",
-        "4",
-        "--workers",
-        "1",
-        "--device",
-        "cpu",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_tiny(&data, &run, 2);
     for name in ["road_0006", "road_0007"] {
         std::fs::remove_file(data.join(format!("masks/{name}.png"))).unwrap();
     }
