@@ -431,34 +431,24 @@ fn structured_pruning_takes_uniform_shares_or_given_widths() {
             .unwrap()
             .contains("to widths [4, 6, 6]")
     );
-    // A list that does not fit the model is refused, naming the stage count.
-    let err = fails(&[
-        "prune",
-        "--model",
-        s(run),
-        "--out",
-        s(&tmp.path().join("run-bad")),
-        "--structured",
-        "--widths",
-        "4,6",
-    ]);
-    assert!(
-        err.contains("--widths lists 2 stages; this model has 3"),
-        "{err}"
-    );
-    let err = fails(&[
-        "prune",
-        "--model",
-        s(run),
-        "--out",
-        s(&tmp.path().join("run-bad")),
-        "--structured",
-        "--widths",
-        "4,9,6",
-    ]);
-    assert!(
-        err.contains("each stage keeps 1 to its [4, 8, 16]"),
-        "{err}"
-    );
-    assert!(!tmp.path().join("run-bad").exists());
+    // Widths that do not fit the model are refused with the reason, and no run is written.
+    let bad = tmp.path().join("run-bad");
+    for (widths, reason) in [
+        ("4,6", "--widths lists 2 stages; this model has 3"),
+        ("4,9,6", "each stage keeps 1 to its [4, 8, 16]"),
+        ("4,0,6", "each stage keeps 1 to its [4, 8, 16]"),
+    ] {
+        let err = fails(&[
+            "prune",
+            "--model",
+            s(run),
+            "--out",
+            s(&bad),
+            "--structured",
+            "--widths",
+            widths,
+        ]);
+        assert!(err.contains(reason), "{widths}: {err}");
+    }
+    assert!(!bad.exists());
 }
