@@ -98,7 +98,7 @@ enum Share {
 /// training split (its validation split stays unseen), at the training size, normalised like
 /// training.
 fn probe_images(config: &RunConfig, device: &Device) -> anyhow::Result<Tensor<4>> {
-    const PROBE_IMAGES: usize = 16;
+    const PROBE_IMAGES: usize = 32;
     let index = DatasetIndex::open(&config.data, config.format.parse().ok())
         .with_context(|| format!("opening the run's dataset {}", config.data.display()))?;
     let mut samples = index.labelled_in(Split::Train);

@@ -151,8 +151,8 @@ pub fn filters(widths: &[usize]) -> usize {
 
 /// Stage widths that remove at least `amount` of the model's [`filters`], chosen by
 /// measurement (sensitivity analysis, as in Li et al. 2017, "Pruning Filters for Efficient
-/// ConvNets", made greedy): from the full widths, each round tries cutting every stage by an
-/// eighth of its original width and keeps the cut whose predictions on `probe` differ least
+/// ConvNets", made greedy): from the full widths, each round tries cutting every stage by a
+/// sixteenth of its original width and keeps the cut whose predictions on `probe` differ least
 /// from the original model's (mean KL divergence per pixel) per filter removed. Full-resolution
 /// stages with few channels, where each channel carries detail, are measured to be sensitive
 /// and keep their width; the wide deep stages give up most.
@@ -183,7 +183,7 @@ pub fn measured_widths(
     while filters(&full) - filters(&widths) < target {
         let mut best: Option<(f64, Vec<usize>, f64)> = None;
         for stage in 0..widths.len() {
-            let step = full[stage].div_ceil(8);
+            let step = full[stage].div_ceil(16);
             if widths[stage] <= step {
                 continue;
             }
@@ -534,8 +534,8 @@ mod tests {
     #[test]
     fn measured_allocation_cuts_where_the_predictions_do_not_change() {
         // Only the bottleneck has dead channels (half of them): cutting them leaves the
-        // predictions as they are, cutting anywhere else changes them. Asked for 15% of the
-        // filters (the bottleneck's dead half is 16 of 92), the measurement takes them all
+        // predictions as they are, cutting anywhere else changes them. Asked for 17% of the
+        // filters (16 of 92: just the bottleneck's dead half), the measurement takes them all
         // from the bottleneck.
         let device = Device::flex();
         device.seed(11);
@@ -543,9 +543,8 @@ mod tests {
         let mut model = cfg.init(&device);
         model.bottleneck = kill_block(model.bottleneck.clone());
         let probe = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
-        let widths = measured_widths(&model, &cfg, 0.15, &probe);
+        let widths = measured_widths(&model, &cfg, 0.17, &probe);
         assert_eq!(widths, [4, 8, 8]);
-        assert!(filters(&[4, 8, 16]) - filters(&widths) >= 14);
         let (pruned, _) = prune_to_widths(&model, &cfg, widths);
         let diff = (model.fold_batch_norm().forward(probe.clone())
             - pruned.fold_batch_norm().forward(probe))
