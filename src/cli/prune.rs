@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Fraction to remove, in [0, 1): of each convolution's weights, or with --structured of
-    /// each stage's channels.
+    /// the network's filters (convolution output channels, the head's aside).
     #[arg(long, value_parser = parse_amount, required_unless_present = "widths")]
     amount: Option<f64>,
     /// Remove whole filters: a narrower UNet (per-stage widths in its config), faster on every

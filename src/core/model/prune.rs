@@ -23,6 +23,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::unet::{BilinearUp, ConvBlock, UNet, UNetConfig, UpBlock, UpSampler, folded};
 use crate::core::kernels::ops::dequantized;
+use crate::core::train::loss::distillation;
 
 /// Zeros in one convolution weight.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,19 +165,12 @@ pub fn measured_widths(
 ) -> Vec<usize> {
     let full = config.stage_widths();
     let target = (filters(&full) as f64 * amount.clamp(0.0, 1.0)).ceil() as usize;
-    let reference = burn::tensor::activation::log_softmax(
-        model.clone().fold_batch_norm().forward(probe.clone()),
-        1,
-    ); // [n, classes, h, w]
+    let reference = model.clone().fold_batch_norm().forward(probe.clone()); // [n, classes, h, w]
+    // Mean KL(original || pruned) per pixel: the distillation loss at temperature 1.
     let divergence = |widths: &[usize]| -> f64 {
         let (pruned, _) = prune_to_widths(model, config, widths.to_vec());
-        let log_q = burn::tensor::activation::log_softmax(
-            pruned.fold_batch_norm().forward(probe.clone()),
-            1,
-        );
-        let [n, _, h, w] = log_q.dims();
-        let kl = (reference.clone().exp() * (reference.clone() - log_q)).sum(); // [1]
-        kl.into_scalar::<f32>() as f64 / (n * h * w).max(1) as f64
+        let logits = pruned.fold_batch_norm().forward(probe.clone());
+        distillation(logits, reference.clone(), 1.0).into_scalar::<f32>() as f64
     };
     let mut widths = full.clone();
     let mut current = 0.0;

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::resnet::{RESNET_MULTIPLE, ResNetKind, ResNetUNet};
-use super::unet::{UNet, UNetConfig, UNetError};
+use super::unet::{UNet, UNetConfig, UNetError, crop_to, pad_to_multiple};
 use crate::core::kernels::ops;
 
 /// The encoder half of the network.
@@ -366,35 +366,16 @@ impl Segmenter {
     }
 
     fn run(&self, images: Tensor<4>, with_aux: bool) -> Output {
-        let [batch, channels, height, width] = images.dims();
-        let multiple = self.multiple();
-        let padded_h = height.div_ceil(multiple).max(1) * multiple;
-        let padded_w = width.div_ceil(multiple).max(1) * multiple;
-        let device = images.device();
-        let mut x = images;
-        if padded_w > width {
-            let zeros = Tensor::zeros([batch, channels, height, padded_w - width], &device);
-            x = Tensor::cat(vec![x, zeros], 3);
-        }
-        if padded_h > height {
-            let zeros = Tensor::zeros([batch, channels, padded_h - height, padded_w], &device);
-            x = Tensor::cat(vec![x, zeros], 2);
-        }
-        let features = self.features(x); // [batch, b, padded_h, padded_w]
+        let [_, _, height, width] = images.dims();
+        let padded = pad_to_multiple(images, self.multiple());
+        let features = self.features(padded); // [batch, b, padded_h, padded_w]
         let aux = match (&self.aux, with_aux) {
             (Some(head), true) => Some(head.forward(features.clone())),
             _ => None,
         };
-        let crop = |t: Tensor<4>| {
-            if (padded_h, padded_w) == (height, width) {
-                t
-            } else {
-                t.narrow(2, 0, height).narrow(3, 0, width)
-            }
-        };
         Output {
-            logits: crop(self.head(features)),
-            aux: aux.map(crop),
+            logits: crop_to(self.head(features), [height, width]),
+            aux: aux.map(|t| crop_to(t, [height, width])),
         }
     }
 

@@ -560,28 +560,40 @@ impl UNet {
     /// normalisation) at the bottom and right up to the next multiple of `2^depth`, and the
     /// logits are cropped back. `[batch, in, h, w]` -> `[batch, classes, h, w]`.
     pub fn forward_any_size(&self, images: Tensor<4>) -> Tensor<4> {
-        let [batch, channels, height, width] = images.dims();
-        let multiple = 1usize << self.depth();
-        let padded_h = height.div_ceil(multiple).max(1) * multiple;
-        let padded_w = width.div_ceil(multiple).max(1) * multiple;
-        if (padded_h, padded_w) == (height, width) {
-            return self.forward(images);
-        }
-        let device = images.device();
-        let mut x = images;
-        if padded_w > width {
-            let zeros = Tensor::zeros([batch, channels, height, padded_w - width], &device);
-            x = Tensor::cat(vec![x, zeros], 3);
-        }
-        if padded_h > height {
-            let zeros = Tensor::zeros([batch, channels, padded_h - height, padded_w], &device);
-            x = Tensor::cat(vec![x, zeros], 2);
-        }
-        let logits = self.forward(x); // [batch, classes, padded_h, padded_w]
-        logits.narrow(2, 0, height).narrow(3, 0, width)
+        let [_, _, height, width] = images.dims();
+        let padded = pad_to_multiple(images, 1 << self.depth());
+        crop_to(self.forward(padded), [height, width]) // [batch, classes, h, w]
     }
 }
 
+/// `images` (`[batch, c, h, w]`) zero-padded at the bottom and right up to the next multiples
+/// of `multiple` (unchanged when they already are); [`crop_to`] takes an output back.
+pub fn pad_to_multiple(images: Tensor<4>, multiple: usize) -> Tensor<4> {
+    let [batch, channels, height, width] = images.dims();
+    let padded_h = height.div_ceil(multiple).max(1) * multiple;
+    let padded_w = width.div_ceil(multiple).max(1) * multiple;
+    let device = images.device();
+    let mut x = images;
+    if padded_w > width {
+        let zeros = Tensor::zeros([batch, channels, height, padded_w - width], &device);
+        x = Tensor::cat(vec![x, zeros], 3);
+    }
+    if padded_h > height {
+        let zeros = Tensor::zeros([batch, channels, padded_h - height, padded_w], &device);
+        x = Tensor::cat(vec![x, zeros], 2);
+    }
+    x
+}
+
+/// The top-left `[height, width]` of `t` (`[batch, c, H, W]`), `t` itself when it is that size.
+pub fn crop_to(t: Tensor<4>, [height, width]: [usize; 2]) -> Tensor<4> {
+    let [_, _, h, w] = t.dims();
+    if (h, w) == (height, width) {
+        t
+    } else {
+        t.narrow(2, 0, height).narrow(3, 0, width)
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
