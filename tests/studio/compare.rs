@@ -26,6 +26,7 @@ use roadseg::studio::state::PersistedState;
 use roadseg::studio::{StartOptions, Studio};
 
 use crate::common::{roadseg, train_tiny};
+use crate::support::mask;
 
 /// 8 procedural scenes at 64x48 and a tiny model trained on them for 2 epochs; then the
 /// masks of road_0006 and road_0007 are removed, leaving two unlabelled images.
@@ -76,17 +77,6 @@ fn wait_for(harness: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.run_steps(1);
-}
-
-fn mask(harness: &Harness<'_, Studio>) -> Mask {
-    harness
-        .state()
-        .canvas
-        .document
-        .as_ref()
-        .expect("an image is open")
-        .mask()
-        .clone()
 }
 
 #[test]

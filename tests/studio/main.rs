@@ -9,5 +9,6 @@ mod compare;
 mod paint;
 mod reliability;
 mod soak;
+mod support;
 mod train;
 mod transfer;

@@ -14,6 +14,8 @@ use roadseg::studio::Studio;
 use roadseg::studio::canvas::Tool;
 use roadseg::studio::state::PersistedState;
 
+use crate::support::{mask, settle};
+
 fn sample(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     generate(
@@ -45,12 +47,6 @@ fn harness(data: &Path) -> Harness<'static, Studio> {
 }
 
 /// Lets the frame that starts a load run, waits for the loader thread, shows the result.
-fn settle(harness: &mut Harness<'_, Studio>) {
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
-}
-
 fn mask_on_disk(path: &Path) -> Mask {
     Mask::from_gray_image(image::open(path).unwrap().into_luma8())
 }
@@ -68,17 +64,6 @@ fn click_image(harness: &mut Harness<'_, Studio>, x: f32, y: f32) {
     harness.step();
     harness.drop_at(pos);
     harness.run_steps(2);
-}
-
-fn mask(harness: &Harness<'_, Studio>) -> Mask {
-    harness
-        .state()
-        .canvas
-        .document
-        .as_ref()
-        .expect("an image is open")
-        .mask()
-        .clone()
 }
 
 #[test]

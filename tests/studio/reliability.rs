@@ -20,6 +20,8 @@ use roadseg::studio::Studio;
 use roadseg::studio::canvas::Tool;
 use roadseg::studio::state::PersistedState;
 
+use crate::support::settle;
+
 fn data(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     let cfg = SampleConfig {
@@ -30,12 +32,6 @@ fn data(dir: &Path) -> PathBuf {
     };
     generate(&data, &cfg).unwrap();
     data
-}
-
-fn settle(harness: &mut Harness<'_, Studio>) {
-    harness.run_steps(2);
-    harness.state_mut().wait_for_image();
-    harness.run_steps(2);
 }
 
 /// A horizontal brush stroke at row `y` (in image pixels).

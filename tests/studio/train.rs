@@ -4,7 +4,7 @@
 //! checkpoint.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -14,14 +14,10 @@ use roadseg::studio::Studio;
 use roadseg::studio::panels::training::RunState;
 use roadseg::studio::state::PersistedState;
 
-fn wait_for(harness: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::support::wait_for;
+
+/// Training a tiny run from the window: generous for a loaded CI machine.
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn train_from_the_window_then_stop() {
@@ -57,7 +53,7 @@ fn train_from_the_window_then_stop() {
     harness.run_steps(2);
     harness.get_by_label("Train").click();
     harness.run_steps(1);
-    wait_for(&mut harness, "the first epoch", |s| {
+    wait_for(&mut harness, "the first epoch", TIMEOUT, |s| {
         !s.training.curves.mean_iou.is_empty()
     });
     let panel = &harness.state().training;
@@ -70,12 +66,12 @@ fn train_from_the_window_then_stop() {
     let bytes = harness.state().memory.expect("memory while training").1;
     assert!(bytes > 1 << 20, "{bytes} bytes resident");
     harness.get_by_label_contains("memory ");
-    wait_for(&mut harness, "a live prediction", |s| {
+    wait_for(&mut harness, "a live prediction", TIMEOUT, |s| {
         s.canvas.has_prediction()
     });
 
     harness.get_by_label("Stop").click();
-    wait_for(&mut harness, "the run to stop", |s| {
+    wait_for(&mut harness, "the run to stop", TIMEOUT, |s| {
         s.training.state == RunState::Idle
     });
     harness.run_steps(2);

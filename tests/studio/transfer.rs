@@ -3,9 +3,7 @@
 //! the "ResNet-18, pretrained file" preset trains a ResNet-18 with a boundary head, whose map
 //! arrives as a layer of the canvas and whose F1 is a curve.
 
-use crate::common;
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -17,14 +15,11 @@ use roadseg::studio::Studio;
 use roadseg::studio::panels::training::{Preset, RunState};
 use roadseg::studio::state::PersistedState;
 
-fn wait_for(harness: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::common;
+use crate::support::wait_for;
+
+/// A ResNet-18 epoch on the CPU: longer than the plain UNet's.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn harness(studio: Studio) -> Harness<'static, Studio> {
     Harness::builder()
@@ -92,12 +87,13 @@ fn the_resnet_preset_trains_with_a_boundary_layer() {
     harness.run_steps(1);
     harness.get_by_label("Train").click();
     harness.run_steps(1);
-    wait_for(&mut harness, "the first epoch", |s| {
+    wait_for(&mut harness, "the first epoch", TIMEOUT, |s| {
         !s.training.curves.boundary_f1.is_empty()
     });
     wait_for(
         &mut harness,
         "a live prediction with its boundary map",
+        TIMEOUT,
         |s| s.canvas.aux().is_some(),
     );
     assert_eq!(
@@ -117,7 +113,7 @@ fn the_resnet_preset_trains_with_a_boundary_layer() {
         harness.state().training.log
     );
     harness.get_by_label("Stop").click();
-    wait_for(&mut harness, "the run to stop", |s| {
+    wait_for(&mut harness, "the run to stop", TIMEOUT, |s| {
         s.training.state == RunState::Idle
     });
 }
