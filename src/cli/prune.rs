@@ -286,6 +286,7 @@ fn finetune(run: &Path, epochs: usize, device: DeviceChoice) -> anyhow::Result<(
     let start = TrainStart::Resume {
         run: run.to_path_buf(),
         epochs: Some(epochs),
+        config: None,
     };
     let mut progress = Progress::new();
     let result = train(

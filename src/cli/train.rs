@@ -10,7 +10,7 @@ use roadseg::core::train::config::TrainConfig;
 use roadseg::core::train::control::Control;
 use roadseg::core::train::loss::LossConfig;
 use roadseg::core::train::optim::OptimizerKind;
-use roadseg::core::train::run_dir::next_run_dir;
+use roadseg::core::train::run_dir::{RunDir, next_run_dir};
 use roadseg::core::train::trainer::{DataSpec, TrainOptions, TrainStart, train};
 
 use super::progress::Progress;
@@ -54,7 +54,7 @@ pub struct Args {
     pretrained: Option<PathBuf>,
     /// Start from an earlier run's weights (and its architecture); with other classes the head
     /// starts fresh.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["encoder", "width", "depth"])]
     init_from: Option<PathBuf>,
     /// Keep the encoder's weights and batch-norm statistics frozen for the first K epochs.
     #[arg(long, value_name = "K")]
@@ -109,22 +109,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(run) => TrainStart::Resume {
             run: run.clone(),
             epochs: args.epochs,
+            config: resumed_config(run, &args)?.map(Box::new),
         },
         None => {
-            let root = match &args.data {
-                Some(dir) => dir.clone(),
-                None => workspace::default_sample().context("preparing the bundled sample")?,
+            let (config, run_data) = match &args.config {
+                Some(file) => {
+                    let file = TrainConfig::load(file)?;
+                    (file.train, file.run_data)
+                }
+                None => (TrainConfig::default(), None),
             };
-            let config = build_config(&args)?;
+            let config = apply_flags(config, &args)?;
+            let (root, format) = match (&args.data, run_data) {
+                (Some(dir), _) => (dir.clone(), args.format),
+                // A run's own config.json reproduces that run, on its dataset.
+                (None, Some((dir, format))) => {
+                    eprintln!(
+                        "dataset: {} ({format}), from the run's config",
+                        dir.display()
+                    );
+                    (dir, args.format.or_else(|| format.parse().ok()))
+                }
+                (None, None) => (
+                    workspace::default_sample().context("preparing the bundled sample")?,
+                    args.format,
+                ),
+            };
             let out = match &args.out {
                 Some(out) => out.clone(),
                 None => next_run_dir(Path::new("runs")),
             };
             TrainStart::New {
-                data: DataSpec {
-                    root,
-                    format: args.format,
-                },
+                data: DataSpec { root, format },
                 config: Box::new(config),
                 out,
             }
@@ -163,11 +179,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_config(args: &Args) -> anyhow::Result<TrainConfig> {
-    let mut config = match &args.config {
-        Some(file) => TrainConfig::load(file)?,
-        None => TrainConfig::default(),
+/// The config `--resume RUN` asks for: the run's own with this command's flags applied (the
+/// loop refuses the settings a resumed run cannot change). `None` when the run's config cannot
+/// be read: the loop's check of the run then says why.
+fn resumed_config(run: &Path, args: &Args) -> anyhow::Result<Option<TrainConfig>> {
+    let Ok(saved) = RunDir::new(run).read_config() else {
+        return Ok(None);
     };
+    apply_flags(saved.train, args).map(Some)
+}
+
+/// `config` with the command line's flags applied over it.
+fn apply_flags(mut config: TrainConfig, args: &Args) -> anyhow::Result<TrainConfig> {
     if let Some(v) = args.epochs {
         config.epochs = v;
     }
@@ -184,8 +207,11 @@ fn build_config(args: &Args) -> anyhow::Result<TrainConfig> {
         config.optimizer.kind = v.clone();
     }
     if let Some(v) = &args.loss {
+        // The flag sets the terms; what it cannot say stays as configured.
         config.loss = LossConfig {
             class_weights: config.loss.class_weights.take(),
+            ignore_index: config.loss.ignore_index,
+            focal_gamma: config.loss.focal_gamma,
             ..v.clone()
         };
     }
@@ -229,6 +255,16 @@ fn build_config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if let Some(v) = args.workers {
         config.num_workers = v;
+    }
+    // Flags that would be accepted and then do nothing.
+    if args.depth.is_some() && config.encoder.resnet().is_some() {
+        anyhow::bail!(
+            "--depth sets the plain UNet's stages; a {} encoder has its own (5): leave --depth out",
+            config.encoder
+        );
+    }
+    if args.aux_weight.is_some() && config.aux.is_none() {
+        anyhow::bail!("--aux-weight weighs a second head: add --aux boundary or --aux drivable");
     }
     Ok(config)
 }

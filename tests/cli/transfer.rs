@@ -199,7 +199,7 @@ fn init_from_a_run_with_other_classes_starts_a_fresh_head() {
     args.extend_from_slice(TINY);
     ok(&args);
 
-    // Three classes instead of the sample's seven, and other flags for the architecture.
+    // Three classes instead of the sample's seven; the architecture is the first run's.
     let other = native(&tmp.path().join("other")).root;
     let second = tmp.path().join("second");
     let out = roadseg(&[
@@ -212,8 +212,6 @@ fn init_from_a_run_with_other_classes_starts_a_fresh_head() {
         first.to_str().unwrap(),
         "--epochs",
         "1",
-        "--width",
-        "16",
         "--size",
         "32x32",
         "--batch-size",
@@ -396,4 +394,76 @@ fn bdd100k_trains_with_the_drivable_head() {
         "drivable",
     ]);
     assert!(err.contains("drivable-area maps"), "{err}");
+}
+
+/// Issue 23: a ResNet run was refused by eval, predict and --resume, whose run check loaded
+/// every checkpoint as a plain UNet. Each is used here as a user would, with and without the
+/// second head.
+#[test]
+fn a_resnet_run_is_evaluated_predicted_and_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path(), 4);
+    let image = data
+        .join("images")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for aux in [None, Some("boundary")] {
+        let run = tmp.path().join(format!("run-{}", aux.unwrap_or("plain")));
+        let r = run.to_str().unwrap();
+        let mut args = vec!["train", "--data", data.to_str().unwrap(), "--out", r];
+        args.extend(["--epochs", "1", "--encoder", "resnet18", "--size", "32x32"]);
+        args.extend([
+            "--width",
+            "4",
+            "--batch-size",
+            "4",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+        ]);
+        if let Some(aux) = aux {
+            args.extend(["--aux", aux]);
+        }
+        ok(&args);
+
+        let eval: serde_json::Value =
+            serde_json::from_str(&ok(&["eval", "--model", r, "--device", "cpu", "--json"]))
+                .unwrap();
+        let miou = eval["mean_iou"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&miou), "{eval}");
+
+        let out = tmp.path().join(format!("pred-{}", aux.unwrap_or("plain")));
+        ok(&[
+            "predict",
+            "--model",
+            r,
+            "--input",
+            image.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        let stem = image.file_stem().unwrap().to_str().unwrap();
+        let mask = image::open(out.join(format!("{stem}.png"))).unwrap();
+        assert_eq!((mask.width(), mask.height()), (64, 48), "full size");
+
+        ok(&["train", "--resume", r, "--epochs", "2", "--device", "cpu"]);
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            (&summary["status"], &summary["epochs"]),
+            (
+                &serde_json::Value::from("completed"),
+                &serde_json::Value::from(2)
+            ),
+            "{summary}"
+        );
+    }
 }

@@ -151,6 +151,7 @@ fn a_run_that_ends_unsaved_is_an_error_and_the_previous_checkpoint_survives() {
         TrainStart::Resume {
             run: run.root().to_path_buf(),
             epochs: None,
+            config: None,
         },
         &options(),
         &mut |_| {},

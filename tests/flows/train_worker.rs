@@ -197,6 +197,7 @@ fn start_pause_predict_stop_resume() {
         Box::new(TrainStart::Resume {
             run: run.clone(),
             epochs: Some(summary.epochs + 1),
+            config: None,
         }),
         options(),
     ));

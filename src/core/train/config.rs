@@ -1,7 +1,10 @@
 //! Everything a training run needs, as one serialisable config.
 //!
 //! A user's JSON config may be partial: it is deep-merged over [`TrainConfig::default`], so
-//! `{"model": {"base_width": 32}, "epochs": 50}` changes just those fields.
+//! `{"model": {"base_width": 32}, "epochs": 50}` changes just those fields. A run folder's own
+//! `config.json` is read too (its `train` block), so a run can be reproduced from it. A key
+//! that is not a field, or a value of the wrong type, is an error naming the key's path:
+//! a config that silently drops what it does not know trains something else than asked.
 
 use std::path::{Path, PathBuf};
 
@@ -157,25 +160,45 @@ impl Default for TrainConfig {
     }
 }
 
+/// A config file as `--config` reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFile {
+    pub train: TrainConfig,
+    /// The dataset (folder and layout) of a run folder's `config.json`; `None` for a plain
+    /// training config.
+    pub run_data: Option<(PathBuf, String)>,
+}
+
+/// The top-level keys of a run folder's `config.json` ([`RunConfig`]).
+const RUN_CONFIG_KEYS: [&str; 8] = [
+    "data",
+    "format",
+    "classes",
+    "model",
+    "train",
+    "device",
+    "roadseg_version",
+    "labels_snapshot",
+];
+
 impl TrainConfig {
-    /// Reads a (possibly partial) JSON config over the defaults.
-    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+    /// Reads a (possibly partial) JSON config over the defaults, or a run folder's
+    /// `config.json` (the run's hyper-parameters, and its dataset as `run_data`).
+    pub fn load(file: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
             file: file.to_path_buf(),
             source,
         })?;
-        Self::from_json(&text).map_err(|reason| ConfigError::Parse {
+        parse_config_file(&text).map_err(|reason| ConfigError::Parse {
             file: file.to_path_buf(),
             reason,
         })
     }
 
-    /// Parses a (possibly partial) JSON config over the defaults.
+    /// Parses a (possibly partial) JSON config over the defaults (or a run's `config.json`,
+    /// whose `train` block is taken).
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let overrides: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let mut merged = serde_json::to_value(Self::default()).map_err(|e| e.to_string())?;
-        merge(&mut merged, overrides);
-        serde_json::from_value(merged).map_err(|e| e.to_string())
+        parse_config_file(text).map(|file| file.train)
     }
 
     /// Checks every part against the number of classes of the dataset.
@@ -236,6 +259,29 @@ impl TrainConfig {
                 self.encoder_lr_mult
             ));
         }
+        if self.log_every == 0 {
+            return bad("log_every must be at least 1".into());
+        }
+        if let Some(augment) = &self.augment {
+            validate_augment(augment)?;
+        }
+        validate_normalize(&self.normalize)?;
+        if let Some(early) = &self.early_stopping {
+            // Patience 0 would stop after any epoch; `null` is how to turn early stopping off.
+            if early.patience == 0 {
+                return bad(
+                    "early_stopping.patience must be at least 1 (null turns early stopping off)"
+                        .into(),
+                );
+            }
+            // mIoU lies in [0, 1]: a gain of 1 or more can never happen.
+            if !(early.min_delta.is_finite() && (0.0..1.0).contains(&early.min_delta)) {
+                return bad(format!(
+                    "early_stopping.min_delta must be in [0, 1) (a gain in mIoU), got {}",
+                    early.min_delta
+                ));
+            }
+        }
         if !(self.aux_weight.is_finite() && self.aux_weight >= 0.0) {
             return bad(format!("aux_weight must be >= 0, got {}", self.aux_weight));
         }
@@ -286,6 +332,61 @@ pub fn parameter_bound(model: &UNetConfig) -> u128 {
     })
 }
 
+/// Augmentation parameters in the ranges where they mean something.
+fn validate_augment(a: &AugmentConfig) -> Result<(), ConfigError> {
+    let bad = |m: String| Err(ConfigError::Invalid(m));
+    if !(a.hflip.is_finite() && (0.0..=1.0).contains(&a.hflip)) {
+        return bad(format!(
+            "augment.hflip is a probability in [0, 1], got {}",
+            a.hflip
+        ));
+    }
+    let [lo, hi] = a.scale;
+    if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi && hi <= 16.0) {
+        return bad(format!(
+            "augment.scale must be [min, max] with 0 < min <= max <= 16, got [{lo}, {hi}]"
+        ));
+    }
+    if !(a.rotate_deg.is_finite() && (0.0..=180.0).contains(&a.rotate_deg)) {
+        return bad(format!(
+            "augment.rotate_deg must be in [0, 180], got {}",
+            a.rotate_deg
+        ));
+    }
+    // Factors are drawn from [1 - x, 1 + x]: past 1 they could turn negative.
+    for (key, x) in [
+        ("brightness", a.brightness),
+        ("contrast", a.contrast),
+        ("saturation", a.saturation),
+    ] {
+        if !(x.is_finite() && (0.0..=1.0).contains(&x)) {
+            return bad(format!("augment.{key} must be in [0, 1], got {x}"));
+        }
+    }
+    if !(a.hue.is_finite() && (0.0..=0.5).contains(&a.hue)) {
+        return bad(format!(
+            "augment.hue is a fraction of a turn in [0, 0.5], got {}",
+            a.hue
+        ));
+    }
+    Ok(())
+}
+
+/// `(x - mean) / std` needs finite means and positive deviations.
+fn validate_normalize(n: &Normalize) -> Result<(), ConfigError> {
+    if let Some(m) = n.mean.iter().find(|m| !m.is_finite()) {
+        return Err(ConfigError::Invalid(format!(
+            "normalize.mean must be finite, got {m}"
+        )));
+    }
+    if let Some(s) = n.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(ConfigError::Invalid(format!(
+            "normalize.std must be > 0 (it divides), got {s}"
+        )));
+    }
+    Ok(())
+}
+
 /// The model's own checks, then the size bound.
 fn validate_model(model: &UNetConfig) -> Result<(), ConfigError> {
     model
@@ -302,6 +403,113 @@ fn validate_model(model: &UNetConfig) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// See [`TrainConfig::load`].
+fn parse_config_file(text: &str) -> Result<ConfigFile, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let serde_json::Value::Object(mut top) = value else {
+        return Err("expected a JSON object".into());
+    };
+    // A training config has no `train` key: one that has it is a run folder's config.json.
+    let (overrides, prefix, run_data) = match top.remove("train") {
+        Some(train) => {
+            if let Some(key) = top.keys().find(|k| !RUN_CONFIG_KEYS.contains(&k.as_str())) {
+                return Err(format!(
+                    "unknown key {key:?} (a run's config.json has {})",
+                    RUN_CONFIG_KEYS.join(", ")
+                ));
+            }
+            let data = top.get("data").and_then(|v| v.as_str()).map(PathBuf::from);
+            let format = top.get("format").and_then(|v| v.as_str());
+            let run_data = data.zip(format.map(str::to_string));
+            (train, "train.", run_data)
+        }
+        None => (serde_json::Value::Object(top), "", None),
+    };
+    if !overrides.is_object() {
+        return Err(format!("{prefix}: expected a JSON object"));
+    }
+    let mut merged = serde_json::to_value(TrainConfig::default()).map_err(|e| e.to_string())?;
+    merge(&mut merged, overrides.clone());
+    let train: TrainConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match path.as_str() {
+            "." => inner.to_string(),
+            _ => format!("{prefix}{path}: {inner}"),
+        }
+    })?;
+    // Whatever serde skipped is not in the config read back: that key was not a field.
+    let read = serde_json::to_value(&train).map_err(|e| e.to_string())?;
+    let mut unknown = Vec::new();
+    unknown_keys(&overrides, &read, prefix, &mut unknown);
+    if !unknown.is_empty() {
+        return Err(format!(
+            "unknown key{} {} (not a setting of a training run)",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", ")
+        ));
+    }
+    Ok(ConfigFile { train, run_data })
+}
+
+/// Appends to `out` the path of every key of `given` that `read` lacks, at any depth.
+fn unknown_keys(
+    given: &serde_json::Value,
+    read: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    let (serde_json::Value::Object(given), serde_json::Value::Object(read)) = (given, read) else {
+        return;
+    };
+    for (key, value) in given {
+        let here = format!("{path}{key}");
+        match read.get(key) {
+            Some(slot) => unknown_keys(value, slot, &format!("{here}."), out),
+            None => out.push(here),
+        }
+    }
+}
+
+/// The settings that differ between two configs, as `(key path, a, b)`, at any depth.
+pub fn differences(a: &TrainConfig, b: &TrainConfig) -> Vec<(String, String, String)> {
+    fn walk(
+        a: &serde_json::Value,
+        b: &serde_json::Value,
+        path: &str,
+        out: &mut Vec<(String, String, String)>,
+    ) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let null = serde_json::Value::Null;
+                    let here = match path {
+                        "" => key.clone(),
+                        _ => format!("{path}.{key}"),
+                    };
+                    walk(
+                        x.get(key).unwrap_or(&null),
+                        y.get(key).unwrap_or(&null),
+                        &here,
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push((path.to_string(), a.to_string(), b.to_string())),
+            _ => {}
+        }
+    }
+    let (Ok(a), Ok(b)) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    walk(&a, &b, "", &mut out);
+    out
 }
 
 /// Recursively overlays `overrides` onto `base`: objects merge key by key, anything else
@@ -420,6 +628,140 @@ mod tests {
         assert!(err.contains("invalid type"), "{err}");
         let err = TrainConfig::from_json("{").unwrap_err();
         assert!(err.contains("EOF"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_their_path() {
+        for (text, expected) in [
+            (r#"{"bogus_key": 1}"#, "unknown key bogus_key"),
+            (
+                r#"{"loss": {"ignore_indx": 3}}"#,
+                "unknown key loss.ignore_indx",
+            ),
+            (
+                r#"{"model": {"width": 8}, "augment": {"flip": 0.5}}"#,
+                "model.width",
+            ),
+            (
+                r#"{"model": {"width": 8}, "augment": {"flip": 0.5}}"#,
+                "augment.flip",
+            ),
+            (
+                r#"{"model": {"width": 8}, "augment": {"flip": 0.5}}"#,
+                "unknown keys ",
+            ),
+            (
+                r#"{"schedule": {"type": "constant", "min_lr": 0.1}}"#,
+                "unknown key schedule.min_lr",
+            ),
+            (r#"{"loss": {"ce": "x"}}"#, "loss.ce: invalid type"),
+            (
+                r#"{"train": {"model": {"depth": "deep"}}}"#,
+                "train.model.depth: invalid type",
+            ),
+            (r#"{"train": {}, "extra": 1}"#, "unknown key \"extra\""),
+            (r#"{"train": {"epoch": 2}}"#, "unknown key train.epoch"),
+            ("[1]", "expected a JSON object"),
+        ] {
+            let err = TrainConfig::from_json(text).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        // Known keys of every kind still read, nulls included.
+        let cfg = TrainConfig::from_json(
+            r#"{"loss": {"ignore_index": 3}, "early_stopping": null, "distill": {"teacher": "t"},
+                "optimizer": {"grad_clip": {"norm": 1.0}}, "model": {"widths": [4, 8, 8]}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.loss.ignore_index, Some(3));
+        assert_eq!(cfg.early_stopping, None);
+    }
+
+    #[test]
+    fn a_run_folders_config_reads_as_the_run_was_trained() {
+        let train = TrainConfig {
+            epochs: 2,
+            size: [64, 48],
+            lr: 0.01,
+            loss: LossConfig {
+                ignore_index: Some(1),
+                ..LossConfig::default()
+            },
+            ..TrainConfig::default()
+        };
+        let run = RunConfig {
+            data: "/data/roads".into(),
+            format: "camvid".into(),
+            classes: vec![],
+            model: UNetConfig {
+                num_classes: 3,
+                ..train.model.clone()
+            },
+            train: train.clone(),
+            device: "cpu".into(),
+            roadseg_version: "0.1.0".into(),
+            labels_snapshot: true,
+        };
+        let text = serde_json::to_string_pretty(&run).unwrap();
+        let file = parse_config_file(&text).unwrap();
+        assert_eq!(file.train, train);
+        assert_eq!(
+            file.run_data,
+            Some((PathBuf::from("/data/roads"), "camvid".to_string()))
+        );
+        // A partial one in the same shape overrides just its fields.
+        let cfg = TrainConfig::from_json(r#"{"train": {"epochs": 2}}"#).unwrap();
+        assert_eq!((cfg.epochs, cfg.size), (2, TrainConfig::default().size));
+    }
+
+    #[test]
+    fn impossible_values_are_refused_naming_the_key() {
+        let check = |json: &str| TrainConfig::from_json(json).unwrap().validate(3);
+        for (json, expected) in [
+            (
+                r#"{"normalize": {"mean": [0, 0, 0], "std": [0, 1, 1]}}"#,
+                "normalize.std must be > 0",
+            ),
+            (r#"{"augment": {"hflip": 2.0}}"#, "augment.hflip"),
+            (r#"{"augment": {"scale": [1.5, 0.8]}}"#, "augment.scale"),
+            (r#"{"augment": {"brightness": 1.5}}"#, "augment.brightness"),
+            (
+                r#"{"early_stopping": {"patience": 0, "min_delta": 0.0}}"#,
+                "early_stopping.patience",
+            ),
+            (
+                r#"{"early_stopping": {"patience": 2, "min_delta": 1.5}}"#,
+                "early_stopping.min_delta",
+            ),
+            (
+                r#"{"loss": {"ignore_index": 3}}"#,
+                "ignore_index 3 is not a class id",
+            ),
+            (r#"{"log_every": 0}"#, "log_every"),
+        ] {
+            let err = check(json).unwrap_err().to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+        check(r#"{"loss": {"ignore_index": 2}, "augment": null}"#).unwrap();
+    }
+
+    #[test]
+    fn differences_name_each_changed_setting() {
+        let a = TrainConfig::default();
+        let b = TrainConfig {
+            lr: 0.01,
+            optimizer: OptimizerConfig {
+                kind: crate::core::train::optim::OptimizerKind::sgd(),
+                ..OptimizerConfig::default()
+            },
+            ..a.clone()
+        };
+        let keys: Vec<String> = differences(&a, &b).into_iter().map(|d| d.0).collect();
+        assert!(keys.contains(&"lr".to_string()), "{keys:?}");
+        assert!(
+            keys.iter().any(|k| k.starts_with("optimizer.kind")),
+            "{keys:?}"
+        );
+        assert!(differences(&a, &a).is_empty());
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct LossConfig {
     /// Per-class weights for the cross-entropy and focal terms (not Dice, which is already
     /// balanced per class); `None` weighs every class 1.
     pub class_weights: Option<Vec<f32>>,
+    /// A class id whose pixels every term leaves out, as if unlabelled (PyTorch's
+    /// `ignore_index`): for a "void" or "other" class that should not be learned. Validation
+    /// metrics still count it. `None`: only unlabelled pixels (255) are left out.
+    pub ignore_index: Option<u8>,
 }
 
 impl Default for LossConfig {
@@ -70,6 +74,7 @@ impl Default for LossConfig {
             focal: 0.0,
             focal_gamma: 2.0,
             class_weights: None,
+            ignore_index: None,
         }
     }
 }
@@ -95,6 +100,14 @@ impl LossConfig {
                 "at least one of ce, dice, focal must be > 0".into(),
             ));
         }
+        if let Some(id) = self.ignore_index
+            && id as usize >= num_classes
+        {
+            return Err(LossError::Invalid(format!(
+                "ignore_index {id} is not a class id (0..={})",
+                num_classes.saturating_sub(1)
+            )));
+        }
         if let Some(weights) = &self.class_weights {
             if weights.len() != num_classes {
                 return Err(LossError::ClassWeightCount {
@@ -118,6 +131,14 @@ impl LossConfig {
     /// If the shapes disagree or the config is invalid for this number of classes (call
     /// [`LossConfig::validate`] once up front to get an error instead).
     pub fn loss(&self, logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+        // The ignored class becomes "unlabelled", which every term already leaves out.
+        let targets = match self.ignore_index {
+            Some(id) => {
+                let hit = targets.clone().equal_elem(id as i64); // [batch, h, w]
+                targets.mask_fill(hit, IGNORE)
+            }
+            None => targets,
+        };
         if self.dice == 0.0 && self.focal == 0.0 {
             if let Err(e) = self.validate(logits.dims()[1]) {
                 panic!("{e}");
@@ -424,6 +445,7 @@ mod tests {
             focal: 1.0,
             focal_gamma: 2.0,
             class_weights: Some(vec![2.0, 0.5]),
+            ignore_index: None,
         };
         let parts = |f: fn(Tensor<4>, Tensor<3, Int>) -> Tensor<1>| {
             let (l, t) = inputs(&device);
@@ -441,6 +463,45 @@ mod tests {
         let (logits, targets) = inputs(&device);
         let plain = scalar(LossConfig::default().loss(logits, targets));
         assert_close(plain, parts(|l, t| cross_entropy(l, t, None)));
+    }
+
+    #[test]
+    fn ignore_index_leaves_its_class_out_of_every_term() {
+        let device = Device::flex();
+        let mixed = LossConfig {
+            ce: 1.0,
+            dice: 0.5,
+            focal: 0.5,
+            ..LossConfig::default()
+        };
+        for cfg in [LossConfig::default(), mixed] {
+            // Ignoring class 1 equals marking its pixel (the second) unlabelled.
+            let (logits, _) = inputs(&device);
+            let unlabelled = Tensor::<3, Int>::from_data(
+                TensorData::new(vec![0i64, IGNORE, IGNORE], [1, 1, 3]),
+                &device,
+            );
+            let expected = scalar(cfg.loss(logits, unlabelled));
+            let (logits, targets) = inputs(&device);
+            let ignoring = LossConfig {
+                ignore_index: Some(1),
+                ..cfg.clone()
+            };
+            assert_close(scalar(ignoring.loss(logits, targets)), expected);
+            let (logits, targets) = inputs(&device);
+            assert!((scalar(cfg.loss(logits, targets)) - expected).abs() > 1e-4);
+        }
+        let err = LossConfig {
+            ignore_index: Some(2),
+            ..LossConfig::default()
+        }
+        .validate(2)
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ignore_index 2 is not a class id (0..=1)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -514,6 +575,7 @@ mod tests {
             focal: 1.0,
             focal_gamma: 2.0,
             class_weights: Some(vec![1.0, 3.0]),
+            ignore_index: None,
         };
         let (logits, targets) = inputs(&device);
         let logits = logits.require_grad();

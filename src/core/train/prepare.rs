@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use super::config::{ConfigError, RunConfig, TrainConfig};
+use super::config::{ConfigError, RunConfig, TrainConfig, differences};
 use super::loss::class_weights_from_pixel_counts;
 use super::run_check::{Broken, check};
-use super::run_dir::{RunDir, RunDirError};
+use super::run_dir::{CheckpointKind, RunDir, RunDirError};
 use super::trainer::{DataSpec, TrainError, TrainOptions, TrainStart};
 use crate::core::boundary::road_class;
 use crate::core::dataset::augment::Normalize;
@@ -37,9 +37,13 @@ pub(super) fn prepare(
             if run.exists() {
                 return Err(TrainError::RunExists(run.root().to_path_buf()));
             }
-            (run, data, *config, None, false)
+            (run, data, absolute_paths(*config), None, false)
         }
-        TrainStart::Resume { run, epochs } => {
+        TrainStart::Resume {
+            run,
+            epochs,
+            config: asked,
+        } => {
             let run = RunDir::new(run);
             match check(&run) {
                 // Killed before its first checkpoint: the run starts over (the loop says so).
@@ -47,10 +51,11 @@ pub(super) fn prepare(
                 Err(broken) => return Err(TrainError::CannotResume(broken)),
             }
             let saved = run.read_config()?;
-            let mut config = saved.train.clone();
-            if let Some(epochs) = epochs {
-                config.epochs = epochs;
-            }
+            let done = match run.existing_checkpoint(CheckpointKind::Last) {
+                Some(dir) => run.read_state(&dir)?.epoch,
+                None => 0,
+            };
+            let config = resumed_config(&saved.train, asked.map(|c| *c), epochs, done, log)?;
             let format = saved.format.parse().ok();
             let data = DataSpec {
                 root: saved.data.clone(),
@@ -152,6 +157,66 @@ pub(super) fn prepare(
         index,
         resumed,
     })
+}
+
+/// Settings a resumed run may change: more epochs, and the loader's threads. Every other one
+/// shaped the weights, the optimiser's state or the schedule so far.
+const CHANGEABLE_ON_RESUME: [&str; 2] = ["epochs", "num_workers"];
+
+/// The config a resumed run goes on with: `asked` (default: the run's own, `saved`) with
+/// `epochs`, when it differs from `saved` only where a run may change, and it leaves epochs to
+/// train after the `done` ones. Changes are logged (and recorded in config.json by the caller).
+fn resumed_config(
+    saved: &TrainConfig,
+    asked: Option<TrainConfig>,
+    epochs: Option<usize>,
+    done: usize,
+    log: &mut dyn FnMut(String),
+) -> Result<TrainConfig, TrainError> {
+    let mut config = asked.unwrap_or_else(|| saved.clone());
+    if let Some(epochs) = epochs {
+        config.epochs = epochs;
+    }
+    let (allowed, fixed): (Vec<_>, Vec<_>) = differences(saved, &config)
+        .into_iter()
+        .partition(|(key, ..)| CHANGEABLE_ON_RESUME.contains(&key.as_str()));
+    if !fixed.is_empty() {
+        let list: Vec<String> = fixed
+            .iter()
+            .map(|(key, was, now)| format!("{key} (the run's {was}, asked {now})"))
+            .collect();
+        return Err(TrainError::ResumeChanges(list.join(", ")));
+    }
+    if config.epochs <= done {
+        return Err(TrainError::NothingToResume {
+            done,
+            epochs: config.epochs,
+        });
+    }
+    for (key, was, now) in allowed {
+        log(format!("{key}: {was} -> {now} (recorded in config.json)"));
+    }
+    Ok(config)
+}
+
+/// The starting points a config names, as absolute paths (like the dataset's), so that the
+/// run's config.json means the same from any working directory.
+fn absolute_paths(mut config: TrainConfig) -> TrainConfig {
+    let absolute = |p: &mut std::path::PathBuf| {
+        if let Ok(a) = std::path::absolute(&*p) {
+            *p = a;
+        }
+    };
+    if let Some(p) = config.init_from.as_mut() {
+        absolute(p);
+    }
+    if let Some(p) = config.pretrained.as_mut() {
+        absolute(p);
+    }
+    if let Some(d) = config.distill.as_mut() {
+        absolute(&mut d.teacher);
+    }
+    config
 }
 
 /// A new run takes `--init-from`'s architecture and normalisation, and ImageNet's

@@ -13,8 +13,7 @@ use burn::tensor::Device;
 
 use super::config::RunConfig;
 use super::optim::build_optimizer;
-use super::run_dir::{CheckpointKind, MetricRecord, RunDir, RunDirError, read_metrics};
-use super::trainer::load_model;
+use super::run_dir::{CheckpointKind, MetricRecord, RunDir, RunDirError, load_model, read_metrics};
 
 /// Why a run folder cannot be used, split by what still works.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +91,8 @@ fn check_checkpoints(
         };
         found += 1;
         let state = run.read_state(&dir).map_err(Broken::Unusable)?;
-        load_model(config.model.init(&device), &dir.join("model.bpk")).map_err(Broken::Unusable)?;
+        // The run's own network (a ResNet encoder, a second head), as every consumer builds it.
+        load_model(config.segmenter().init(&device), &dir).map_err(Broken::Unusable)?;
         if kind == CheckpointKind::Last {
             history = optimizer_problem(config, &dir.join("optimizer.bpk"))
                 .or_else(|| short_metrics(&run.metrics_path(), state.metrics_bytes, &dir));

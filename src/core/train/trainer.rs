@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::module::{Module, ParamGroup};
 use burn::tensor::{Device, Tensor};
 
-use super::config::{ConfigError, Distill, RunConfig, TrainConfig};
+use super::config::{ConfigError, Distill, EarlyStopping, RunConfig, TrainConfig};
 use super::control::{Control, PredictRequest};
 use super::init::starting_model;
 use super::optim::{SegOptimizer, build_optimizer, group_rates, lr_at};
@@ -52,8 +52,12 @@ pub enum TrainStart {
     },
     Resume {
         run: PathBuf,
-        /// Raise (or lower) the epoch count of the run.
+        /// Raise the epoch count of the run (to more than it has trained).
         epochs: Option<usize>,
+        /// The config asked for: the run's own with the caller's changes. Only the epoch
+        /// count and the loader's threads may differ from the run's; any other change is
+        /// refused. `None`: the run's own.
+        config: Option<Box<TrainConfig>>,
     },
 }
 
@@ -151,6 +155,14 @@ pub enum TrainError {
     },
     #[error("cannot resume: {0}")]
     CannotResume(super::run_check::Broken),
+    #[error(
+        "cannot resume with other settings: {0}; a resumed run keeps the settings it was trained with (start a new run to change them, with --init-from RUN to begin from its weights)"
+    )]
+    ResumeChanges(String),
+    #[error(
+        "cannot resume: the run has trained {done} epoch(s) and asks for {epochs}, so there is nothing to train; pass --epochs N with N > {done} to train longer"
+    )]
+    NothingToResume { done: usize, epochs: usize },
     #[error("loading a batch: {0}")]
     Loader(Problem),
     #[error("{error} (epoch {epoch}, step {step}); {}", match .checkpoint {
@@ -165,6 +177,27 @@ pub enum TrainError {
     },
     #[error("training step failed: {0}")]
     Step(StepError),
+}
+
+/// Says the rule as the loop applies it: an epoch counts as an improvement when it beats the
+/// best validation mIoU so far by more than `min_delta`; `patience` epochs in a row that do
+/// not stop the run (smaller gains still make a new best checkpoint).
+fn early_stop_message(early: &EarlyStopping, state: &TrainState) -> String {
+    let by = match early.min_delta {
+        0.0 => String::new(),
+        d => format!(" by more than {d}"),
+    };
+    let last = state.epoch - state.epochs_without_improvement;
+    let since = match last {
+        0 => String::new(),
+        e => format!(" since epoch {e}"),
+    };
+    format!(
+        "early stopping: validation mIoU has not beaten its best{by} for {} epochs{since} (best {:.4} at epoch {})",
+        state.epochs_without_improvement,
+        state.best_mean_iou.unwrap_or(0.0),
+        state.best_epoch.unwrap_or(0)
+    )
 }
 
 fn list_problems(problems: &[Problem]) -> String {
@@ -602,12 +635,7 @@ impl<'a> Loop<'a> {
                 && self.state.epoch < self.config.epochs
             {
                 status = "early_stopped";
-                let line = format!(
-                    "early stopping: validation mIoU has not improved for {} epochs (best {:.4} at epoch {})",
-                    early.patience,
-                    self.state.best_mean_iou.unwrap_or(0.0),
-                    self.state.best_epoch.unwrap_or(0)
-                );
+                let line = early_stop_message(early, &self.state);
                 (self.on_event)(TrainEvent::Log(line.clone()));
                 message = Some(line);
                 break;
