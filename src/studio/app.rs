@@ -7,7 +7,7 @@ mod export;
 mod keys;
 mod training;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::canvas::{Canvas, CanvasEvent, CanvasSettings};
@@ -98,6 +98,9 @@ pub struct StartOptions {
 const NO_PREDICTION: &str =
     "no prediction for this image yet: train a model, or open a run (Runs > Open)";
 
+/// Said when a view-only dataset is painted on.
+const VIEW_ONLY_STROKES: &str = "this dataset is view only: strokes stay in memory until File > Convert to native copies the dataset with them";
+
 /// How long unsaved strokes may wait before being written.
 pub const AUTOSAVE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -132,6 +135,9 @@ pub struct Studio {
     autosave: AutosavePolicy,
     /// Masks of other images whose save failed, kept and retried (see `core::paint::unsaved`).
     pub unsaved: Unsaved,
+    /// Masks painted on a view-only dataset: never written to its label files (another
+    /// tool's format), kept here until File > Convert to native carries them into the copy.
+    pub view_only_edits: Unsaved,
     commands: Vec<Command>,
     /// Set by the first frame; loaders use it to wake the UI.
     ctx: Option<egui::Context>,
@@ -177,6 +183,7 @@ impl Studio {
             export: None,
             autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
             unsaved: Unsaved::default(),
+            view_only_edits: Unsaved::default(),
             commands: Vec::new(),
             ctx: None,
         };
@@ -287,8 +294,12 @@ impl Studio {
 
     /// The mask leaving the canvas: with changes a failed save left, it is kept for retries.
     fn keep_unsaved(&mut self) {
+        let editable = self.session.as_ref().is_some_and(Session::editable);
         if let Some(doc) = self.canvas.document.take_if(|d| d.is_modified()) {
-            self.unsaved.keep(doc, Instant::now());
+            match editable {
+                true => self.unsaved.keep(doc, Instant::now()),
+                false => self.view_only_edits.keep(doc, Instant::now()),
+            }
         }
     }
 
@@ -333,7 +344,12 @@ impl Studio {
                 self.keep_unsaved();
                 // Strokes kept from a failed save are newer than the file: they come back.
                 let document: Option<MaskDocument> = match loaded.document {
-                    Some(doc) => Some(self.unsaved.take(doc.path()).unwrap_or(doc)),
+                    Some(doc) => Some(
+                        self.unsaved
+                            .take(doc.path())
+                            .or_else(|| self.view_only_edits.take(doc.path()))
+                            .unwrap_or(doc),
+                    ),
                     None => None,
                 };
                 let (Some(session), Some(ctx)) = (&self.session, &self.ctx) else {
@@ -534,20 +550,56 @@ impl Studio {
             .and_then(|index| convert::to_native(&index, &out, true).map_err(|e| e.to_string()));
         match result {
             Ok(report) => {
+                let (carried, failed) = self.carry_view_only_edits(&out);
                 self.apply(Command::OpenDataset(out.clone()));
+                let strokes = match carried {
+                    0 => String::new(),
+                    n => format!("; the strokes of {n} image(s) carried over"),
+                };
+                let (text, error) = match failed {
+                    Some(e) => (format!("; {e}"), true),
+                    None => (String::new(), !report.skipped.is_empty()),
+                };
                 self.message = Some((
                     format!(
-                        "converted to {} ({} images, {} masks, {} skipped)",
+                        "converted to {} ({} images, {} masks, {} skipped){strokes}{text}",
                         out.display(),
                         report.images,
                         report.masks,
                         report.skipped.len()
                     ),
-                    !report.skipped.is_empty(),
+                    error,
                 ));
             }
             Err(e) => self.report(format!("conversion failed: {e}"), true),
         }
+    }
+
+    /// Writes the masks painted on this view-only dataset (the canvas's and the kept ones) into
+    /// its native copy at `out`, over the converted masks. Returns how many, and the first
+    /// error; a mask that could not be written is kept and retried like any unsaved mask.
+    fn carry_view_only_edits(&mut self, out: &Path) -> (usize, Option<String>) {
+        self.keep_unsaved();
+        let Some(session) = &self.session else {
+            return (0, None);
+        };
+        let mut carried = 0;
+        let mut error = None;
+        for entry in &session.entries {
+            let Some(label) = &entry.label else { continue };
+            let Some(mut doc) = self.view_only_edits.take(label) else {
+                continue;
+            };
+            doc.move_to(out.join("masks").join(format!("{}.png", entry.name)));
+            match doc.save() {
+                Ok(_) => carried += 1,
+                Err(e) => {
+                    error.get_or_insert(format!("could not write {}: {e}", doc.path().display()));
+                    self.unsaved.keep(doc, Instant::now());
+                }
+            }
+        }
+        (carried, error)
     }
 
     /// The whole window, one frame.
@@ -709,13 +761,7 @@ impl Studio {
             for event in self.canvas.ui(ui, &settings) {
                 match event {
                     CanvasEvent::Picked(id) => self.tools.class = id,
-                    CanvasEvent::ReadOnly => {
-                        self.message = Some((
-                            "this dataset is view only: use File > Convert to native to label it"
-                                .into(),
-                            true,
-                        ))
-                    }
+                    CanvasEvent::ReadOnly => self.message = Some((VIEW_ONLY_STROKES.into(), true)),
                     CanvasEvent::Divider(fraction) => self.state.divider = fraction,
                     CanvasEvent::NoPrediction => {
                         self.message = Some((NO_PREDICTION.into(), true));
@@ -760,6 +806,13 @@ impl Studio {
             eprintln!(
                 "roadseg: {} mask(s) could not be saved before closing",
                 self.unsaved.len()
+            );
+        }
+        self.keep_unsaved();
+        if !self.view_only_edits.is_empty() {
+            eprintln!(
+                "roadseg: the strokes on {} image(s) of a view-only dataset were not kept: File > Convert to native carries them into a native copy",
+                self.view_only_edits.len()
             );
         }
     }

@@ -96,7 +96,7 @@ pub struct CanvasSettings {
 pub enum CanvasEvent {
     /// The picker chose this class.
     Picked(u8),
-    /// An edit was attempted on a read-only dataset.
+    /// An edit began on a view-only dataset (it stays in memory until Convert to native).
     ReadOnly,
     /// The split divider was dragged here (fraction of the canvas width).
     Divider(f32),

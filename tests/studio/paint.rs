@@ -247,3 +247,88 @@ fn thumbnails_and_classes() {
     click_image(&mut harness, 50.0, 50.0);
     assert_ne!(mask(&harness).get(50, 50), IGNORE);
 }
+
+/// Issue 22, item 1: strokes on a view-only dataset (KITTI road here) were dropped by Convert
+/// to native, and a kept one was even saved over the dataset's own label file. They stay in
+/// memory, the dataset's files are never written, and the native copy has them.
+#[test]
+fn strokes_on_a_view_only_dataset_are_carried_into_its_native_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = crate::common::kitti(&tmp.path().join("kitti"));
+    let before = crate::common::snapshot(&fixture.root);
+    let mut harness = harness(&fixture.root);
+    harness.state_mut().state.tool = Tool::Brush;
+    harness.state_mut().state.brush_radius = 1.0;
+
+    // Two labelled images, one row painted on each, the first left before converting.
+    let mut painted = Vec::new();
+    for _ in 0..6 {
+        if painted.len() == 2 {
+            break;
+        }
+        if harness.state().canvas.document.is_some() {
+            let name = harness.state().selected_name().unwrap().to_string();
+            let original = &fixture.masks.iter().find(|(n, _)| *n == name).unwrap().1;
+            // A class the row does not have everywhere already, so the stroke shows.
+            let value = if (0..crate::common::W).all(|x| original.get_pixel(x, 8).0[0] == 1) {
+                0
+            } else {
+                1
+            };
+            harness.key_press(if value == 0 { Key::Num1 } else { Key::Num2 });
+            harness.run_steps(1);
+            harness.drag_at(screen(&harness, 0.5, 8.5));
+            harness.step();
+            for x in [6.0, 12.0, 18.0, 23.5] {
+                harness.hover_at(screen(&harness, x, 8.5));
+                harness.step();
+            }
+            harness.drop_at(screen(&harness, 23.5, 8.5));
+            harness.run_steps(2);
+            assert!(
+                (0..24).all(|x| mask(&harness).get(x, 8) == value),
+                "painted"
+            );
+            painted.push((name, value));
+        }
+        harness.key_press(Key::PageDown);
+        settle(&mut harness);
+    }
+    assert_eq!(painted.len(), 2, "two labelled images were painted");
+    // Saving writes nothing into the view-only dataset.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    assert!(
+        crate::common::snapshot(&fixture.root) == before,
+        "the dataset's files are untouched"
+    );
+
+    harness
+        .get_by_label("Convert to native to label...")
+        .click();
+    settle(&mut harness);
+    let native = tmp.path().join("kitti-native");
+    assert_eq!(harness.state().session.as_ref().unwrap().root, native);
+    let message = harness.state().message.clone().unwrap().0;
+    assert!(
+        message.contains("strokes of 2 image(s) carried over"),
+        "{message}"
+    );
+    for (name, value) in &painted {
+        let converted = mask_on_disk(&native.join(format!("masks/{name}.png")));
+        assert!(
+            (0..24).all(|x| converted.get(x, 8) == *value),
+            "{name}: the stroke is there"
+        );
+        let original = &fixture.masks.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(
+            converted.get(3, 2),
+            original.get_pixel(3, 2).0[0],
+            "{name}: the rest is the dataset's label"
+        );
+    }
+    assert!(
+        crate::common::snapshot(&fixture.root) == before,
+        "the dataset's files are untouched"
+    );
+}

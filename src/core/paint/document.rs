@@ -63,6 +63,14 @@ impl MaskDocument {
         &self.path
     }
 
+    /// Points the document at another file, its changes and undo history kept and unsaved: a
+    /// view-only dataset's mask (never written to its own file) carried into the dataset's
+    /// native copy.
+    pub fn move_to(&mut self, path: PathBuf) {
+        self.path = path;
+        self.saved_revision = self.revision.wrapping_sub(1);
+    }
+
     pub fn mask(&self) -> &Mask {
         &self.mask
     }

@@ -22,9 +22,10 @@ impl Canvas {
         let wants_edit = editing_tool
             && (response.drag_started_by(egui::PointerButton::Primary)
                 || response.clicked_by(egui::PointerButton::Primary));
+        // A view-only dataset is painted in memory (Convert to native carries the strokes over);
+        // the event says so.
         if wants_edit && !settings.editable {
             events.push(CanvasEvent::ReadOnly);
-            return;
         }
         let model_tool = matches!(settings.tool, Tool::AcceptBrush | Tool::AcceptRegion);
         if wants_edit && model_tool && self.prediction.is_none() {

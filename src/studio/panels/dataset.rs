@@ -93,7 +93,7 @@ impl DatasetPanel {
         if !session.editable() {
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                "View only: this layout is never written to.",
+                "View only: this layout is never written to; strokes stay in memory until Convert to native copies the dataset with them.",
             );
             if ui.button("Convert to native to label...").clicked() {
                 commands.push(Command::ConvertToNative);
