@@ -12,6 +12,8 @@ use roadseg::core::dataset::sample::{SampleConfig, generate};
 use roadseg::core::device::DeviceChoice;
 use roadseg::core::model::segmenter::{AuxTask, Encoder};
 use roadseg::studio::Studio;
+use roadseg::studio::app::Command;
+use roadseg::studio::compare::ViewMode;
 use roadseg::studio::panels::training::{Preset, RunState};
 use roadseg::studio::state::PersistedState;
 
@@ -116,4 +118,25 @@ fn the_resnet_preset_trains_with_a_boundary_layer() {
     wait_for(&mut harness, "the run to stop", TIMEOUT, |s| {
         s.training.state == RunState::Idle
     });
+
+    // The stopped ResNet run is a usable run (issue 23: the run check loaded it as a plain
+    // UNet): listed without a reason, and opened in the compare view with its predictions.
+    harness.state_mut().push(Command::RefreshRuns);
+    harness.run_steps(2);
+    let row = harness
+        .state()
+        .training
+        .runs
+        .last()
+        .cloned()
+        .expect("the run is listed");
+    assert_eq!(row.broken, None, "{}", row.name);
+    harness.state_mut().push(Command::UseModel(row.dir.clone()));
+    harness
+        .state_mut()
+        .push(Command::SetView(ViewMode::Difference));
+    wait_for(&mut harness, "the run's prediction", TIMEOUT, |s| {
+        s.model.loaded.is_some() && s.canvas.has_prediction()
+    });
+    harness.render().expect("the difference view renders");
 }
