@@ -267,11 +267,13 @@ impl Studio {
                 if wrote {
                     self.label_revision += 1;
                     let path = doc.path().to_path_buf();
+                    // What is on disk now: a mask without labels is no file.
+                    let labelled = doc.has_labels();
                     if let (Some(session), Some(i)) = (self.session.as_mut(), self.selected)
                         && let Some(entry) = session.entries.get_mut(i)
                     {
-                        entry.labelled = true;
-                        entry.label = Some(path.clone());
+                        entry.labelled = labelled;
+                        entry.label = labelled.then(|| path.clone());
                         self.dataset_panel.thumbnails.forget(i);
                     }
                     self.message = Some((format!("saved {}", path.display()), false));
@@ -313,8 +315,9 @@ impl Studio {
                     .iter()
                     .position(|e| e.mask_path.as_ref() == Some(path));
                 if let Some(i) = row {
-                    session.entries[i].labelled = true;
-                    session.entries[i].label = Some(path.clone());
+                    let labelled = path.is_file();
+                    session.entries[i].labelled = labelled;
+                    session.entries[i].label = labelled.then(|| path.clone());
                     self.dataset_panel.thumbnails.forget(i);
                 }
             }
@@ -770,7 +773,12 @@ impl Studio {
             }
         });
 
-        for command in std::mem::take(&mut self.commands) {
+        // Commands change the state after this frame was drawn: the next frame shows it.
+        let commands = std::mem::take(&mut self.commands);
+        if !commands.is_empty() {
+            ctx.request_repaint();
+        }
+        for command in commands {
             self.apply(command);
         }
         self.keep_analysis_current();
@@ -784,11 +792,14 @@ impl Studio {
         let now = Instant::now();
         if self.autosave.due(modified, now) {
             self.save_current();
+            // The status bar and the list were drawn before the save: show what is on disk.
+            ctx.request_repaint();
         } else if modified {
             ctx.request_repaint_after(self.autosave.remaining(now));
         }
         if self.unsaved.due(now) {
             self.retry_unsaved();
+            ctx.request_repaint();
         }
         if !self.unsaved.is_empty() {
             ctx.request_repaint_after(RETRY_INTERVAL);

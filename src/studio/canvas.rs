@@ -508,7 +508,11 @@ impl Canvas {
         }
 
         self.cursor = pointer.and_then(|p| self.pixel_at(self.screen_to_image(p)));
-        if !panning && !on_divider {
+        // Space held means the hand: no tool acts, not even on the press before a drag starts
+        // (that press used to leave a dab), and a stroke under way ends.
+        if space {
+            self.end_stroke();
+        } else if !panning && !on_divider {
             self.handle_tools(ui, &response, settings, &mut events);
         }
 

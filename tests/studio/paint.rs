@@ -332,3 +332,51 @@ fn strokes_on_a_view_only_dataset_are_carried_into_its_native_copy() {
         "the dataset's files are untouched"
     );
 }
+
+/// Issue 22, items 2 and 3: undoing back to an empty mask leaves the image unlabelled (on disk
+/// and in the list), and Space+drag pans without painting.
+#[test]
+fn an_emptied_mask_is_unlabelled_and_space_drag_only_pans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path());
+    let mut harness = harness(&data);
+    let name = harness.state().selected_name().unwrap().to_string();
+    let mask_path = data.join(format!("masks/{name}.png"));
+    let labelled = |h: &Harness<'_, Studio>| {
+        let studio = h.state();
+        studio.session.as_ref().unwrap().entries[studio.selected.unwrap()].labelled
+    };
+
+    // Space held: the drag moves the image and paints nothing, not even where it started.
+    let before = screen(&harness, 80.0, 60.0);
+    harness.state_mut().state.tool = Tool::Brush;
+    harness.state_mut().state.brush_radius = 4.0;
+    harness.key_down(Key::Space);
+    harness.step();
+    harness.drag_at(before);
+    harness.step();
+    for dx in [10.0, 20.0, 40.0] {
+        harness.hover_at(before + egui::vec2(dx, 5.0));
+        harness.step();
+    }
+    harness.drop_at(before + egui::vec2(40.0, 5.0));
+    harness.step();
+    harness.key_up(Key::Space);
+    harness.run_steps(2);
+    let moved = screen(&harness, 80.0, 60.0) - before;
+    assert!(moved.x > 20.0, "panned by {moved:?}");
+    let doc = harness.state().canvas.document.as_ref().unwrap();
+    assert!(!doc.is_modified() && doc.mask().data.iter().all(|&v| v == IGNORE));
+
+    // A dab, saved: labelled. Undone and saved: no file, and unlabelled again.
+    click_image(&mut harness, 40.0, 40.0);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    assert!(mask_path.is_file() && labelled(&harness));
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.run_steps(1);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    assert!(!mask_path.exists(), "an empty mask is no label file");
+    assert!(!labelled(&harness), "the list follows the disk");
+}

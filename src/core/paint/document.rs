@@ -3,6 +3,10 @@
 //! Saves are atomic (temp file, fsync, rename: see `write_atomic`), so a process killed during
 //! a save leaves the old or the new mask on disk, never a torn one. The studio saves when the
 //! user leaves an image, on Ctrl+S, on close and whenever [`AutosavePolicy`] says so.
+//!
+//! A mask without a single labelled pixel is no label: saving it removes the file, so that the
+//! image counts as unlabelled everywhere (the native layout's rule: an image without a mask is
+//! unlabelled), as it does after undoing every stroke.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,7 +15,7 @@ use super::history::History;
 use super::ops::{self, Point};
 use super::rect::DirtyRect;
 use crate::core::dataset::image_io::{read_index, write_gray_png};
-use crate::core::dataset::{DatasetError, Problem};
+use crate::core::dataset::{DatasetError, IGNORE, Problem};
 use crate::core::mask::Mask;
 
 /// A mask bound to its file, with undo/redo.
@@ -163,12 +167,29 @@ impl MaskDocument {
         rect
     }
 
-    /// Writes the mask atomically if it changed since the last save; returns whether it wrote.
+    /// Whether any pixel has a class (an all-unlabelled mask is saved as no file).
+    pub fn has_labels(&self) -> bool {
+        self.mask.data.iter().any(|&v| v != IGNORE)
+    }
+
+    /// Writes the mask atomically if it changed since the last save (or removes its file when
+    /// no pixel is labelled); returns whether it wrote.
     pub fn save(&mut self) -> Result<bool, DatasetError> {
         if !self.is_modified() {
             return Ok(false);
         }
-        write_gray_png(&self.path, &self.mask.to_gray_image())?;
+        if self.has_labels() {
+            write_gray_png(&self.path, &self.mask.to_gray_image())?;
+        } else {
+            let removed = crate::core::fault::check_write(&self.path)
+                .and_then(|()| std::fs::remove_file(&self.path));
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(DatasetError::io(&self.path, e));
+                }
+                _ => {}
+            }
+        }
         self.saved_revision = self.revision;
         Ok(true)
     }
@@ -219,6 +240,26 @@ impl AutosavePolicy {
 mod tests {
     use super::*;
     use crate::core::dataset::IGNORE;
+
+    #[test]
+    fn a_mask_emptied_by_undo_saves_as_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("masks/a.png");
+        let mut doc = MaskDocument::open(&path, 8, 8).unwrap();
+        doc.stroke([2.0, 2.0], [5.0, 2.0], 1.0, 1);
+        assert!(doc.save().unwrap() && path.is_file() && doc.has_labels());
+        doc.undo();
+        assert!(doc.save().unwrap(), "the change is saved");
+        assert!(!path.exists() && !doc.has_labels());
+        assert!(!doc.is_modified());
+        // A failing disk keeps the file and the change.
+        doc.redo();
+        doc.save().unwrap();
+        doc.undo();
+        let full = crate::core::fault::fail_writes_under(tmp.path());
+        assert!(doc.save().is_err() && path.is_file() && doc.is_modified());
+        drop(full);
+    }
 
     #[test]
     fn edits_undo_and_save_atomically() {

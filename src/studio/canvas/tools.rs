@@ -6,6 +6,15 @@ use crate::core::dataset::IGNORE;
 use crate::core::paint::accept::AcceptScope;
 
 impl Canvas {
+    /// Ends the brush stroke under way, if any (one stroke, one undo step).
+    pub(super) fn end_stroke(&mut self) {
+        if self.stroke_last.take().is_some()
+            && let Some(doc) = self.document.as_mut()
+        {
+            doc.end_edit();
+        }
+    }
+
     pub(super) fn handle_tools(
         &mut self,
         ui: &egui::Ui,
