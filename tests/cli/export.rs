@@ -452,3 +452,104 @@ fn structured_pruning_takes_uniform_shares_or_given_widths() {
     }
     assert!(!bad.exists());
 }
+
+/// A copy of the folder `from` at `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every convolution weight (4-D parameter) of `run`'s last checkpoint, as floats.
+fn conv_weights(run: &Path) -> Vec<f32> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Convs(Vec<f32>);
+    impl ModuleVisitor for Convs {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if D == 4 {
+                let values = roadseg::core::kernels::ops::dequantized(param.val());
+                self.0.extend(values.try_into_vec_as::<f32>().unwrap());
+            }
+        }
+    }
+    let config = roadseg::core::train::run_dir::RunDir::new(run)
+        .read_config()
+        .unwrap();
+    let model = roadseg::core::train::trainer::load_model(
+        config.model.init(&Device::flex()),
+        &run.join("checkpoints/last/model.bpk"),
+    )
+    .unwrap();
+    let mut convs = Convs(Vec::new());
+    model.visit(&mut convs);
+    convs.0
+}
+
+#[test]
+fn training_from_a_quantized_run_trains_its_convolutions() {
+    let (tmp, data, run) = trained();
+    let quantized = tmp.path().join("run-int8-to-train");
+    ok(&[
+        "quantize",
+        "--model",
+        s(run),
+        "--out",
+        s(&quantized),
+        "--runs",
+        "1",
+    ]);
+    let from = tmp.path().join("run-from-int8");
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--out",
+        s(&from),
+        "--epochs",
+        "1",
+        "--init-from",
+        s(&quantized),
+    ];
+    args.extend_from_slice(TINY);
+    let out = common::roadseg(&args);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("stored as int8") && said.contains("f32"),
+        "{said}"
+    );
+    let resumed = tmp.path().join("run-int8-resumed");
+    copy_dir(&quantized, &resumed);
+    ok(&[
+        "train",
+        "--resume",
+        s(&resumed),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+
+    // Every convolution weight had a gradient, so Adam moved nearly all of them (they stayed
+    // exactly the int8 values when only batch norm trained).
+    let start = conv_weights(&quantized);
+    for trained in [&from, &resumed] {
+        let now = conv_weights(trained);
+        assert_eq!(now.len(), start.len());
+        let moved = now.iter().zip(&start).filter(|(a, b)| a != b).count();
+        assert!(
+            moved * 10 > start.len() * 9,
+            "{}: {moved} of {} convolution weights moved",
+            trained.display(),
+            start.len()
+        );
+    }
+}

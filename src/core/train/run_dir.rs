@@ -400,6 +400,26 @@ pub fn load_model(model: Segmenter, dir: &Path) -> Result<Segmenter, RunDirError
         })
 }
 
+/// [`load_model`] for training: weights stored quantized (a run made by `roadseg quantize`)
+/// become f32 parameters that require gradients. Autodiff cannot track a quantized parameter
+/// (burn dequantizes it into a fresh constant at every use), so without this only the
+/// batch-norm parameters of such a run would train. Says so through `log` when it happens.
+pub fn load_for_training(
+    model: Segmenter,
+    dir: &Path,
+    log: &mut dyn FnMut(String),
+) -> Result<Segmenter, RunDirError> {
+    let (model, tensors) = crate::core::kernels::ops::dequantize_params(load_model(model, dir)?);
+    if tensors > 0 {
+        log(format!(
+            "{}: {tensors} weight tensors are stored as int8 (a quantized run); training goes on \
+             in f32 from their dequantized values, so this run's checkpoints will be f32",
+            dir.display()
+        ));
+    }
+    Ok(model)
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| RunDirError::Corrupt {
         path: path.to_path_buf(),
