@@ -553,3 +553,105 @@ fn training_from_a_quantized_run_trains_its_convolutions() {
         );
     }
 }
+
+#[test]
+fn derived_runs_measure_the_checkpoint_they_start_from() {
+    let (tmp, _, run) = trained();
+    let json = |args: &[&str]| -> Value { serde_json::from_str(&ok(args)).unwrap() };
+    let from_last = |v: &Value| {
+        Path::new(v["before"]["checkpoint"].as_str().unwrap()).ends_with("checkpoints/last")
+    };
+    // Pruning nothing from the last checkpoint changes nothing, "before" included.
+    let pruned = tmp.path().join("run-pruned-nothing");
+    let p = json(&[
+        "prune",
+        "--model",
+        s(run),
+        "--out",
+        s(&pruned),
+        "--amount",
+        "0",
+        "--checkpoint",
+        "last",
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    assert!(from_last(&p), "{p}");
+    let miou = |v: &Value| v["val_miou"].as_f64().unwrap();
+    assert_eq!(miou(&p["before"]), miou(&p["after"]), "{p}");
+
+    let quantized = tmp.path().join("run-int8-last");
+    let q = json(&[
+        "quantize",
+        "--model",
+        s(run),
+        "--out",
+        s(&quantized),
+        "--checkpoint",
+        "last",
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    assert!(from_last(&q), "{q}");
+    // The quantized count is out of the table's parameters (the inference model's).
+    assert_eq!(q["params"], q["after"]["params"], "{q}");
+    assert_eq!(q["after"]["params"], q["before"]["params"], "{q}");
+    assert!(q["quantized_params"].as_u64() < q["params"].as_u64(), "{q}");
+}
+
+#[test]
+fn a_run_whose_dataset_moved_says_so_writes_nothing_and_takes_data() {
+    let (tmp, data, run) = trained();
+    let moved = tmp.path().join("run-data-moved");
+    copy_dir(run, &moved);
+    let config_path = moved.join("config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let gone = tmp.path().join("data-gone");
+    config["data"] = Value::String(s(&gone).into());
+    std::fs::write(&config_path, config.to_string()).unwrap();
+
+    let out = tmp.path().join("run-moved-int8");
+    for args in [
+        vec!["quantize", "--model", s(&moved), "--out", s(&out)],
+        vec![
+            "prune",
+            "--model",
+            s(&moved),
+            "--out",
+            s(&out),
+            "--amount",
+            "0.3",
+        ],
+        vec!["eval", "--model", s(&moved), "--device", "cpu"],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains(s(&gone)) && err.contains("is not there") && err.contains("--data"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("device"), "{args:?} blames the device: {err}");
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
+    ok(&[
+        "quantize",
+        "--model",
+        s(&moved),
+        "--out",
+        s(&out),
+        "--data",
+        s(data),
+        "--runs",
+        "1",
+    ]);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        Path::new(written["data"].as_str().unwrap()),
+        std::path::absolute(data).unwrap()
+    );
+    // The new run evaluates where its data now is.
+    ok(&["eval", "--model", s(&out), "--device", "cpu"]);
+}

@@ -38,6 +38,14 @@ pub enum RunDirError {
     NotARun(PathBuf),
     #[error("{0}: the run has no checkpoint yet")]
     NoCheckpoint(PathBuf),
+    /// The checkpoint asked for is not there, the other one is: saying so rather than using
+    /// the other one, so that a figure never comes from weights nobody asked for.
+    #[error(
+        "{run}: the run has no {kind} checkpoint (checkpoints/{kind} is missing or incomplete); \
+         pass --checkpoint {other} to use its {other} one",
+        other = .kind.other()
+    )]
+    MissingCheckpoint { run: PathBuf, kind: CheckpointKind },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
@@ -63,6 +71,19 @@ impl CheckpointKind {
             Self::Last => "last",
             Self::Best => "best",
         }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Last => Self::Best,
+            Self::Best => Self::Last,
+        }
+    }
+}
+
+impl std::fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir_name())
     }
 }
 
@@ -288,6 +309,21 @@ impl RunDir {
         std::iter::once(dir)
             .chain(old)
             .find(|d| d.join("state.json").is_file() && d.join("model.bpk").is_file())
+    }
+
+    /// The `kind` checkpoint's folder, or why there is none: what a command that reads one
+    /// checkpoint (`--checkpoint best|last`) uses, so that none silently reads the other.
+    pub fn checkpoint(&self, kind: CheckpointKind) -> Result<PathBuf, RunDirError> {
+        if let Some(dir) = self.existing_checkpoint(kind) {
+            return Ok(dir);
+        }
+        Err(match self.existing_checkpoint(kind.other()) {
+            Some(_) => RunDirError::MissingCheckpoint {
+                run: self.root.clone(),
+                kind,
+            },
+            None => RunDirError::NoCheckpoint(self.root.clone()),
+        })
     }
 
     pub fn read_state(&self, checkpoint: &Path) -> Result<TrainState, RunDirError> {
