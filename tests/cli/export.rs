@@ -655,3 +655,168 @@ fn a_run_whose_dataset_moved_says_so_writes_nothing_and_takes_data() {
     // The new run evaluates where its data now is.
     ok(&["eval", "--model", s(&out), "--device", "cpu"]);
 }
+
+#[test]
+fn a_missing_checkpoint_is_refused_not_replaced_by_the_other() {
+    let (tmp, _, run) = trained();
+    let only_last = tmp.path().join("run-only-last");
+    copy_dir(run, &only_last);
+    std::fs::remove_dir_all(only_last.join("checkpoints/best")).unwrap();
+    let onnx = tmp.path().join("only-last.onnx");
+    let out = tmp.path().join("run-only-last-int8");
+    for args in [
+        vec!["eval", "--model", s(&only_last), "--device", "cpu"],
+        vec!["export", "--model", s(&only_last), "--onnx", s(&onnx)],
+        vec!["quantize", "--model", s(&only_last), "--out", s(&out)],
+        vec!["bench", "--model", s(&only_last), "--runs", "1"],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains("no best checkpoint") && err.contains("--checkpoint last"),
+            "{args:?}: {err}"
+        );
+        // One "error:", from main; none repeated inside the message.
+        assert_eq!(err.matches("error:").count(), 1, "{args:?}: {err}");
+    }
+    assert!(!onnx.exists() && !out.exists());
+    let said = ok(&[
+        "eval",
+        "--model",
+        s(&only_last),
+        "--checkpoint",
+        "last",
+        "--device",
+        "cpu",
+    ]);
+    assert!(said.contains("last weights from"), "{said}");
+}
+
+#[test]
+fn flags_that_would_be_ignored_or_cannot_work_are_refused() {
+    let model = ["--model", "no-run", "--out", "no-out"];
+    let with = |command: &str, rest: &[&'static str]| -> Vec<String> {
+        let mut args = vec![command.to_string()];
+        if command != "bench" {
+            args.extend(model.iter().map(|a| a.to_string()));
+        }
+        args.extend(rest.iter().map(|a| a.to_string()));
+        args
+    };
+    let mut cases = vec![
+        (with("bench", &["--batch-size", "0"]), "at least 1"),
+        (with("bench", &["--batches", "0"]), "at least 1"),
+        (with("bench", &["--train", "--steps", "0"]), "at least 1"),
+        (
+            with("bench", &["--model", "r", "--runs", "0"]),
+            "at least 1",
+        ),
+        (with("bench", &["--workers", "0"]), "at least 1"),
+        (with("bench", &["--steps", "3"]), "--train"),
+        (with("bench", &["--encoder", "resnet18"]), "--train"),
+        (with("bench", &["--runs", "3"]), "--model"),
+        (with("bench", &["--device", "cpu"]), "--train"),
+        (
+            with("bench", &["--model", "r", "--batch-size", "4"]),
+            "cannot be used with",
+        ),
+        (
+            with("bench", &["--model", "r", "--train"]),
+            "cannot be used with",
+        ),
+        (
+            with("bench", &["--paint", "--size", "64x48"]),
+            "cannot be used with",
+        ),
+        (with("quantize", &["--runs", "0"]), "at least 1"),
+        (
+            with("prune", &["--amount", "0.3", "--runs", "0"]),
+            "at least 1",
+        ),
+        (
+            with(
+                "prune",
+                &["--structured", "--amount", "0.3", "--widths", "1,2,3"],
+            ),
+            "cannot be used with",
+        ),
+        (
+            with(
+                "prune",
+                &[
+                    "--structured",
+                    "--widths",
+                    "1,2,3",
+                    "--allocation",
+                    "uniform",
+                ],
+            ),
+            "cannot be used with",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--allocation", "uniform"]),
+            "--structured",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--distill-weight", "1"]),
+            "--finetune-epochs",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--lr", "0.01"]),
+            "--finetune-epochs",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--finetune-epochs", "0"]),
+            "at least 1",
+        ),
+        (
+            with(
+                "prune",
+                &["--amount", "0.3", "--finetune-epochs", "1", "--lr", "0"],
+            ),
+            "above 0",
+        ),
+        (
+            with(
+                "prune",
+                &[
+                    "--amount",
+                    "0.3",
+                    "--finetune-epochs",
+                    "1",
+                    "--distill-weight=-1",
+                ],
+            ),
+            "0 or more",
+        ),
+        (
+            with(
+                "prune",
+                &[
+                    "--amount",
+                    "0.3",
+                    "--finetune-epochs",
+                    "1",
+                    "--distill-temperature",
+                    "2",
+                ],
+            ),
+            "--distill-weight",
+        ),
+    ];
+    if cfg!(feature = "gui") {
+        cases.extend([
+            (with("bench", &["--minutes", "3"]), "--soak"),
+            (with("bench", &["--soak", "--minutes", "0"]), "above 0"),
+            (with("bench", &["--soak", "--train"]), "cannot be used with"),
+            (
+                with("bench", &["--studio", "--size", "64x48"]),
+                "cannot be used with",
+            ),
+        ]);
+    }
+    for (args, reason) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args);
+        assert!(err.contains(reason), "{args:?}: {err}");
+    }
+}
