@@ -17,49 +17,54 @@ use roadseg::core::train::optim::build_optimizer;
 use roadseg::core::train::step::train_step;
 use serde::Serialize;
 
+/// Which flags go with which measurement is told to clap (`requires`, `conflicts_with`), so a
+/// flag that would be ignored is refused instead: `--paint`, `--studio`, `--soak`, `--model`
+/// and the default data pipeline (+ `--train`) measure different things.
 #[derive(clap::Args)]
 pub struct Args {
     /// Dataset for the data pipeline figure (default: the bundled sample).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["model", "paint"])]
     data: Option<PathBuf>,
     /// Sizes to measure, WIDTHxHEIGHT (repeatable; default: the training default).
-    #[arg(long, value_parser = super::parse_size)]
+    #[arg(long, value_parser = super::parse_size, conflicts_with = "paint")]
     size: Vec<[u32; 2]>,
     /// Batch size (default: the training default).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_count, conflicts_with_all = ["model", "paint"])]
     batch_size: Option<usize>,
     /// Loader worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_count, conflicts_with_all = ["model", "paint"])]
     workers: Option<usize>,
     /// Batches to time for the data pipeline.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::parse_count,
+        conflicts_with_all = ["model", "paint"])]
     batches: usize,
     /// Also time training steps and inference of the default model.
-    #[arg(long)]
+    #[arg(long, group = "timed", conflicts_with_all = ["model", "paint"])]
     train: bool,
     /// Training steps to time (after two warm-up steps); the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::parse_count, requires = "train")]
     steps: usize,
     /// Also time the model on burn's own CPU operations instead of roadseg's kernels (the
     /// "before" of the kernels, measured in the same run).
-    #[arg(long)]
+    #[arg(long, requires = "train")]
     baseline: bool,
     /// Encoder for the training figures: unet (default), resnet18, resnet34, resnet50; repeat
     /// the flag to measure several.
-    #[arg(long)]
+    #[arg(long, requires = "train")]
     encoder: Vec<Encoder>,
     /// UNet base width for the training figures (default: the training default).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_count, requires = "train")]
     width: Option<usize>,
     /// UNet depth for the training figures (default: the training default).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_count, requires = "train")]
     depth: Option<usize>,
     /// Time brush dabs on a 4096x3072 mask instead (edit, undo tiles, RGBA of the dirty rect).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "model")]
     paint: bool,
     /// Time the studio without a screen instead: opening 10,000 images, painting on 4K.
     #[cfg(feature = "gui")]
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["paint", "train", "data", "size", "batch_size",
+        "workers", "batches", "compare", "runs", "device"])]
     studio: bool,
     /// The studio soak: a scripted hour of use (memory curve), or killed sessions.
     #[cfg(feature = "gui")]
@@ -68,18 +73,19 @@ pub struct Args {
     /// A run: time its inference (latency p50/p95, images/s at each --size, peak resident
     /// memory). With --studio: a run trained on the bundled sample, to time the Errors panel's
     /// analysis of the sample's validation split.
-    #[arg(long)]
+    #[arg(long, group = "timed")]
     model: Option<PathBuf>,
     /// With --model: more runs (quantized, pruned variants) measured the same way, side by side.
     #[arg(long, num_args = 1.., requires = "model")]
     compare: Vec<PathBuf>,
     /// With --model: timed inference runs per size.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::parse_count, requires = "model")]
     runs: usize,
     /// With --model: measure that one run in this process (what each child of --compare does).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, requires = "model")]
     isolated: bool,
-    #[arg(long, default_value = "cpu")]
+    /// Device of --train and --model (the data pipeline always decodes on the CPU).
+    #[arg(long, default_value = "cpu", requires = "timed")]
     device: DeviceChoice,
     #[arg(long)]
     json: bool,
@@ -119,9 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(model) = &args.model {
         if args.isolated {
-            let bench = super::bench_model::measure(model, &args.size, args.device, args.runs)?;
-            println!("{}", serde_json::to_string_pretty(&bench)?);
-            return Ok(());
+            return super::bench_model::isolated(model, &args.size, args.device, args.runs);
         }
         let mut runs = vec![model.clone()];
         runs.extend(args.compare.iter().cloned());

@@ -23,6 +23,7 @@ pub struct RunBench {
     pub run: PathBuf,
     pub checkpoint: PathBuf,
     pub device: String,
+    /// Parameters of the inference model (batch norm folded), as `quantize` and `prune` count.
     pub params: usize,
     pub file_bytes: u64,
     /// Convolution GFLOPs per image, at each size.
@@ -33,16 +34,46 @@ pub struct RunBench {
     pub peak_resident_bytes: Option<u64>,
 }
 
+/// What a child answers on stdout when it cannot measure its run: the parent quotes `error`
+/// (never the child's stderr, whose "error: " prefix would repeat inside its own message).
+#[derive(Serialize, Deserialize)]
+struct ChildError {
+    error: String,
+}
+
+/// The child's side (`bench --model RUN --isolated`): the figures as JSON on stdout, or a
+/// [`ChildError`].
+pub fn isolated(
+    run: &Path,
+    sizes: &[[u32; 2]],
+    device: DeviceChoice,
+    runs: usize,
+) -> anyhow::Result<()> {
+    match measure(run, sizes, device, runs) {
+        Ok(bench) => {
+            println!("{}", serde_json::to_string_pretty(&bench)?);
+            Ok(())
+        }
+        Err(e) => {
+            let answer = ChildError {
+                error: format!("{e:#}"),
+            };
+            println!("{}", serde_json::to_string(&answer)?);
+            Err(e)
+        }
+    }
+}
+
 /// Measures `run` in this process.
-pub fn measure(
+fn measure(
     run: &Path,
     sizes: &[[u32; 2]],
     device: DeviceChoice,
     runs: usize,
 ) -> anyhow::Result<RunBench> {
     let (device, device_name) = resolve(device)?;
-    let predictor = Predictor::load(run, CheckpointKind::Best, device.clone())
-        .with_context(|| format!("loading {}", run.display()))?;
+    // Its errors name the run's files already.
+    let predictor = Predictor::load(run, CheckpointKind::Best, device.clone())?;
     let resident_after_load_bytes = resident_bytes();
     let sizes = match sizes {
         [] => vec![predictor.config().train.size],
@@ -107,12 +138,19 @@ pub fn run(
         let output = command
             .output()
             .with_context(|| format!("running {}", exe.display()))?;
-        anyhow::ensure!(
-            output.status.success(),
-            "measuring {}: {}",
-            run.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        if !output.status.success() {
+            let reason = match serde_json::from_slice::<ChildError>(&output.stdout) {
+                Ok(answer) => answer.error,
+                // It did not get as far as answering (a crash, a refused argument): its stderr,
+                // without the prefix our own message adds.
+                Err(_) => {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    let stderr = stderr.trim();
+                    stderr.strip_prefix("error: ").unwrap_or(stderr).to_string()
+                }
+            };
+            anyhow::bail!("measuring {}: {reason}", run.display());
+        }
         let bench: RunBench = serde_json::from_slice(&output.stdout)
             .with_context(|| format!("reading the figures of {}", run.display()))?;
         results.push(bench);
@@ -168,7 +206,7 @@ fn print_side_by_side(results: &[RunBench]) {
         ),
     }
     row(
-        "parameters".into(),
+        "parameters (BN folded)".into(),
         results.iter().map(|r| r.params.to_string()).collect(),
     );
     row(

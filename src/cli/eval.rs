@@ -8,6 +8,7 @@ use roadseg::core::analysis::{ImageScore, SortKey, sort_scores};
 use roadseg::core::boundary::{BAND_RADIUS, BoundaryScore, band, road_class};
 use roadseg::core::dataset::{DatasetIndex, Format, Sample, Split};
 use roadseg::core::device::{DeviceChoice, resolve};
+use roadseg::core::export::measure::open_dataset;
 use roadseg::core::model::segmenter::AuxTask;
 use roadseg::core::predict::Predictor;
 use roadseg::core::train::run_check::{Broken, check};
@@ -26,7 +27,8 @@ pub struct Args {
     /// train, val or test.
     #[arg(long, default_value = "val", value_parser = parse_split)]
     split: Split,
-    /// Which weights: best (by validation mIoU) or last.
+    /// Which weights: best (by validation mIoU) or last; a run without that checkpoint is
+    /// refused (as in predict, export, quantize and prune), never swapped for the other.
     #[arg(long, default_value = "best", value_parser = parse_checkpoint)]
     checkpoint: CheckpointKind,
     #[arg(long, default_value = "auto")]
@@ -53,7 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .data
         .clone()
         .unwrap_or_else(|| predictor.config().data.clone());
-    let index = DatasetIndex::open(&root, args.format)?;
+    let index = match (&args.data, args.format) {
+        // The run's own dataset, in its layout; an error says if it moved.
+        (None, None) => open_dataset(predictor.config(), None)?,
+        _ => DatasetIndex::open(&root, args.format)?,
+    };
     check_classes(&index, &predictor)?;
     let samples: Vec<&Sample> = index.labelled_in(args.split);
     anyhow::ensure!(

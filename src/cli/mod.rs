@@ -128,3 +128,21 @@ pub fn parse_size(text: &str) -> Result<[u32; 2], String> {
     };
     Ok([parse(w)?, parse(h)?])
 }
+
+/// Parses a whole number of at least 1: a count (batches, steps, timed runs, epochs) of zero
+/// would print figures of nothing.
+pub fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(format!("{text:?}: must be at least 1")),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("{text:?}: expected a whole number of at least 1")),
+    }
+}
+
+/// Parses a finite number above 0 (a learning rate, a temperature).
+pub fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?}: expected a number above 0")),
+    }
+}

@@ -13,6 +13,7 @@ use roadseg::core::dataset::{DatasetIndex, Sample, Split};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::export::derive::{self, Derivation};
 use roadseg::core::export::load_run;
+use roadseg::core::export::measure::open_dataset;
 use roadseg::core::model::prune::{
     Allocation, filters, prune_structured, prune_unstructured, sparsity,
 };
@@ -29,7 +30,7 @@ pub struct Args {
     /// Run directory written by `roadseg train`.
     #[arg(long)]
     model: PathBuf,
-    /// The new run to write.
+    /// The new run to write (a new or empty folder).
     #[arg(long)]
     out: PathBuf,
     /// Fraction to remove, in [0, 1): of each convolution's weights, or with --structured of
@@ -43,31 +44,44 @@ pub struct Args {
     /// With --structured, how the filters to remove are shared among stages: `measured` (cut
     /// where the predictions on training images change least per filter removed: the wide deep
     /// stages lose most) or `uniform` (the same fraction of every stage).
-    #[arg(long, value_enum, default_value_t = Share::Measured)]
+    #[arg(long, value_enum, default_value_t = Share::Measured, requires = "structured",
+        conflicts_with = "widths")]
     allocation: Share,
     /// With --structured, the widths to keep, one per stage (e.g. 8,16,24,32,32), instead of
     /// --amount and --allocation.
-    #[arg(long, value_delimiter = ',', requires = "structured")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "structured",
+        conflicts_with = "amount"
+    )]
     widths: Option<Vec<usize>>,
     /// Then train the pruned model this many epochs on the run's data (its training set,
     /// validated each epoch; the best epoch is kept).
-    #[arg(long, default_value_t = 0)]
-    finetune_epochs: usize,
+    #[arg(long, value_parser = super::parse_count)]
+    finetune_epochs: Option<usize>,
     /// Fine-tuning learning rate (default: the run's; on the sample, 5 epochs at a third of it
     /// recovered less: mIoU 0.31 against 0.43).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_positive, requires = "finetune_epochs")]
     lr: Option<f64>,
     /// Weight of distillation from the original model while fine-tuning (its softened
     /// predictions as a second target next to the labels; 0: off). Off by default: on the
     /// sample, weight 1 at temperature 2 ended 0.008 and 0.007 mIoU lower than the labels alone.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_weight,
+        requires = "finetune_epochs")]
     distill_weight: f32,
     /// Softmax temperature of the distillation.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = parse_temperature,
+        requires = "distill_weight")]
     distill_temperature: f32,
-    /// Which weights of RUN: best (by validation mIoU) or last.
+    /// Which weights of RUN: best (by validation mIoU) or last; the "before" figures are
+    /// measured on the same ones.
     #[arg(long, default_value = "best", value_parser = super::eval::parse_checkpoint)]
     checkpoint: CheckpointKind,
+    /// Dataset to measure on and fine-tune with (default: the run's own; give its new place if
+    /// it moved). The new run records it.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Device for fine-tuning and the latency figures.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -75,10 +89,21 @@ pub struct Args {
     #[arg(long, value_parser = super::parse_size)]
     size: Option<[u32; 2]>,
     /// Timed inference runs per model.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::parse_count)]
     runs: usize,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_weight(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{text:?}: expected a weight of 0 or more")),
+    }
+}
+
+fn parse_temperature(text: &str) -> Result<f32, String> {
+    super::parse_positive(text).map(|v| v as f32)
 }
 
 fn parse_amount(text: &str) -> Result<f64, String> {
@@ -97,10 +122,12 @@ enum Share {
 /// Images the measured allocation compares predictions on: up to `PROBE_IMAGES` of the run's
 /// training split (its validation split stays unseen), at the training size, normalised like
 /// training.
-fn probe_images(config: &RunConfig, device: &Device) -> anyhow::Result<Tensor<4>> {
+fn probe_images(
+    index: &DatasetIndex,
+    config: &RunConfig,
+    device: &Device,
+) -> anyhow::Result<Tensor<4>> {
     const PROBE_IMAGES: usize = 32;
-    let index = DatasetIndex::open(&config.data, config.format.parse().ok())
-        .with_context(|| format!("opening the run's dataset {}", config.data.display()))?;
     let mut samples = index.labelled_in(Split::Train);
     if samples.is_empty() {
         samples = index.labelled().collect();
@@ -109,8 +136,8 @@ fn probe_images(config: &RunConfig, device: &Device) -> anyhow::Result<Tensor<4>
     let picked: Vec<&Sample> = samples.into_iter().step_by(stride).collect();
     anyhow::ensure!(
         !picked.is_empty(),
-        "the run's dataset {} has no labelled images to measure the pruning on",
-        config.data.display()
+        "{}: no labelled images to measure the pruning on",
+        index.root.display()
     );
     let loader = LoaderConfig {
         size: config.train.size,
@@ -118,17 +145,26 @@ fn probe_images(config: &RunConfig, device: &Device) -> anyhow::Result<Tensor<4>
         normalize: config.train.normalize,
         ..LoaderConfig::default()
     };
-    let dataset = SegDataset::new(&index, &picked, &loader);
+    let dataset = SegDataset::new(index, &picked, &loader);
     let items = (0..picked.len())
         .filter_map(|i| dataset.load(i, 0).ok())
         .collect::<Vec<_>>();
-    anyhow::ensure!(!items.is_empty(), "none of the probe images could be read");
+    anyhow::ensure!(
+        !items.is_empty(),
+        "{}: none of the probe images could be read",
+        index.root.display()
+    );
     Ok(SegBatcher.batch(items, device).images)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = load_run(&args.model, args.checkpoint, &Device::flex())?;
+    // Before anything is written: the figures, the measured allocation and fine-tuning all
+    // need the dataset.
+    let index = open_dataset(&source.config, args.data.as_deref())?;
+    let (device, _) = resolve(args.device)?;
     let amount = args.amount.unwrap_or(0.0);
+    let epochs = args.finetune_epochs.unwrap_or(0);
     let teacher = std::path::absolute(&args.model)?;
     let (model, model_config, mut method) = if args.structured {
         let (allocation, how) = match &args.widths {
@@ -156,7 +192,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 (Allocation::Uniform, format!("{amount} (uniform)"))
             }
             None => (
-                Allocation::Measured(Box::new(probe_images(&source.config, &Device::flex())?)),
+                Allocation::Measured(Box::new(probe_images(
+                    &index,
+                    &source.config,
+                    &Device::flex(),
+                )?)),
                 format!("{amount} (measured)"),
             ),
         };
@@ -170,16 +210,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             format!("prune unstructured {amount}"),
         )
     };
-    if args.finetune_epochs > 0 {
-        method += &format!(", fine-tuned {} epochs", args.finetune_epochs);
+    if epochs > 0 {
+        method += &format!(", fine-tuned {epochs} epochs");
     }
     let mut config = RunConfig {
         model: model_config.clone(),
         ..source.config.clone()
     };
+    if let Some(data) = &args.data {
+        config.data = std::path::absolute(data)?;
+    }
     config.train.model.widths = model_config.widths.clone();
-    if args.finetune_epochs > 0 {
-        config.train.epochs = args.finetune_epochs;
+    if epochs > 0 {
+        config.train.epochs = epochs;
         config.train.lr = args.lr.unwrap_or(source.config.train.lr);
         config.train.distill = (args.distill_weight > 0.0).then(|| Distill {
             teacher: teacher.clone(),
@@ -188,7 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             temperature: args.distill_temperature,
         });
     }
-    let run = derive::create(
+    let pending = derive::create(
         &args.model,
         &args.out,
         &config,
@@ -199,29 +242,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             roadseg_version: env!("CARGO_PKG_VERSION").into(),
         },
     )?;
-    derive::write_weights(&run, &config, &model, &derive::state(None))?;
+    let run = pending.run();
+    derive::write_weights(run, &config, &model, &derive::state(None))?;
 
-    if args.finetune_epochs > 0 {
-        finetune(&args.out, args.finetune_epochs, args.device)?;
+    if epochs > 0 {
+        finetune(&args.out, epochs, args.device)?;
         if !args.structured {
             // Training moved the zeros; prune the trained weights again to the same sparsity.
-            reprune(&run, &config, amount)?;
+            reprune(run, &config, amount)?;
         }
     }
 
-    let (device, _) = resolve(args.device)?;
     let [before, after] = measure_pair(
-        &args.model,
+        (&args.model, args.checkpoint),
         &args.out,
-        CheckpointKind::Best,
+        &index,
         &device,
         args.size,
         args.runs,
     )?;
-    if args.finetune_epochs == 0 {
+    if epochs == 0 {
         run.write_summary(&derive::summary(&method, Some(after.val_miou)))?;
     }
     let pruned = load_run(&args.out, CheckpointKind::Best, &Device::flex())?;
+    pending.keep();
     let sparse = sparsity(&pruned.model);
     let original = sparsity(&source.model);
     if args.json {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use roadseg::core::export::derive::{self, Derivation};
 use roadseg::core::export::load_run;
+use roadseg::core::export::measure::open_dataset;
 use roadseg::core::export::quantize::{Scheme, quantize_weights, quantized_params};
 
 use super::variant::{measure_pair, print_table};
@@ -13,28 +14,34 @@ use roadseg::core::train::run_dir::CheckpointKind;
 
 /// Printed with every result: what a smaller file does and does not buy.
 const NOTE: &str = "burn's CPU backend (flex) stores the int8 weights but dequantizes them to \
-    f32 for every convolution: the weights file is smaller, inference is not faster.";
+    f32 for every convolution: the weights file is smaller, inference is not faster. Training \
+    from this run (train --init-from or --resume) goes on in f32 from the dequantized weights.";
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Run directory written by `roadseg train`.
     #[arg(long)]
     model: PathBuf,
-    /// The new run to write.
+    /// The new run to write (a new or empty folder).
     #[arg(long)]
     out: PathBuf,
     /// int8-tensor (one scale per weight tensor) or int8-block (one per block of input
     /// channels of a filter).
     #[arg(long, default_value = "int8-tensor")]
     scheme: Scheme,
-    /// Which weights of RUN: best (by validation mIoU) or last.
+    /// Which weights of RUN: best (by validation mIoU) or last; the "before" figures are
+    /// measured on the same ones.
     #[arg(long, default_value = "best", value_parser = super::eval::parse_checkpoint)]
     checkpoint: CheckpointKind,
+    /// Dataset to measure the validation mIoU on (default: the run's own; give its new place
+    /// if it moved). The new run records it.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Latency size, WIDTHxHEIGHT (default: the training size).
     #[arg(long, value_parser = super::parse_size)]
     size: Option<[u32; 2]>,
     /// Timed inference runs per model.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::parse_count)]
     runs: usize,
     #[arg(long)]
     json: bool,
@@ -43,13 +50,19 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = Device::flex();
     let source = load_run(&args.model, args.checkpoint, &device)?;
+    // Before anything is written: the figures need the dataset.
+    let index = open_dataset(&source.config, args.data.as_deref())?;
+    let mut config = source.config.clone();
+    if let Some(data) = &args.data {
+        config.data = std::path::absolute(data)?;
+    }
     let method = format!("quantize {}", args.scheme);
     let quantized = quantize_weights(source.model, args.scheme);
-    let (q, all) = quantized_params(&quantized);
-    let run = derive::create(
+    let (q, _) = quantized_params(&quantized);
+    let pending = derive::create(
         &args.model,
         &args.out,
-        &source.config,
+        &config,
         &Derivation {
             from: std::path::absolute(&args.model)?,
             checkpoint: source.checkpoint.clone(),
@@ -57,22 +70,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             roadseg_version: env!("CARGO_PKG_VERSION").into(),
         },
     )?;
-    derive::write_weights(&run, &source.config, &quantized, &derive::state(None))?;
+    derive::write_weights(pending.run(), &config, &quantized, &derive::state(None))?;
 
     let [before, after] = measure_pair(
-        &args.model,
+        (&args.model, args.checkpoint),
         &args.out,
-        CheckpointKind::Best,
+        &index,
         &device,
         args.size,
         args.runs,
     )?;
-    run.write_summary(&derive::summary(&method, Some(after.val_miou)))?;
+    pending
+        .run()
+        .write_summary(&derive::summary(&method, Some(after.val_miou)))?;
+    pending.keep();
     if args.json {
         let json = serde_json::json!({
             "scheme": args.scheme.to_string(),
             "quantized_params": q,
-            "params": all,
+            // The table's count (the inference model's), so the two agree.
+            "params": after.params,
             "before": before,
             "after": after,
             "note": NOTE,
@@ -81,9 +98,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "wrote {} ({}: {q} of {all} parameters stored as int8, the convolution weights)",
+        "wrote {} ({}: the convolution weights, {q} of the {} parameters counted below, are \
+         stored as int8; biases and batch norm stay f32)",
         args.out.display(),
-        args.scheme
+        args.scheme,
+        after.params
     );
     print_table(&before, &after, &[]);
     println!("note: {NOTE}");

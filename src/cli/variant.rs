@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::tensor::Device;
+use roadseg::core::dataset::DatasetIndex;
 use roadseg::core::export::measure::{
     Latency, checkpoint_bytes, latencies, size_figures, validation_miou,
 };
@@ -19,6 +20,8 @@ use serde::Serialize;
 pub struct Figures {
     pub run: PathBuf,
     pub checkpoint: PathBuf,
+    /// Parameters of the inference model (batch norm folded into the convolutions: its
+    /// statistics gone, a bias per filter instead).
     pub params: usize,
     /// Convolution GFLOPs for one image at the latency size.
     pub gflops: f64,
@@ -29,20 +32,20 @@ pub struct Figures {
     pub latency: Latency,
 }
 
-/// Measures `before` and `after` on `device` at `size` (default: `before`'s training size).
+/// Measures the `before` run's `kind` checkpoint and the `after` run's best one on `device` at
+/// `size` (default: `before`'s training size), both scored on `index` (the source run's
+/// dataset, [`open_dataset`](roadseg::core::export::measure::open_dataset)).
 pub fn measure_pair(
-    before: &Path,
+    (before, kind): (&Path, CheckpointKind),
     after: &Path,
-    kind: CheckpointKind,
+    index: &DatasetIndex,
     device: &Device,
     size: Option<[u32; 2]>,
     runs: usize,
 ) -> anyhow::Result<[Figures; 2]> {
-    let load = |run: &Path| {
-        Predictor::load(run, kind, device.clone())
-            .with_context(|| format!("loading {}", run.display()))
-    };
-    let predictors = [load(before)?, load(after)?];
+    // Its errors name the run already.
+    let load = |run: &Path, kind| Predictor::load(run, kind, device.clone());
+    let predictors = [load(before, kind)?, load(after, CheckpointKind::Best)?];
     let size = size.unwrap_or(predictors[0].config().train.size);
     let in_channels = predictors[0].config().model.in_channels;
     let models = [unet(&predictors[0], before)?, unet(&predictors[1], after)?];
@@ -50,8 +53,8 @@ pub fn measure_pair(
     let mut figures = Vec::new();
     for (predictor, run) in predictors.iter().zip([before, after]) {
         let (params, gflops) = size_figures(unet(predictor, run)?, &predictor.config().model, size);
-        let (val_miou, scope) =
-            validation_miou(predictor).with_context(|| format!("evaluating {}", run.display()))?;
+        let (val_miou, scope) = validation_miou(predictor, index)
+            .with_context(|| format!("evaluating {}", run.display()))?;
         figures.push(Figures {
             run: run.to_path_buf(),
             checkpoint: predictor.checkpoint().to_path_buf(),
@@ -94,7 +97,7 @@ pub fn print_table(before: &Figures, after: &Figures, extra: &[(String, String, 
             ),
         ),
         (
-            "parameters".into(),
+            "parameters (batch norm folded)".into(),
             before.params.to_string(),
             after.params.to_string(),
             ratio(after.params as f64, before.params as f64),

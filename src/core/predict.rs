@@ -31,6 +31,12 @@ pub enum PredictError {
     RunDir(#[from] RunDirError),
     #[error("the device failed: {0}")]
     Device(String),
+    /// The dataset to evaluate on cannot be used (missing, unreadable, other classes).
+    #[error("{root}: {reason}")]
+    Dataset {
+        root: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Problem(#[from] Problem),
     #[error("{} bad file(s) (pass --skip-bad to evaluate without them):\n{}", .0.len(),
@@ -108,14 +114,32 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// Loads the `kind` checkpoint of `run` (the best model falls back to the last one).
+    /// Loads the `kind` checkpoint of `run`; a run without one is an error that names the
+    /// other ([`RunDir::checkpoint`]), as every command's `--checkpoint` is.
     pub fn load(run: &Path, kind: CheckpointKind, device: Device) -> Result<Self, PredictError> {
         let run = RunDir::new(run);
         let config = run.read_config()?;
+        let dir = run.checkpoint(kind)?;
+        Self::load_dir(config, dir, device)
+    }
+
+    /// The best checkpoint of `run`, else its last one: for a view of a run (the studio's
+    /// Errors panel), which shows the checkpoint it read.
+    pub fn load_best_or_last(run: &Path, device: Device) -> Result<Self, PredictError> {
+        let run = RunDir::new(run);
+        let config = run.read_config()?;
         let dir = run
-            .existing_checkpoint(kind)
+            .existing_checkpoint(CheckpointKind::Best)
             .or_else(|| run.existing_checkpoint(CheckpointKind::Last))
             .ok_or_else(|| RunDirError::NoCheckpoint(run.root().to_path_buf()))?;
+        Self::load_dir(config, dir, device)
+    }
+
+    fn load_dir(
+        config: RunConfig,
+        dir: std::path::PathBuf,
+        device: Device,
+    ) -> Result<Self, PredictError> {
         let model = load_model(config.segmenter().init(&device), &dir)?;
         Ok(Self::from_model(&model, config, device, dir))
     }

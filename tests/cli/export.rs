@@ -452,3 +452,371 @@ fn structured_pruning_takes_uniform_shares_or_given_widths() {
     }
     assert!(!bad.exists());
 }
+
+/// A copy of the folder `from` at `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every convolution weight (4-D parameter) of `run`'s last checkpoint, as floats.
+fn conv_weights(run: &Path) -> Vec<f32> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Convs(Vec<f32>);
+    impl ModuleVisitor for Convs {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if D == 4 {
+                let values = roadseg::core::kernels::ops::dequantized(param.val());
+                self.0.extend(values.try_into_vec_as::<f32>().unwrap());
+            }
+        }
+    }
+    let config = roadseg::core::train::run_dir::RunDir::new(run)
+        .read_config()
+        .unwrap();
+    let model = roadseg::core::train::trainer::load_model(
+        config.model.init(&Device::flex()),
+        &run.join("checkpoints/last/model.bpk"),
+    )
+    .unwrap();
+    let mut convs = Convs(Vec::new());
+    model.visit(&mut convs);
+    convs.0
+}
+
+#[test]
+fn training_from_a_quantized_run_trains_its_convolutions() {
+    let (tmp, data, run) = trained();
+    let quantized = tmp.path().join("run-int8-to-train");
+    ok(&[
+        "quantize",
+        "--model",
+        s(run),
+        "--out",
+        s(&quantized),
+        "--runs",
+        "1",
+    ]);
+    let from = tmp.path().join("run-from-int8");
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--out",
+        s(&from),
+        "--epochs",
+        "1",
+        "--init-from",
+        s(&quantized),
+    ];
+    args.extend_from_slice(TINY);
+    let out = common::roadseg(&args);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("stored as int8") && said.contains("f32"),
+        "{said}"
+    );
+    let resumed = tmp.path().join("run-int8-resumed");
+    copy_dir(&quantized, &resumed);
+    ok(&[
+        "train",
+        "--resume",
+        s(&resumed),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+
+    // Every convolution weight had a gradient, so Adam moved nearly all of them (they stayed
+    // exactly the int8 values when only batch norm trained).
+    let start = conv_weights(&quantized);
+    for trained in [&from, &resumed] {
+        let now = conv_weights(trained);
+        assert_eq!(now.len(), start.len());
+        let moved = now.iter().zip(&start).filter(|(a, b)| a != b).count();
+        assert!(
+            moved * 10 > start.len() * 9,
+            "{}: {moved} of {} convolution weights moved",
+            trained.display(),
+            start.len()
+        );
+    }
+}
+
+#[test]
+fn derived_runs_measure_the_checkpoint_they_start_from() {
+    let (tmp, _, run) = trained();
+    let json = |args: &[&str]| -> Value { serde_json::from_str(&ok(args)).unwrap() };
+    let from_last = |v: &Value| {
+        Path::new(v["before"]["checkpoint"].as_str().unwrap()).ends_with("checkpoints/last")
+    };
+    // Pruning nothing from the last checkpoint changes nothing, "before" included.
+    let pruned = tmp.path().join("run-pruned-nothing");
+    let p = json(&[
+        "prune",
+        "--model",
+        s(run),
+        "--out",
+        s(&pruned),
+        "--amount",
+        "0",
+        "--checkpoint",
+        "last",
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    assert!(from_last(&p), "{p}");
+    let miou = |v: &Value| v["val_miou"].as_f64().unwrap();
+    assert_eq!(miou(&p["before"]), miou(&p["after"]), "{p}");
+
+    let quantized = tmp.path().join("run-int8-last");
+    let q = json(&[
+        "quantize",
+        "--model",
+        s(run),
+        "--out",
+        s(&quantized),
+        "--checkpoint",
+        "last",
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    assert!(from_last(&q), "{q}");
+    // The quantized count is out of the table's parameters (the inference model's).
+    assert_eq!(q["params"], q["after"]["params"], "{q}");
+    assert_eq!(q["after"]["params"], q["before"]["params"], "{q}");
+    assert!(q["quantized_params"].as_u64() < q["params"].as_u64(), "{q}");
+}
+
+#[test]
+fn a_run_whose_dataset_moved_says_so_writes_nothing_and_takes_data() {
+    let (tmp, data, run) = trained();
+    let moved = tmp.path().join("run-data-moved");
+    copy_dir(run, &moved);
+    let config_path = moved.join("config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let gone = tmp.path().join("data-gone");
+    config["data"] = Value::String(s(&gone).into());
+    std::fs::write(&config_path, config.to_string()).unwrap();
+
+    let out = tmp.path().join("run-moved-int8");
+    for args in [
+        vec!["quantize", "--model", s(&moved), "--out", s(&out)],
+        vec![
+            "prune",
+            "--model",
+            s(&moved),
+            "--out",
+            s(&out),
+            "--amount",
+            "0.3",
+        ],
+        vec!["eval", "--model", s(&moved), "--device", "cpu"],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains(s(&gone)) && err.contains("is not there") && err.contains("--data"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("device"), "{args:?} blames the device: {err}");
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
+    ok(&[
+        "quantize",
+        "--model",
+        s(&moved),
+        "--out",
+        s(&out),
+        "--data",
+        s(data),
+        "--runs",
+        "1",
+    ]);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        Path::new(written["data"].as_str().unwrap()),
+        std::path::absolute(data).unwrap()
+    );
+    // The new run evaluates where its data now is.
+    ok(&["eval", "--model", s(&out), "--device", "cpu"]);
+}
+
+#[test]
+fn a_missing_checkpoint_is_refused_not_replaced_by_the_other() {
+    let (tmp, _, run) = trained();
+    let only_last = tmp.path().join("run-only-last");
+    copy_dir(run, &only_last);
+    std::fs::remove_dir_all(only_last.join("checkpoints/best")).unwrap();
+    let onnx = tmp.path().join("only-last.onnx");
+    let out = tmp.path().join("run-only-last-int8");
+    for args in [
+        vec!["eval", "--model", s(&only_last), "--device", "cpu"],
+        vec!["export", "--model", s(&only_last), "--onnx", s(&onnx)],
+        vec!["quantize", "--model", s(&only_last), "--out", s(&out)],
+        vec!["bench", "--model", s(&only_last), "--runs", "1"],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains("no best checkpoint") && err.contains("--checkpoint last"),
+            "{args:?}: {err}"
+        );
+        // One "error:", from main; none repeated inside the message.
+        assert_eq!(err.matches("error:").count(), 1, "{args:?}: {err}");
+    }
+    assert!(!onnx.exists() && !out.exists());
+    let said = ok(&[
+        "eval",
+        "--model",
+        s(&only_last),
+        "--checkpoint",
+        "last",
+        "--device",
+        "cpu",
+    ]);
+    assert!(said.contains("last weights from"), "{said}");
+}
+
+#[test]
+fn flags_that_would_be_ignored_or_cannot_work_are_refused() {
+    let model = ["--model", "no-run", "--out", "no-out"];
+    let with = |command: &str, rest: &[&'static str]| -> Vec<String> {
+        let mut args = vec![command.to_string()];
+        if command != "bench" {
+            args.extend(model.iter().map(|a| a.to_string()));
+        }
+        args.extend(rest.iter().map(|a| a.to_string()));
+        args
+    };
+    let mut cases = vec![
+        (with("bench", &["--batch-size", "0"]), "at least 1"),
+        (with("bench", &["--batches", "0"]), "at least 1"),
+        (with("bench", &["--train", "--steps", "0"]), "at least 1"),
+        (
+            with("bench", &["--model", "r", "--runs", "0"]),
+            "at least 1",
+        ),
+        (with("bench", &["--workers", "0"]), "at least 1"),
+        (with("bench", &["--steps", "3"]), "--train"),
+        (with("bench", &["--encoder", "resnet18"]), "--train"),
+        (with("bench", &["--runs", "3"]), "--model"),
+        (with("bench", &["--device", "cpu"]), "--train"),
+        (
+            with("bench", &["--model", "r", "--batch-size", "4"]),
+            "cannot be used with",
+        ),
+        (
+            with("bench", &["--model", "r", "--train"]),
+            "cannot be used with",
+        ),
+        (
+            with("bench", &["--paint", "--size", "64x48"]),
+            "cannot be used with",
+        ),
+        (with("quantize", &["--runs", "0"]), "at least 1"),
+        (
+            with("prune", &["--amount", "0.3", "--runs", "0"]),
+            "at least 1",
+        ),
+        (
+            with(
+                "prune",
+                &["--structured", "--amount", "0.3", "--widths", "1,2,3"],
+            ),
+            "cannot be used with",
+        ),
+        (
+            with(
+                "prune",
+                &[
+                    "--structured",
+                    "--widths",
+                    "1,2,3",
+                    "--allocation",
+                    "uniform",
+                ],
+            ),
+            "cannot be used with",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--allocation", "uniform"]),
+            "--structured",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--distill-weight", "1"]),
+            "--finetune-epochs",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--lr", "0.01"]),
+            "--finetune-epochs",
+        ),
+        (
+            with("prune", &["--amount", "0.3", "--finetune-epochs", "0"]),
+            "at least 1",
+        ),
+        (
+            with(
+                "prune",
+                &["--amount", "0.3", "--finetune-epochs", "1", "--lr", "0"],
+            ),
+            "above 0",
+        ),
+        (
+            with(
+                "prune",
+                &[
+                    "--amount",
+                    "0.3",
+                    "--finetune-epochs",
+                    "1",
+                    "--distill-weight=-1",
+                ],
+            ),
+            "0 or more",
+        ),
+        (
+            with(
+                "prune",
+                &[
+                    "--amount",
+                    "0.3",
+                    "--finetune-epochs",
+                    "1",
+                    "--distill-temperature",
+                    "2",
+                ],
+            ),
+            "--distill-weight",
+        ),
+    ];
+    if cfg!(feature = "gui") {
+        cases.extend([
+            (with("bench", &["--minutes", "3"]), "--soak"),
+            (with("bench", &["--soak", "--minutes", "0"]), "above 0"),
+            (with("bench", &["--soak", "--train"]), "cannot be used with"),
+            (
+                with("bench", &["--studio", "--size", "64x48"]),
+                "cannot be used with",
+            ),
+        ]);
+    }
+    for (args, reason) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args);
+        assert!(err.contains(reason), "{args:?}: {err}");
+    }
+}

@@ -28,33 +28,54 @@ use roadseg::studio::app::{AUTOSAVE_INTERVAL, Command as StudioCommand};
 use roadseg::studio::panels::training::{Preset, RunState};
 use roadseg::studio::state::PersistedState;
 
+/// The soak's flags; those of the other benchmarks are refused with them (see `bench::Args`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Run the scripted studio session and report resident memory over it.
-    #[arg(long)]
+    #[arg(long, group = "soaking", conflicts_with_all = SOLO)]
     soak: bool,
     /// Kill this many scripted sessions at random moments and check what each left on disk.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", group = "soaking", value_parser = super::parse_count,
+        conflicts_with_all = SOLO)]
     soak_kills: Option<usize>,
     /// Length of the soak session in simulated minutes.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = super::parse_positive,
+        requires = "soak")]
     minutes: f64,
     /// How much faster than real time the user acts (autosave scaled alike).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::parse_positive,
+        requires = "soaking")]
     speed: f64,
     /// Seed of the script.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, requires = "soaking")]
     seed: u64,
     /// Image size of the soak's two datasets (40 images each).
-    #[arg(long, default_value = "480x360", value_parser = super::parse_size)]
+    #[arg(long, default_value = "480x360", value_parser = super::parse_size,
+        requires = "soak")]
     soak_size: [u32; 2],
     /// Working folder (default: a fresh one under the system's temp folder).
-    #[arg(long)]
+    #[arg(long, requires = "soaking")]
     soak_dir: Option<PathBuf>,
     /// Internal: run one killable session in this folder (the child of --soak-kills).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, group = "soaking")]
     soak_child: Option<PathBuf>,
 }
+
+/// The other benchmarks' flags, which a soak would ignore.
+const SOLO: [&str; 12] = [
+    "paint",
+    "studio",
+    "train",
+    "model",
+    "data",
+    "size",
+    "batch_size",
+    "workers",
+    "batches",
+    "compare",
+    "runs",
+    "device",
+];
 
 impl Args {
     pub fn wanted(&self) -> bool {
@@ -270,6 +291,63 @@ fn run_outcomes(runs: &Path) -> Vec<String> {
     out
 }
 
+/// Idle samples each side of the verdict needs: one sample is a minute of simulated use, and a
+/// single one may be taken as a run's buffers are being freed.
+const MIN_IDLE_SAMPLES: usize = 2;
+
+/// What the memory curve says about a leak.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+enum Verdict {
+    /// Idle resident memory in the last third is within 5% (or 16 MiB) of its peak before.
+    Flat {
+        before_mib: f64,
+        last_mib: f64,
+    },
+    StillGrowing {
+        before_mib: f64,
+        last_mib: f64,
+    },
+    /// Not enough samples taken while no run was training on one side to say anything.
+    TooFewIdleSamples {
+        before: usize,
+        last: usize,
+    },
+}
+
+/// Compares the peak idle resident memory (no run training: a run's buffers come and go with
+/// it) of the last third of the session with that before it. Training samples never count: a
+/// session too short to have [`MIN_IDLE_SAMPLES`] idle samples on each side gets no verdict.
+fn memory_verdict(samples: &[Sample]) -> Verdict {
+    let third = samples.len() - samples.len() / 3;
+    let idle = |s: &[Sample]| -> Vec<f64> {
+        s.iter()
+            .filter(|s| s.training == "idle")
+            .map(|s| s.resident_mib)
+            .collect()
+    };
+    let (early, late) = (idle(&samples[..third]), idle(&samples[third..]));
+    if early.len() < MIN_IDLE_SAMPLES || late.len() < MIN_IDLE_SAMPLES {
+        return Verdict::TooFewIdleSamples {
+            before: early.len(),
+            last: late.len(),
+        };
+    }
+    let peak = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    let (before_mib, last_mib) = (peak(&early), peak(&late));
+    if last_mib - before_mib <= (before_mib * 0.05).max(16.0) {
+        Verdict::Flat {
+            before_mib,
+            last_mib,
+        }
+    } else {
+        Verdict::StillGrowing {
+            before_mib,
+            last_mib,
+        }
+    }
+}
+
 fn report_memory(
     samples: &[Sample],
     activity: &Activity,
@@ -278,34 +356,12 @@ fn report_memory(
     wall: Duration,
     json: bool,
 ) -> anyhow::Result<()> {
-    // Flat: with training idle (a run's buffers come and go with the run), resident memory in
-    // the last third of the session is within 5% (or 16 MiB) of what it was earlier, although
-    // the user kept painting, paging and switching datasets.
-    let third = samples.len() - samples.len() / 3;
-    let idle = |s: &[Sample]| -> Vec<f64> {
-        s.iter()
-            .filter(|s| s.training == "idle")
-            .map(|s| s.resident_mib)
-            .collect()
-    };
-    let peak = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    let (early, late) = (idle(&samples[..third]), idle(&samples[third..]));
-    let (before, last) = match (early.is_empty(), late.is_empty()) {
-        (false, false) => (peak(&early), peak(&late)),
-        // No idle stretch on one side: compare everything.
-        _ => {
-            let all = |s: &[Sample]| s.iter().map(|s| s.resident_mib).collect::<Vec<_>>();
-            (peak(&all(&samples[..third])), peak(&all(&samples[third..])))
-        }
-    };
-    let growth = last - before;
-    let flat = growth <= (before * 0.05).max(16.0);
+    let verdict = memory_verdict(samples);
     if json {
         let out = serde_json::json!({"soak": {
             "simulated_minutes": args.minutes, "speed": args.speed,
             "wall_secs": wall.as_secs_f64(), "activity": activity, "runs": runs,
-            "memory": samples, "idle_peak_before_last_third_mib": before,
-            "idle_peak_last_third_mib": last, "flat": flat}});
+            "memory": samples, "idle_memory": verdict}});
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
@@ -319,10 +375,30 @@ fn report_memory(
             activity.dataset_switches,
             activity.frames
         );
-        println!(
-            "resident memory while not training: peak {before:.1} MiB before the last third, {last:.1} MiB in it ({growth:+.1} MiB): {}",
-            if flat { "flat" } else { "STILL GROWING" }
-        );
+        let line = match verdict {
+            Verdict::Flat {
+                before_mib,
+                last_mib,
+            }
+            | Verdict::StillGrowing {
+                before_mib,
+                last_mib,
+            } => format!(
+                "peak {before_mib:.1} MiB before the last third, {last_mib:.1} MiB in it ({:+.1} MiB): {}",
+                last_mib - before_mib,
+                if matches!(verdict, Verdict::Flat { .. }) {
+                    "flat"
+                } else {
+                    "STILL GROWING"
+                }
+            ),
+            Verdict::TooFewIdleSamples { before, last } => format!(
+                "not judged: {before} sample(s) without training before the last third and \
+                 {last} in it, {MIN_IDLE_SAMPLES} needed on each side (one is taken per \
+                 simulated minute; run a longer session with --minutes)"
+            ),
+        };
+        println!("resident memory while not training: {line}");
         println!("training runs: {}", runs.join("; "));
     }
     Ok(())
@@ -482,4 +558,71 @@ fn broken_runs(folder: &Path) -> Vec<String> {
             Err(e) => Some(format!("{}: {e}", run.root().display())),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(list: &[(f64, &str)]) -> Vec<Sample> {
+        list.iter()
+            .enumerate()
+            .map(|(i, &(resident_mib, training))| Sample {
+                minute: i as f64,
+                resident_mib,
+                training: training.into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_memory_verdict_uses_idle_samples_only() {
+        // A training sample's peak in the last third is no leak.
+        let curve = samples(&[
+            (100.0, "idle"),
+            (101.0, "idle"),
+            (300.0, "running"),
+            (102.0, "idle"),
+            (400.0, "running"),
+            (103.0, "idle"),
+            (104.0, "idle"),
+            (500.0, "paused"),
+            (105.0, "idle"),
+        ]);
+        assert_eq!(
+            memory_verdict(&curve),
+            Verdict::Flat {
+                before_mib: 103.0,
+                last_mib: 105.0
+            }
+        );
+        let mut leaking = curve;
+        leaking[8].resident_mib = 160.0;
+        assert!(matches!(
+            memory_verdict(&leaking),
+            Verdict::StillGrowing { last_mib, .. } if last_mib == 160.0
+        ));
+    }
+
+    #[test]
+    fn a_short_session_gets_no_verdict() {
+        // `--minutes 1`: one sample, nothing to compare it with (it was compared with 0 MiB).
+        assert_eq!(
+            memory_verdict(&samples(&[(100.0, "idle")])),
+            Verdict::TooFewIdleSamples { before: 1, last: 0 }
+        );
+        assert_eq!(
+            memory_verdict(&[]),
+            Verdict::TooFewIdleSamples { before: 0, last: 0 }
+        );
+        // `--minutes 3`: the only sample of the last third trains (it said STILL GROWING).
+        assert_eq!(
+            memory_verdict(&samples(&[
+                (100.0, "idle"),
+                (100.0, "idle"),
+                (400.0, "running")
+            ])),
+            Verdict::TooFewIdleSamples { before: 2, last: 0 }
+        );
+    }
 }

@@ -21,7 +21,6 @@ use crate::core::dataset::{DatasetIndex, Format, Problem, Split};
 use crate::core::device::{DeviceChoice, resolve};
 use crate::core::metrics::ConfusionMatrix;
 use crate::core::predict::{Prediction, Predictor};
-use crate::core::train::run_dir::CheckpointKind;
 
 /// `f()` and the seconds it took.
 fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
@@ -289,7 +288,7 @@ impl State {
         let loaded = resolve(device)
             .map_err(|e| e.to_string())
             .and_then(|(device, name)| {
-                Predictor::load(run, CheckpointKind::Best, device)
+                Predictor::load_best_or_last(run, device)
                     .map(|p| (p, name))
                     .map_err(|e| e.to_string())
             });

@@ -31,18 +31,53 @@ pub enum DeriveError {
     RunDir(#[from] RunDirError),
     #[error("{0}: already holds a run; choose another --out")]
     Exists(PathBuf),
+    #[error("{0}: exists and is not an empty folder; choose another --out")]
+    NotEmpty(PathBuf),
     #[error("{0}: --out must differ from --model")]
     SameRun(PathBuf),
 }
 
+/// A derived run being written. Dropped before [`Pending::keep`] (an error half-way), it takes
+/// what it wrote with it, so a failed command leaves no half run behind for a retry to trip
+/// over ("already holds a run").
+pub struct Pending {
+    run: Option<RunDir>,
+    /// The folder was there (empty) before: emptied again rather than removed.
+    existed: bool,
+}
+
+impl Pending {
+    pub fn run(&self) -> &RunDir {
+        self.run.as_ref().expect("kept only once")
+    }
+
+    /// The run is complete: it stays.
+    pub fn keep(mut self) -> RunDir {
+        self.run.take().expect("kept only once")
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            // Best effort: the error that brought us here is the one to report.
+            let _ = std::fs::remove_dir_all(run.root());
+            if self.existed {
+                let _ = std::fs::create_dir_all(run.root());
+            }
+        }
+    }
+}
+
 /// Creates `out` as a run with `config` (the labels snapshot of `source` copied along, so a
 /// snapshot run still trains and evaluates on the same labels), and writes `derived.json`.
+/// `out` must be new or an empty folder.
 pub fn create(
     source: &Path,
     out: &Path,
     config: &RunConfig,
     derivation: &Derivation,
-) -> Result<RunDir, DeriveError> {
+) -> Result<Pending, DeriveError> {
     if same_folder(source, out) {
         return Err(DeriveError::SameRun(out.to_path_buf()));
     }
@@ -50,7 +85,17 @@ pub fn create(
     if run.exists() {
         return Err(DeriveError::Exists(out.to_path_buf()));
     }
+    let existed = out.exists();
+    let empty = || std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none());
+    if existed && !empty() {
+        return Err(DeriveError::NotEmpty(out.to_path_buf()));
+    }
     run.create()?;
+    let pending = Pending {
+        run: Some(run),
+        existed,
+    };
+    let run = pending.run();
     if config.labels_snapshot {
         copy_tree(&source.join("labels"), &out.join("labels"))?;
     }
@@ -68,7 +113,7 @@ pub fn create(
         path,
         reason: e.to_string(),
     })?;
-    Ok(run)
+    Ok(pending)
 }
 
 /// Writes `model` as the run's `best` and `last` checkpoints with `state`; the `last` one gets

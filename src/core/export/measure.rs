@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::dataset::{DatasetIndex, Sample, Split};
 use crate::core::model::unet::{UNet, UNetConfig, Upsample};
 use crate::core::predict::{PredictError, Predictor};
+use crate::core::train::config::RunConfig;
 
 /// Multiply-adds of every convolution for one `height` x `width` image (both multiples of
 /// `2^depth`); FLOPs are twice this. Pooling, up-sampling and ReLU are left out (a few per
@@ -132,20 +133,52 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
 }
 
-/// Mean IoU of `predictor` on the validation split of the dataset its run was trained on, at
-/// full resolution (what `roadseg eval` prints). A dataset without validation images is scored
-/// on all of its labelled images; the second value says which.
-pub fn validation_miou(predictor: &Predictor) -> Result<(f64, &'static str), PredictError> {
-    let config = predictor.config();
-    let index = DatasetIndex::open(&config.data, config.format.parse().ok())
-        .map_err(|e| PredictError::Device(e.to_string()))?;
+/// The dataset a run's figures are measured on: `data` (a new place, e.g. after the dataset
+/// moved) or the one in its config, read in the run's layout, with the run's class table. An
+/// error says which folder, what is wrong with it and, for the config's, that `--data` can
+/// point elsewhere.
+pub fn open_dataset(config: &RunConfig, data: Option<&Path>) -> Result<DatasetIndex, PredictError> {
+    let root = data.unwrap_or(&config.data).to_path_buf();
+    let problem = |reason: String| PredictError::Dataset {
+        root: root.clone(),
+        reason,
+    };
+    let hint = "; if it moved, pass --data with its new place";
+    if data.is_none() && !root.is_dir() {
+        return Err(problem(format!(
+            "the run's dataset (config.json's \"data\") is not there{hint}"
+        )));
+    }
+    let index = DatasetIndex::open(&root, config.format.parse().ok()).map_err(|e| {
+        problem(match data {
+            Some(_) => format!("cannot be opened as a {} dataset: {e}", config.format),
+            None => format!("the run's dataset cannot be opened ({e}){hint}"),
+        })
+    })?;
+    let theirs: Vec<&str> = index.classes.iter().map(|c| c.name.as_str()).collect();
+    let ours: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
+    if theirs != ours {
+        return Err(problem(format!(
+            "its classes {theirs:?} differ from the run's {ours:?}"
+        )));
+    }
+    Ok(index)
+}
+
+/// Mean IoU of `predictor` on the validation split of `index` (see [`open_dataset`]), at full
+/// resolution (what `roadseg eval` prints). A dataset without validation images is scored on
+/// all of its labelled images; the second value says which.
+pub fn validation_miou(
+    predictor: &Predictor,
+    index: &DatasetIndex,
+) -> Result<(f64, &'static str), PredictError> {
     let mut samples: Vec<&Sample> = index.labelled_in(Split::Val);
     let mut scope = "validation split";
     if samples.is_empty() {
         samples = index.labelled().collect();
         scope = "all labelled images";
     }
-    let (confusion, _) = predictor.evaluate(&index, &samples, true)?;
+    let (confusion, _) = predictor.evaluate(index, &samples, true)?;
     let names: Vec<String> = predictor.classes().iter().map(|c| c.name.clone()).collect();
     Ok((confusion.report(&names).mean_iou, scope))
 }

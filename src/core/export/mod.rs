@@ -28,8 +28,8 @@ pub struct LoadedRun {
     pub checkpoint: PathBuf,
 }
 
-/// Loads the `kind` checkpoint of `run` on `device` (the best one falls back to the last, as
-/// `predict` does).
+/// Loads the `kind` checkpoint of `run` on `device`; a run without one is an error, as in
+/// `predict` and `eval` ([`RunDir::checkpoint`]).
 pub fn load_run(
     run: &Path,
     kind: CheckpointKind,
@@ -37,10 +37,7 @@ pub fn load_run(
 ) -> Result<LoadedRun, RunDirError> {
     let dir = RunDir::new(run);
     let config = dir.read_config()?;
-    let checkpoint = dir
-        .existing_checkpoint(kind)
-        .or_else(|| dir.existing_checkpoint(CheckpointKind::Last))
-        .ok_or_else(|| RunDirError::NoCheckpoint(run.to_path_buf()))?;
+    let checkpoint = dir.checkpoint(kind)?;
     if let Some(not_plain) = NotPlainUNet::of(config.train.encoder, config.train.aux) {
         return Err(RunDirError::Corrupt {
             path: dir.config_path(),

@@ -98,7 +98,9 @@ fn kernel_too_large(dims: &[usize]) -> bool {
     dims.iter().skip(2).any(|&d| d > 255)
 }
 
-/// How many parameters are stored quantized, and how many in all.
+/// How many values are stored quantized, and how many float values the model stores in all
+/// (batch-norm statistics included: more than the inference model's parameters, which have
+/// batch norm folded into the convolutions).
 pub fn quantized_params(model: &UNet) -> (usize, usize) {
     struct Count(usize, usize);
     impl burn::module::ModuleVisitor for Count {

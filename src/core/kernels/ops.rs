@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use burn::backend::{Dispatch, DispatchDevice};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
 use burn::tensor::module::{conv2d, interpolate, max_pool2d};
@@ -59,6 +60,34 @@ pub fn dequantized<const D: usize>(t: Tensor<D>) -> Tensor<D> {
         DType::QFloat(_) => t.dequantize(),
         _ => t,
     }
+}
+
+/// `module` with every quantized float parameter turned back into an f32 one (same id, so a
+/// loaded optimiser state still finds it), requiring gradients when the module lives on an
+/// autodiff device; and how many were. Training needs this: autodiff treats a quantized
+/// parameter as a constant (its dequantized value is a new leaf at every use), so it would
+/// never move.
+pub fn dequantize_params<M: Module>(module: M) -> (M, usize) {
+    struct Dequantize(usize);
+    impl ModuleMapper for Dequantize {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            // A parameter not initialised yet is a fresh float one (and stays lazy).
+            if !param.is_initialized() || !matches!(param.val().dtype(), DType::QFloat(_)) {
+                return param;
+            }
+            self.0 += 1;
+            let trainable = param.lazy_device().is_autodiff();
+            param
+                .map(|t| match trainable {
+                    true => t.dequantize().autodiff(),
+                    false => t.dequantize(),
+                })
+                .set_require_grad(trainable)
+        }
+    }
+    let mut mapper = Dequantize(0);
+    let module = module.map(&mut mapper);
+    (module, mapper.0)
 }
 
 /// 3x3 convolution (stride 1, padding 1) of the channel concatenation `[first, second]` with

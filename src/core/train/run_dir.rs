@@ -38,6 +38,14 @@ pub enum RunDirError {
     NotARun(PathBuf),
     #[error("{0}: the run has no checkpoint yet")]
     NoCheckpoint(PathBuf),
+    /// The checkpoint asked for is not there, the other one is: saying so rather than using
+    /// the other one, so that a figure never comes from weights nobody asked for.
+    #[error(
+        "{run}: the run has no {kind} checkpoint (checkpoints/{kind} is missing or incomplete); \
+         pass --checkpoint {other} to use its {other} one",
+        other = .kind.other()
+    )]
+    MissingCheckpoint { run: PathBuf, kind: CheckpointKind },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
@@ -63,6 +71,19 @@ impl CheckpointKind {
             Self::Last => "last",
             Self::Best => "best",
         }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Last => Self::Best,
+            Self::Best => Self::Last,
+        }
+    }
+}
+
+impl std::fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir_name())
     }
 }
 
@@ -290,6 +311,21 @@ impl RunDir {
             .find(|d| d.join("state.json").is_file() && d.join("model.bpk").is_file())
     }
 
+    /// The `kind` checkpoint's folder, or why there is none: what a command that reads one
+    /// checkpoint (`--checkpoint best|last`) uses, so that none silently reads the other.
+    pub fn checkpoint(&self, kind: CheckpointKind) -> Result<PathBuf, RunDirError> {
+        if let Some(dir) = self.existing_checkpoint(kind) {
+            return Ok(dir);
+        }
+        Err(match self.existing_checkpoint(kind.other()) {
+            Some(_) => RunDirError::MissingCheckpoint {
+                run: self.root.clone(),
+                kind,
+            },
+            None => RunDirError::NoCheckpoint(self.root.clone()),
+        })
+    }
+
     pub fn read_state(&self, checkpoint: &Path) -> Result<TrainState, RunDirError> {
         read_json(&checkpoint.join("state.json"))
     }
@@ -398,6 +434,26 @@ pub fn load_model(model: Segmenter, dir: &Path) -> Result<Segmenter, RunDirError
             path,
             reason: format!("could not load the model: {e}"),
         })
+}
+
+/// [`load_model`] for training: weights stored quantized (a run made by `roadseg quantize`)
+/// become f32 parameters that require gradients. Autodiff cannot track a quantized parameter
+/// (burn dequantizes it into a fresh constant at every use), so without this only the
+/// batch-norm parameters of such a run would train. Says so through `log` when it happens.
+pub fn load_for_training(
+    model: Segmenter,
+    dir: &Path,
+    log: &mut dyn FnMut(String),
+) -> Result<Segmenter, RunDirError> {
+    let (model, tensors) = crate::core::kernels::ops::dequantize_params(load_model(model, dir)?);
+    if tensors > 0 {
+        log(format!(
+            "{}: {tensors} weight tensors are stored as int8 (a quantized run); training goes on \
+             in f32 from their dequantized values, so this run's checkpoints will be f32",
+            dir.display()
+        ));
+    }
+    Ok(model)
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {

@@ -354,7 +354,9 @@ impl<'a> Loop<'a> {
             match run.existing_checkpoint(CheckpointKind::Last) {
                 Some(dir) => {
                     state = run.read_state(&dir)?;
-                    model = super::run_dir::load_model(model, &dir)?;
+                    model = super::run_dir::load_for_training(model, &dir, &mut |line| {
+                        on_event(TrainEvent::Log(line))
+                    })?;
                     let optim_path = dir.join("optimizer.bpk");
                     optimizer = optimizer.load_state_file(&optim_path).map_err(|e| {
                         RunDirError::Corrupt {
