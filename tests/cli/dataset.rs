@@ -632,6 +632,23 @@ fn bdd100k_drivable_maps_survive_conversion_to_native() {
             .into_luma8();
         assert_eq!(written, source, "drivable map {name}");
     }
+    // A map kept under another split than its image (the two releases split apart) is found.
+    let moved = f
+        .root
+        .join("labels/drivable/masks/val/7d2f7975-e0c1c5a1.png");
+    std::fs::rename(
+        f.root
+            .join("labels/drivable/masks/train/7d2f7975-e0c1c5a1.png"),
+        &moved,
+    )
+    .unwrap();
+    assert_eq!(info_json(&f.root)["drivable_maps"], 3);
+    std::fs::rename(
+        &moved,
+        f.root
+            .join("labels/drivable/masks/train/7d2f7975-e0c1c5a1.png"),
+    )
+    .unwrap();
     let converted = info_json(&out);
     assert!(problems(&converted).is_empty(), "{converted:#}");
     assert_eq!(converted["drivable_maps"], 3);

@@ -40,13 +40,19 @@ fn label_lut() -> [Option<u8>; 256] {
 /// [`crate::core::dataset::drivable`]).
 ///
 /// Maps without an image in `images/10k` are not problems: the drivable release covers all
-/// 100k images, the semantic one only 10k of them.
+/// 100k images, the semantic one only 10k of them. The two releases split their images on
+/// their own, so a map is looked for in the image's split first, then in the others (image
+/// names are unique across the release).
 pub fn drivable_label(root: &Path, sample: &Sample) -> Option<PathBuf> {
-    let path = root
-        .join("labels/drivable/masks")
-        .join(sample.split.as_str())
-        .join(format!("{}.png", sample.name));
-    path.is_file().then_some(path)
+    let others = Split::ALL.into_iter().filter(|s| *s != sample.split);
+    std::iter::once(sample.split)
+        .chain(others)
+        .map(|split| {
+            root.join("labels/drivable/masks")
+                .join(split.as_str())
+                .join(format!("{}.png", sample.name))
+        })
+        .find(|path| path.is_file())
 }
 
 /// Whether any drivable-area maps are present.
