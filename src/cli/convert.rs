@@ -28,8 +28,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let index = DatasetIndex::open(&args.src, args.format)?;
     let report = convert::to_native(&index, &args.out, args.skip_bad)?;
+    let drivable = match report.drivable {
+        0 => String::new(),
+        n => format!(", {n} drivable-area maps"),
+    };
     println!(
-        "converted {} ({}) to native {}: {} images, {} masks",
+        "converted {} ({}) to native {}: {} images, {} masks{drivable}",
         args.src.display(),
         index.format,
         args.out.display(),
@@ -39,6 +43,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !report.skipped.is_empty() {
         println!("skipped {} bad file(s):", report.skipped.len());
         for p in &report.skipped {
+            println!("  {p}");
+        }
+    }
+    if !report.unlabelled.is_empty() {
+        println!(
+            "converted {} image(s) without a label:",
+            report.unlabelled.len()
+        );
+        for p in &report.unlabelled {
             println!("  {p}");
         }
     }

@@ -49,6 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|(s, n)| format!("{s} {n}"))
         .collect();
     println!("splits:   {}", splits.join(", "));
+    if report.drivable_maps > 0 {
+        println!("drivable: {} drivable-area maps", report.drivable_maps);
+    }
     let total: u64 = report.classes.iter().map(|c| c.pixels).sum();
     println!("classes:");
     println!(

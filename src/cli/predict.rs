@@ -1,6 +1,7 @@
 //! `roadseg predict`: class masks for an image, a folder of images (searched recursively), or
 //! one split of a dataset in any layout.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -60,6 +61,12 @@ struct Job {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::eval::check_run(&args.model)?;
+    // Else every image fails alike, each blaming its own output file.
+    anyhow::ensure!(
+        !args.out.exists() || args.out.is_dir(),
+        "{}: is a file; --out takes a folder",
+        args.out.display()
+    );
     let jobs = match (&args.input, &args.data) {
         (Some(input), _) => input_jobs(input, &args.out)?,
         (None, Some(data)) => dataset_jobs(data, args.format, args.split, &args.out)?,
@@ -122,7 +129,7 @@ fn input_jobs(input: &Path, out: &Path) -> anyhow::Result<Vec<Job>> {
             }
         })
         .collect();
-    Ok(distinct_outputs(jobs))
+    distinct_outputs(jobs)
 }
 
 /// Image files below `dir`, not following links (a link loop cannot trap the walk), skipping
@@ -173,21 +180,55 @@ fn dataset_jobs(
     Ok(jobs)
 }
 
-/// `a.png` and `a.jpg` in one folder would both write `a.png`: the later ones keep their
-/// extension in the name (`a.jpg.png`).
-fn distinct_outputs(mut jobs: Vec<Job>) -> Vec<Job> {
-    let mut seen = std::collections::HashSet::new();
-    for job in &mut jobs {
-        if !seen.insert(job.output.clone()) {
-            let name = job
+/// `a.png` and `a.jpg` in one folder would both write `a.png`: each image of such a group
+/// keeps its extension in its output's name (`a.jpg.png`, `a.png.png`), none taking the plain
+/// name by the luck of sorting, and a note on stderr says so. Outputs that still collide (an
+/// `a.png.png` input beside them) are refused before anything is predicted.
+fn distinct_outputs(mut jobs: Vec<Job>) -> anyhow::Result<Vec<Job>> {
+    let mut by_output: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        by_output.entry(job.output.clone()).or_default().push(i);
+    }
+    let mut shared: Vec<(PathBuf, Vec<usize>)> =
+        by_output.into_iter().filter(|(_, g)| g.len() > 1).collect();
+    shared.sort();
+    for (output, group) in &shared {
+        for &i in group {
+            let name = jobs[i]
                 .input
                 .file_name()
                 .map_or_else(|| "prediction".into(), |n| n.to_string_lossy().into_owned());
-            job.output.set_file_name(format!("{name}.png"));
-            seen.insert(job.output.clone());
+            jobs[i].output.set_file_name(format!("{name}.png"));
+        }
+        let names: Vec<String> = group
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{} -> {}",
+                    jobs[i].input.display(),
+                    jobs[i].output.display()
+                )
+            })
+            .collect();
+        eprintln!(
+            "note: {} images would all write {}; each keeps its extension in its name: {}",
+            group.len(),
+            output.display(),
+            names.join(", ")
+        );
+    }
+    let mut seen: HashMap<&Path, &Path> = HashMap::new();
+    for job in &jobs {
+        if let Some(other) = seen.insert(&job.output, &job.input) {
+            anyhow::bail!(
+                "{} and {} would both write {}; rename one of them",
+                other.display(),
+                job.input.display(),
+                job.output.display()
+            );
         }
     }
-    jobs
+    Ok(jobs)
 }
 
 fn stem(path: &Path) -> String {

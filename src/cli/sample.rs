@@ -10,16 +10,33 @@ pub struct Args {
     /// Folder to write (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
+    /// Number of images (at least 1).
     #[arg(long, default_value_t = 100)]
     count: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Image size, WIDTHxHEIGHT.
+    /// Image size, WIDTHxHEIGHT: 16 to 16384 a side, at most 32 megapixels.
     #[arg(long, default_value = "480x360", value_parser = super::parse_size)]
     size: [u32; 2],
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = SampleConfig {
+        count: args.count,
+        seed: args.seed,
+        width: args.size[0],
+        height: args.size[1],
+    };
+    // Before looking at --out: nothing is written for a sample roadseg could not use.
+    if let Err(reason) = cfg.check() {
+        bail!("sample not written: {reason} (--count, --size)");
+    }
+    if args.out.exists() && !args.out.is_dir() {
+        bail!(
+            "{}: is a file; --out takes a new folder",
+            args.out.display()
+        );
+    }
     if args.out.exists()
         && std::fs::read_dir(&args.out)
             .with_context(|| format!("{}: cannot read folder", args.out.display()))?
@@ -28,12 +45,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         bail!("{}: folder exists and is not empty", args.out.display());
     }
-    let cfg = SampleConfig {
-        count: args.count,
-        seed: args.seed,
-        width: args.size[0],
-        height: args.size[1],
-    };
     let start = std::time::Instant::now();
     let samples = generate(&args.out, &cfg)?;
     println!(

@@ -132,6 +132,19 @@ fn cityscapes_layout() {
     let info = info_json(&f.root);
     assert_eq!(info["splits"], serde_json::json!({"train": 2, "val": 1}));
     assert_eq!(info["classes"][18]["name"], "bicycle");
+    // 250 is no labelId of labels.py: flagged like an unknown id in the other layouts, not
+    // read as ignore.
+    let label = f
+        .root
+        .join("gtFine/val/frankfurt/frankfurt_000000_000002_gtFine_labelIds.png");
+    let mut ids = image::open(&label).unwrap().into_luma8();
+    ids.put_pixel(0, 0, image::Luma([250]));
+    ids.save(&label).unwrap();
+    let listed = problems(&info_json(&f.root));
+    assert!(
+        listed.len() == 1 && listed[0].0.ends_with("labelIds.png") && listed[0].1.contains("250"),
+        "{listed:?}"
+    );
 }
 
 #[test]
@@ -287,7 +300,13 @@ fn info_lists_every_problem_with_its_file() {
         out.to_str().unwrap(),
         "--skip-bad",
     ]);
-    assert!(done.contains("skipped 4 bad file(s)"), "{done}");
+    // The image without a label is converted (unlabelled), and said to be, not "skipped".
+    assert!(
+        done.contains("skipped 3 bad file(s)")
+            && done.contains("converted 1 image(s) without a label")
+            && out.join("images/0001TP_000003.png").is_file(),
+        "{done}"
+    );
 }
 
 #[test]
@@ -301,8 +320,32 @@ fn fatal_errors_name_the_folder_or_file() {
         "{err}"
     );
 
+    // Every layout detect knows is named, BDD100K included.
+    for layout in [
+        "native",
+        "camvid",
+        "camvid11",
+        "kitti-road",
+        "cityscapes",
+        "bdd100k",
+    ] {
+        assert!(err.contains(&format!("{layout} (")), "{layout}: {err}");
+    }
+
     let missing = tmp.path().join("nope");
     assert!(fails(&["info", missing.to_str().unwrap()]).contains("no such folder"));
+    // With a forced layout too (it used to blame a missing class table).
+    let err = fails(&["info", missing.to_str().unwrap(), "--format", "native"]);
+    assert!(err.contains("no such folder"), "{err}");
+    // A file is a file, not a missing folder.
+    let file = tmp.path().join("photo.png");
+    std::fs::write(&file, "").unwrap();
+    for forced in [&[][..], &["--format", "cityscapes"][..]] {
+        let mut args = vec!["info", file.to_str().unwrap()];
+        args.extend_from_slice(forced);
+        let err = fails(&args);
+        assert!(err.contains("is a file, not a folder"), "{forced:?}: {err}");
+    }
 
     let f = camvid_kaggle(&tmp.path().join("cv"));
     std::fs::remove_file(f.root.join("class_dict.csv")).unwrap();
@@ -412,4 +455,252 @@ fn sample_is_deterministic_and_clean() {
     let err = fails(&["sample", "--out", a.to_str().unwrap()]);
     assert!(err.contains("not empty"), "{err}");
     assert!(fails(&["sample", "--out", "x", "--size", "12"]).contains("WIDTHxHEIGHT"));
+}
+
+#[test]
+fn sample_refuses_what_roadseg_would_refuse_to_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (&["--size", "20000x20"][..], "larger than roadseg reads"),
+        (&["--size", "8000x8000"][..], "larger than roadseg reads"),
+        (&["--count", "0"][..], "at least one image"),
+        (&["--size", "12x12"][..], "too small"),
+    ] {
+        let mut all = vec!["sample", "--out", o];
+        all.extend_from_slice(args);
+        let err = fails(&all);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote {o}");
+    }
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let err = fails(&["sample", "--out", file.to_str().unwrap(), "--count", "1"]);
+    assert!(err.contains("is a file"), "{err}");
+}
+
+#[test]
+fn an_image_in_two_splits_is_a_problem_and_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = native(tmp.path());
+    std::fs::write(
+        f.root.join("splits.json"),
+        r#"{"train": ["img0", "img1"], "val": ["img1", "img2"], "test": ["img3"]}"#,
+    )
+    .unwrap();
+    let info = info_json(&f.root);
+    let listed = problems(&info);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (file, error) = &listed[0];
+    assert!(file.ends_with("splits.json"), "{file}");
+    assert!(
+        error.contains("\"img1\"") && error.contains("train and val") && error.contains("left out"),
+        "{error}"
+    );
+    // In neither split: a leak cannot happen, and the counts say it is gone.
+    assert_eq!(
+        info["splits"],
+        serde_json::json!({"train": 1, "val": 1, "test": 1})
+    );
+    assert_eq!(info["images"], 3);
+    // Training refuses it like any other problem, naming it.
+    let err = fails(&[
+        "train",
+        "--data",
+        f.root.to_str().unwrap(),
+        "--out",
+        tmp.path().join("run").to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(err.contains("img1") && err.contains("--skip-bad"), "{err}");
+}
+
+/// Replaces drivable-area map `i` of the BDD100K fixture with `map`.
+fn damage_drivable(root: &Path, split: &str, i: usize, map: GrayImage) {
+    save_gray(
+        &root.join(format!(
+            "labels/drivable/masks/{split}/7d2f7975-e0c1c5a{i}.png"
+        )),
+        &map,
+    );
+}
+
+const DRIVABLE_RUN: &[&str] = &[
+    "--epochs",
+    "1",
+    "--aux",
+    "drivable",
+    "--size",
+    "32x32",
+    "--width",
+    "2",
+    "--depth",
+    "2",
+    "--batch-size",
+    "2",
+    "--workers",
+    "1",
+    "--device",
+    "cpu",
+];
+
+#[test]
+fn bdd100k_drivable_maps_are_checked_like_masks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = bdd100k(&tmp.path().join("bdd"));
+    // A value that is no drivable class, and a map of the wrong size.
+    let mut seven = GrayImage::from_pixel(W, H, image::Luma([1]));
+    seven.put_pixel(2, 3, image::Luma([7]));
+    damage_drivable(&f.root, "train", 0, seven);
+    damage_drivable(&f.root, "val", 2, GrayImage::new(10, 10));
+    let listed = problems(&info_json(&f.root));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|(p, e)| p.ends_with("train/7d2f7975-e0c1c5a0.png")
+                && e.contains("drivable-area values")
+                && e.contains("7 in 1 pixels")),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|(p, e)| p.ends_with("val/7d2f7975-e0c1c5a2.png")
+                && e.contains("map is 10x10 but its image is 24x16")),
+        "{listed:?}"
+    );
+
+    let d = f.root.to_str().unwrap();
+    let run = |name: &str, skip: bool| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["train", "--data", d, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(DRIVABLE_RUN);
+        if skip {
+            args.push("--skip-bad");
+        }
+        roadseg(&args)
+    };
+    // Refused before the first step, both named.
+    let refused = run("refused", false);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("2 bad file(s)")
+            && err.contains("e0c1c5a0.png")
+            && err.contains("e0c1c5a2.png"),
+        "{err}"
+    );
+    // --skip-bad leaves out both samples and trains on the one good one.
+    let skipped = run("skipped", true);
+    let said = String::from_utf8_lossy(&skipped.stderr);
+    assert!(skipped.status.success(), "{said}");
+    assert!(said.contains("skipped 2 bad file(s)"), "{said}");
+    assert!(
+        tmp.path()
+            .join("skipped/checkpoints/last/aux.bpk")
+            .is_file()
+    );
+}
+
+#[test]
+fn bdd100k_drivable_maps_survive_conversion_to_native() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = bdd100k(&tmp.path().join("bdd"));
+    let out = tmp.path().join("native");
+    let said = ok(&[
+        "convert",
+        f.root.to_str().unwrap(),
+        "--to",
+        "native",
+        out.to_str().unwrap(),
+    ]);
+    assert!(said.contains("3 drivable-area maps"), "{said}");
+    let splits = ["train", "train", "val"];
+    for (i, split) in splits.iter().enumerate() {
+        let name = format!("7d2f7975-e0c1c5a{i}");
+        let source = image::open(
+            f.root
+                .join(format!("labels/drivable/masks/{split}/{name}.png")),
+        )
+        .unwrap()
+        .into_luma8();
+        let written = image::open(out.join(format!("drivable/{name}.png")))
+            .unwrap()
+            .into_luma8();
+        assert_eq!(written, source, "drivable map {name}");
+    }
+    // A map kept under another split than its image (the two releases split apart) is found.
+    let moved = f
+        .root
+        .join("labels/drivable/masks/val/7d2f7975-e0c1c5a1.png");
+    std::fs::rename(
+        f.root
+            .join("labels/drivable/masks/train/7d2f7975-e0c1c5a1.png"),
+        &moved,
+    )
+    .unwrap();
+    assert_eq!(info_json(&f.root)["drivable_maps"], 3);
+    std::fs::rename(
+        &moved,
+        f.root
+            .join("labels/drivable/masks/train/7d2f7975-e0c1c5a1.png"),
+    )
+    .unwrap();
+    let converted = info_json(&out);
+    assert!(problems(&converted).is_empty(), "{converted:#}");
+    assert_eq!(converted["drivable_maps"], 3);
+    assert_eq!(info_json(&f.root)["drivable_maps"], 3);
+    // The converted dataset trains the drivable head, as the original does.
+    let run = tmp.path().join("run");
+    let mut args = vec![
+        "train",
+        "--data",
+        out.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(DRIVABLE_RUN);
+    ok(&args);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["format"], "native");
+    assert_eq!(config["train"]["aux"], "drivable");
+    // The native reader checks them as BDD100K's does: a map without an image is a problem.
+    save_gray(&out.join("drivable/gone.png"), &GrayImage::new(W, H));
+    let listed = problems(&info_json(&out));
+    assert!(
+        listed.len() == 1 && listed[0].0.ends_with("gone.png") && listed[0].1.contains("no image"),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn convert_refuses_an_output_inside_the_source_given_relatively() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = native(&tmp.path().join("src"));
+    let converted = std::process::Command::new(env!("CARGO_BIN_EXE_roadseg"))
+        .args(["convert", ".", "--to", "native", "out"])
+        .current_dir(&f.root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&converted.stderr);
+    assert!(!converted.status.success(), "{err}");
+    assert!(err.contains("inside the source"), "{err}");
+    assert!(
+        !f.root.join("out").exists(),
+        "nothing written into the source"
+    );
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let err = fails(&[
+        "convert",
+        f.root.to_str().unwrap(),
+        "--to",
+        "native",
+        file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("is a file"), "{err}");
 }

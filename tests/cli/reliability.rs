@@ -209,7 +209,7 @@ fn predict_searches_sub_folders_and_mirrors_them() {
     let r = run.to_str().unwrap();
     for _ in 0..2 {
         // Twice: the second run must not predict the first run's output folder inside --input.
-        ok(&[
+        let done = roadseg(&[
             "predict",
             "--model",
             r,
@@ -220,17 +220,60 @@ fn predict_searches_sub_folders_and_mirrors_them() {
             "--device",
             "cpu",
         ]);
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("2 images would all write")
+                && stderr.contains("lindau_000001_leftImg8bit.jpg.png"),
+            "the renaming is said: {stderr}"
+        );
     }
     assert_eq!(
         files_below(&out),
         [
             "frankfurt/frankfurt_000000_leftImg8bit.png",
-            // The .jpg sorts first and takes the plain name; the .png keeps its extension.
-            "lindau/lindau_000001_leftImg8bit.png",
+            // Both images of one stem keep their extension; neither takes the plain name.
+            "lindau/lindau_000001_leftImg8bit.jpg.png",
             "lindau/lindau_000001_leftImg8bit.png.png",
             "lindau/lindau_000002_leftImg8bit.png",
         ]
     );
+    // A third image whose plain name is one of those: refused, naming both, nothing written.
+    let clash = val.join("lindau/lindau_000001_leftImg8bit.png.png");
+    std::fs::copy(data.join("images/road_0003.png"), &clash).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let err = common::fails(&[
+        "predict",
+        "--model",
+        r,
+        "--input",
+        val.to_str().unwrap(),
+        "--out",
+        elsewhere.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        err.contains("would both write") && err.contains("rename one"),
+        "{err}"
+    );
+    assert!(!elsewhere.exists(), "nothing predicted when refusing");
+    std::fs::remove_file(&clash).unwrap();
+    // An --out that is a file is named once, not once per image.
+    let file_out = tmp.path().join("out.txt");
+    std::fs::write(&file_out, "").unwrap();
+    let err = common::fails(&[
+        "predict",
+        "--model",
+        r,
+        "--input",
+        val.to_str().unwrap(),
+        "--out",
+        file_out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(err.contains("is a file"), "{err}");
     let mask = image::open(out.join("lindau/lindau_000002_leftImg8bit.png")).unwrap();
     assert_eq!((mask.width(), mask.height()), (48, 32));
 

@@ -251,8 +251,11 @@ proptest! {
         std::fs::write(&file, &json).unwrap();
         match DatasetIndex::open(root, None) {
             Ok(index) => {
-                prop_assert_eq!(index.samples.len(), 3);
                 let listed = SplitsFile::read(&file).unwrap();
+                // An image listed in two splits is left out (a problem), the others kept.
+                let conflicts = listed.conflicts();
+                let left_out = ["a", "b", "c"].iter().filter(|n| conflicts.contains_key(*n)).count();
+                prop_assert_eq!(index.samples.len(), 3 - left_out);
                 let lookup = listed.lookup();
                 for sample in &index.samples {
                     if let Some(&split) = lookup.get(sample.name.as_str()) {

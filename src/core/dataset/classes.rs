@@ -96,7 +96,7 @@ impl ClassTable {
                     "class {:?} has id {}; ids must be 0..{} in order",
                     class.name,
                     class.id,
-                    self.0.len()
+                    self.0.len() - 1
                 )));
             }
         }
@@ -155,6 +155,19 @@ mod tests {
         .unwrap();
         let err = ClassTable::read_json(&file).unwrap_err().to_string();
         assert!(err.contains("unique"), "{err}");
+
+        // The last valid id is one less than the number of classes.
+        let seven: Vec<String> = (0..7)
+            .map(|i| {
+                format!(
+                    r#"{{"id":{},"name":"c{i}","color":[0,0,0]}}"#,
+                    if i == 6 { 7 } else { i }
+                )
+            })
+            .collect();
+        std::fs::write(&file, format!("[{}]", seven.join(","))).unwrap();
+        let err = ClassTable::read_json(&file).unwrap_err().to_string();
+        assert!(err.contains("has id 7; ids must be 0..6 in order"), "{err}");
 
         let missing = dir.path().join("nope.json");
         let err = ClassTable::read_json(&missing).unwrap_err();

@@ -1,11 +1,13 @@
-//! Any readable layout to native, losslessly for the labels. The source is only read.
+//! Any readable layout to native, losslessly for the labels: masks as train ids, and
+//! drivable-area maps (BDD100K's) into `drivable/`. The source is only read.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::split::SplitsFile;
-use super::{DatasetError, DatasetIndex, Problem, image_io, info};
+use super::{DatasetError, DatasetIndex, Problem, drivable, image_io, info};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
@@ -13,6 +15,8 @@ pub enum ConvertError {
     Dataset(#[from] DatasetError),
     #[error("{0}: output folder exists and is not empty; choose a new folder")]
     OutputNotEmpty(std::path::PathBuf),
+    #[error("{0}: output is a file; choose a new folder")]
+    OutputIsFile(std::path::PathBuf),
     #[error("{0}: output is inside the source dataset; choose a folder outside it")]
     OutputInsideSource(std::path::PathBuf),
     #[error("{} bad file(s); fix them or pass --skip-bad:\n{}", .0.len(), list(.0))]
@@ -31,7 +35,34 @@ fn list(problems: &[Problem]) -> String {
 pub struct ConvertReport {
     pub images: usize,
     pub masks: usize,
+    /// Drivable-area maps written to `drivable/`.
+    pub drivable: usize,
+    /// Problems of files left out (`--skip-bad`).
     pub skipped: Vec<Problem>,
+    /// Problems of images written without a label (their label is missing).
+    pub unlabelled: Vec<Problem>,
+}
+
+/// `path` made absolute with links resolved as far as it exists, so that a relative or
+/// not-yet-created output is compared with the source by where it really is.
+fn resolved(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return path,
+        }
+    }
+    let mut out = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
 }
 
 pub fn to_native(
@@ -39,6 +70,9 @@ pub fn to_native(
     out: &Path,
     skip_bad: bool,
 ) -> Result<ConvertReport, ConvertError> {
+    if out.exists() && !out.is_dir() {
+        return Err(ConvertError::OutputIsFile(out.to_path_buf()));
+    }
     if out.exists()
         && std::fs::read_dir(out)
             .map_err(|e| DatasetError::io(out, e))?
@@ -47,25 +81,24 @@ pub fn to_native(
     {
         return Err(ConvertError::OutputNotEmpty(out.to_path_buf()));
     }
-    if let (Ok(src), Some(parent)) = (index.root.canonicalize(), out.parent()) {
-        let parent = parent
-            .canonicalize()
-            .unwrap_or_else(|_| parent.to_path_buf());
-        if parent.starts_with(&src) {
-            return Err(ConvertError::OutputInsideSource(out.to_path_buf()));
-        }
+    if resolved(out).starts_with(resolved(&index.root)) {
+        return Err(ConvertError::OutputInsideSource(out.to_path_buf()));
     }
     let all: Vec<_> = index.samples.iter().collect();
     let info::Validated {
         good, mut problems, ..
     } = info::validate(index, &all);
-    // Scan problems that make a sample unusable (no label where one is required) are reported;
-    // the image itself still converts as unlabelled.
-    let mut skipped = index.problems.clone();
-    skipped.append(&mut problems);
-    if !skipped.is_empty() && !skip_bad {
-        return Err(ConvertError::BadFiles(skipped));
+    let mut all_problems = index.problems.clone();
+    all_problems.append(&mut problems);
+    if !all_problems.is_empty() && !skip_bad {
+        return Err(ConvertError::BadFiles(all_problems));
     }
+    // A scan problem about an image that still converts (no label where one is required) is
+    // reported apart: that image is written, unlabelled, not skipped.
+    let converted: HashSet<&Path> = good.iter().map(|s| s.image.as_path()).collect();
+    let (unlabelled, skipped): (Vec<Problem>, Vec<Problem>) = all_problems
+        .into_iter()
+        .partition(|p| converted.contains(p.file.as_path()));
 
     std::fs::create_dir_all(out.join("images")).map_err(|e| DatasetError::io(out, e))?;
     std::fs::create_dir_all(out.join("masks")).map_err(|e| DatasetError::io(out, e))?;
@@ -73,9 +106,9 @@ pub fn to_native(
     let kept: Vec<_> = good.iter().map(|s| (*s).clone()).collect();
     SplitsFile::from_samples(&kept).write(&out.join("splits.json"))?;
 
-    let masks = good
+    let written = good
         .par_iter()
-        .map(|sample| -> Result<usize, DatasetError> {
+        .map(|sample| -> Result<(usize, usize), DatasetError> {
             let ext = sample
                 .image
                 .extension()
@@ -88,27 +121,40 @@ pub fn to_native(
                 &out.join("images").join(format!("{}.{ext}", sample.name)),
                 &bytes,
             )?;
-            match index.load_mask(sample) {
-                Ok(Some(mask)) => {
+            let bad = |p: Problem| DatasetError::BadFile {
+                file: p.file,
+                reason: p.error,
+            };
+            let mask = match index.load_mask(sample).map_err(bad)? {
+                Some(mask) => {
                     image_io::write_gray_png(
                         &out.join("masks").join(format!("{}.png", sample.name)),
                         &mask.to_gray_image(),
                     )?;
-                    Ok(1)
+                    1
                 }
-                Ok(None) => Ok(0),
-                Err(p) => Err(DatasetError::BadFile {
-                    file: p.file,
-                    reason: p.error,
-                }),
-            }
+                None => 0,
+            };
+            // Validated above with its image; decoded again here for the values alone.
+            let map = match index.drivable_label(sample) {
+                Some(path) => {
+                    let map = drivable::encoding().decode(&path).map_err(bad)?;
+                    image_io::write_gray_png(
+                        &out.join("drivable").join(format!("{}.png", sample.name)),
+                        &map.to_gray_image(),
+                    )?;
+                    1
+                }
+                None => 0,
+            };
+            Ok((mask, map))
         })
-        .collect::<Result<Vec<usize>, _>>()?
-        .into_iter()
-        .sum();
+        .collect::<Result<Vec<(usize, usize)>, _>>()?;
     Ok(ConvertReport {
         images: good.len(),
-        masks,
+        masks: written.iter().map(|w| w.0).sum(),
+        drivable: written.iter().map(|w| w.1).sum(),
         skipped,
+        unlabelled,
     })
 }

@@ -48,6 +48,27 @@ impl Format {
             Format::Bdd100k => "bdd100k",
         }
     }
+
+    /// What [`detect`] looks for, as a user would check it.
+    pub fn tell_tale(self) -> &'static str {
+        match self {
+            Format::Native => "images/ with masks/ and classes.json",
+            Format::Camvid => "class_dict.csv or label_colors.txt with *_L.png labels",
+            Format::Camvid11 => "trainannot/, valannot/ or testannot/",
+            Format::KittiRoad => "training/image_2/ with training/gt_image_2/",
+            Format::Cityscapes => "leftImg8bit/ with gtFine/",
+            Format::Bdd100k => "images/10k/ or labels/sem_seg/masks/",
+        }
+    }
+
+    /// Every layout with its tell-tale, for messages: "native (images/ ...), camvid (...)".
+    pub fn layouts() -> String {
+        Format::ALL
+            .iter()
+            .map(|f| format!("{f} ({})", f.tell_tale()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl std::fmt::Display for Format {
@@ -72,9 +93,7 @@ impl std::str::FromStr for Format {
 
 /// Detects the layout of `root`.
 pub fn detect(root: &Path) -> Result<Format, DatasetError> {
-    if !root.is_dir() {
-        return Err(DatasetError::NotFound(root.to_path_buf()));
-    }
+    check_folder(root)?;
     let has = |p: &str| root.join(p).exists();
     let format = if has("classes.json") || (has("images") && has("masks")) {
         Format::Native
@@ -102,6 +121,17 @@ pub fn detect(root: &Path) -> Result<Format, DatasetError> {
         });
     };
     Ok(format)
+}
+
+/// `root` must be a folder: a file or a missing path is named as such, whatever the layout.
+pub fn check_folder(root: &Path) -> Result<(), DatasetError> {
+    if root.is_dir() {
+        Ok(())
+    } else if root.exists() {
+        Err(DatasetError::NotAFolder(root.to_path_buf()))
+    } else {
+        Err(DatasetError::NotFound(root.to_path_buf()))
+    }
 }
 
 /// Original CamVid: `*_L.png` colour labels somewhere in the top two levels.
@@ -156,5 +186,21 @@ mod tests {
             detect(&root.join("missing")),
             Err(DatasetError::NotFound(_))
         ));
+        let file = root.join("classes.json");
+        std::fs::write(&file, "[]").unwrap();
+        let err = detect(&file).unwrap_err();
+        assert!(matches!(err, DatasetError::NotAFolder(_)), "{err}");
+        assert!(err.to_string().contains("is a file, not a folder"), "{err}");
+    }
+
+    #[test]
+    fn unknown_layout_lists_every_layout() {
+        let err = DatasetError::UnknownLayout { dir: "d".into() }.to_string();
+        for format in Format::ALL {
+            assert!(
+                err.contains(&format!("{format} (")),
+                "{format} missing: {err}"
+            );
+        }
     }
 }

@@ -2,19 +2,31 @@
 
 use std::path::PathBuf;
 
-use super::Format;
+use super::{Format, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("{0}: no such folder")]
     NotFound(PathBuf),
+    #[error("{0}: is a file, not a folder (give the dataset's folder)")]
+    NotAFolder(PathBuf),
+    // Listed from `Format::ALL`, so a new layout cannot be left out of the message.
     #[error(
-        "{dir}: no known dataset layout found (expected one of: native images/+masks/+classes.json, \
-         CamVid, CamVid-11 (SegNet), KITTI road, Cityscapes)"
+        "{dir}: no known dataset layout found (expected one of: {})",
+        Format::layouts()
     )]
     UnknownLayout { dir: PathBuf },
-    #[error("{dir}: no images found for the {format} layout")]
-    Empty { dir: PathBuf, format: Format },
+    /// `problems`: what the scan found wrong, listed since it may say why no image is left (each
+    /// one listed in two splits of splits.json, say).
+    #[error(
+        "{dir}: no images found for the {format} layout{}",
+        problem_list(problems)
+    )]
+    Empty {
+        dir: PathBuf,
+        format: Format,
+        problems: Vec<Problem>,
+    },
     #[error("{file}: class table is missing")]
     MissingClassTable { file: PathBuf },
     #[error("{file}: bad class table: {reason}")]
@@ -29,11 +41,19 @@ pub enum DatasetError {
     },
 }
 
+fn problem_list(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
+    match lines.is_empty() {
+        true => String::new(),
+        false => format!("; problems:{}", lines.concat()),
+    }
+}
+
 impl DatasetError {
     /// The file or folder the error is about.
     pub fn path(&self) -> &std::path::Path {
         match self {
-            Self::NotFound(dir) => dir,
+            Self::NotFound(dir) | Self::NotAFolder(dir) => dir,
             Self::UnknownLayout { dir } | Self::Empty { dir, .. } => dir,
             Self::MissingClassTable { file }
             | Self::BadClassTable { file, .. }

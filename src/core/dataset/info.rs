@@ -1,5 +1,5 @@
-//! Full check of a dataset: decodes every image and label, counts pixels per class, and lists
-//! every problem instead of stopping at the first.
+//! Full check of a dataset: decodes every image, label and drivable-area map, counts pixels per
+//! class, and lists every problem instead of stopping at the first.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use image::RgbImage;
 
-use super::{DatasetIndex, IGNORE, Problem, Sample, image_io};
+use super::{DatasetIndex, IGNORE, Problem, Sample, drivable, image_io};
 use crate::core::mask::Mask;
 
 #[derive(Clone, Debug, Serialize)]
@@ -27,6 +27,8 @@ pub struct InfoReport {
     pub images: usize,
     pub labelled: usize,
     pub splits: BTreeMap<String, usize>,
+    /// Images with a drivable-area map (`--aux drivable`).
+    pub drivable_maps: usize,
     pub classes: Vec<ClassReport>,
     pub problems: Vec<Problem>,
 }
@@ -56,9 +58,16 @@ pub fn load_pair(
     Ok((image, Some(mask)))
 }
 
-/// Decodes one sample fully and returns its per-class pixel counts (empty when unlabelled).
+/// Decodes one sample fully (its drivable-area map too, where it has one) and returns its
+/// per-class pixel counts (empty when unlabelled).
 pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, Problem> {
-    let (_, Some(mask)) = load_pair(index, sample)? else {
+    let (image, mask) = load_pair(index, sample)?;
+    // Checked here, with the mask, so that `--skip-bad` leaves out a sample whose map the
+    // loader would fail on halfway through a run.
+    if let Some(map) = index.drivable_label(sample) {
+        drivable::load(&map, image.dimensions())?;
+    }
+    let Some(mask) = mask else {
         return Ok(Vec::new());
     };
     let mut counts = vec![0u64; index.classes.len()];
@@ -127,6 +136,11 @@ pub fn inspect(index: &DatasetIndex) -> InfoReport {
         images: index.samples.len(),
         labelled: index.labelled().count(),
         splits,
+        drivable_maps: index
+            .samples
+            .iter()
+            .filter(|s| index.drivable_label(s).is_some())
+            .count(),
         classes: index
             .classes
             .iter()

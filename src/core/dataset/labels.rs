@@ -41,6 +41,12 @@ impl LabelEncoding {
 
     /// Decodes a label file into train ids.
     pub fn decode(&self, path: &Path) -> Result<Mask, Problem> {
+        self.decode_against(path, "the class table")
+    }
+
+    /// [`LabelEncoding::decode`] for values that are not classes (a drivable-area map): an
+    /// unknown value is reported as not in `known` (e.g. "the class table").
+    pub fn decode_against(&self, path: &Path, known: &str) -> Result<Mask, Problem> {
         match self {
             Self::Index { lut } => {
                 let img = image_io::read_index(path)?;
@@ -58,7 +64,10 @@ impl LabelEncoding {
                     })
                     .collect();
                 if !unknown.is_empty() {
-                    return Err(Problem::new(path, describe_unknown("class id", unknown)));
+                    return Err(Problem::new(
+                        path,
+                        describe_unknown("class id", unknown, known),
+                    ));
                 }
                 Ok(Mask {
                     width,
@@ -92,7 +101,10 @@ impl LabelEncoding {
                     })
                     .collect();
                 if !unknown.is_empty() {
-                    return Err(Problem::new(path, describe_unknown("colour", unknown)));
+                    return Err(Problem::new(
+                        path,
+                        describe_unknown("colour", unknown, known),
+                    ));
                 }
                 Ok(Mask {
                     width,
@@ -105,7 +117,11 @@ impl LabelEncoding {
 }
 
 /// "unknown colour (1, 2, 3) in 40 pixels, (9, 9, 9) in 2 pixels" — most frequent first, at most 5.
-fn describe_unknown<K: std::fmt::Debug>(what: &str, counts: BTreeMap<K, u64>) -> String {
+fn describe_unknown<K: std::fmt::Debug>(
+    what: &str,
+    counts: BTreeMap<K, u64>,
+    known: &str,
+) -> String {
     let total_kinds = counts.len();
     let mut counts: Vec<(K, u64)> = counts.into_iter().collect();
     counts.sort_by_key(|c| std::cmp::Reverse(c.1));
@@ -120,7 +136,7 @@ fn describe_unknown<K: std::fmt::Debug>(what: &str, counts: BTreeMap<K, u64>) ->
         String::new()
     };
     format!(
-        "unknown {what}{} not in the class table: {}{more}",
+        "unknown {what}{} not in {known}: {}{more}",
         if total_kinds > 1 { "s" } else { "" },
         shown.join(", ")
     )

@@ -19,8 +19,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::augment::{AugmentConfig, Normalize, prepare_with};
-use super::formats::bdd100k::drivable_encoding;
-use super::{DatasetIndex, IGNORE, LabelEncoding, Problem, Sample, image_io};
+use super::{DatasetIndex, IGNORE, LabelEncoding, Problem, Sample, drivable, image_io};
 use crate::core::boundary::{BAND_RADIUS, band};
 use crate::core::rng::{Rng, derive_seed};
 
@@ -161,22 +160,7 @@ impl SegDataset {
         };
         let drivable = match &self.aux {
             Some(AuxSource::Drivable { labels }) => match &labels[index] {
-                Some(path) => {
-                    let map = drivable_encoding().decode(path)?;
-                    if (map.width, map.height) != image.dimensions() {
-                        return Err(Problem::new(
-                            path,
-                            format!(
-                                "drivable map is {}x{} but its image is {}x{}",
-                                map.width,
-                                map.height,
-                                image.width(),
-                                image.height()
-                            ),
-                        ));
-                    }
-                    Some(map)
-                }
+                Some(path) => Some(drivable::load(path, image.dimensions())?),
                 None => None,
             },
             _ => None,

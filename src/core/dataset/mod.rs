@@ -9,6 +9,7 @@ pub mod augment;
 pub mod classes;
 pub mod convert;
 pub mod detect;
+pub mod drivable;
 pub mod error;
 pub mod formats;
 pub mod image_io;
@@ -82,6 +83,8 @@ pub struct DatasetIndex {
 impl DatasetIndex {
     /// Scans `root`, detecting its layout unless `format` forces one.
     pub fn open(root: &Path, format: Option<Format>) -> Result<Self, DatasetError> {
+        // Also with a forced layout: otherwise a missing folder reads as a missing class table.
+        detect::check_folder(root)?;
         let format = match format {
             Some(format) => format,
             None => detect::detect(root)?,
@@ -99,6 +102,7 @@ impl DatasetIndex {
             return Err(DatasetError::Empty {
                 dir: root.to_path_buf(),
                 format,
+                problems: index.problems,
             });
         }
         Ok(index)
@@ -139,17 +143,23 @@ impl DatasetIndex {
         self.labelled().filter(|s| s.split == split).collect()
     }
 
-    /// Where `sample`'s drivable-area map is (BDD100K's drivable release), if it has one.
+    /// Where `sample`'s drivable-area map is (BDD100K's drivable release, or native
+    /// `drivable/`), if it has one.
     pub fn drivable_label(&self, sample: &Sample) -> Option<PathBuf> {
         match self.format {
             Format::Bdd100k => formats::bdd100k::drivable_label(&self.root, sample),
+            Format::Native => formats::native::drivable_label(&self.root, sample),
             _ => None,
         }
     }
 
     /// Whether the dataset has drivable-area maps (the `drivable` auxiliary task).
     pub fn has_drivable(&self) -> bool {
-        self.format == Format::Bdd100k && formats::bdd100k::has_drivable(&self.root)
+        match self.format {
+            Format::Bdd100k => formats::bdd100k::has_drivable(&self.root),
+            Format::Native => formats::native::has_drivable(&self.root),
+            _ => false,
+        }
     }
 
     /// Decodes the label of `sample` into train ids (IGNORE for ignored pixels).

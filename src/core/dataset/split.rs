@@ -1,6 +1,6 @@
 //! Train/val/test splits: from a layout's folders, from splits.json, or a seeded ratio.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -123,13 +123,34 @@ impl SplitsFile {
         out
     }
 
-    pub fn lookup(&self) -> HashMap<&str, Split> {
-        let mut map = HashMap::new();
-        for (split, names) in [
+    /// Names listed in more than one split, with those splits in order (train, val, test).
+    pub fn conflicts(&self) -> BTreeMap<&str, Vec<Split>> {
+        let mut splits: BTreeMap<&str, Vec<Split>> = BTreeMap::new();
+        for (split, names) in self.lists() {
+            for name in names {
+                let of_name = splits.entry(name.as_str()).or_default();
+                if !of_name.contains(&split) {
+                    of_name.push(split);
+                }
+            }
+        }
+        splits.retain(|_, s| s.len() > 1);
+        splits
+    }
+
+    fn lists(&self) -> [(Split, &Vec<String>); 3] {
+        [
             (Split::Train, &self.train),
             (Split::Val, &self.val),
             (Split::Test, &self.test),
-        ] {
+        ]
+    }
+
+    /// Each listed name's split; a name listed in several splits (see
+    /// [`SplitsFile::conflicts`]) gets the last.
+    pub fn lookup(&self) -> HashMap<&str, Split> {
+        let mut map = HashMap::new();
+        for (split, names) in self.lists() {
             for name in names {
                 map.insert(name.as_str(), split);
             }
@@ -168,6 +189,18 @@ mod tests {
         let mut c = samples(500);
         assign_by_ratio(&mut c, 2, 0.8);
         assert!(a.iter().zip(&c).any(|(x, y)| x.split != y.split));
+    }
+
+    #[test]
+    fn names_in_two_splits_are_conflicts() {
+        let file: SplitsFile = serde_json::from_str(
+            r#"{"train": ["a", "b", "b", "c"], "val": ["c", "d"], "test": ["a", "c"]}"#,
+        )
+        .unwrap();
+        let conflicts = file.conflicts();
+        assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+        assert_eq!(conflicts["a"], [Split::Train, Split::Test]);
+        assert_eq!(conflicts["c"], [Split::Train, Split::Val, Split::Test]);
     }
 
     #[test]

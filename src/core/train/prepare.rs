@@ -267,7 +267,7 @@ fn check_aux(config: &TrainConfig, index: &DatasetIndex) -> Result<(), TrainErro
             "the boundary head follows the edges of a class named \"road\", which this dataset has not"
         }
         Some(AuxTask::Drivable) if !index.has_drivable() => {
-            "the drivable head needs drivable-area maps (BDD100K's labels/drivable/masks)"
+            "the drivable head needs drivable-area maps (BDD100K's labels/drivable/masks, or drivable/ in the native layout)"
         }
         _ => return Ok(()),
     };

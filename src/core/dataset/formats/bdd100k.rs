@@ -4,7 +4,8 @@
 //!
 //! Where the drivable-area release sits beside it (`labels/drivable/masks/{train,val}/
 //! <name>.png`: 0 = direct, 1 = alternative, 2 = background), [`drivable_label`] finds each
-//! image's map for the multi-task head (`--aux drivable`).
+//! image's map for the multi-task head (`--aux drivable`); `info` and training check them like
+//! masks.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -35,23 +36,23 @@ fn label_lut() -> [Option<u8>; 256] {
     lut
 }
 
-/// The drivable-area values: 0 direct, 1 alternative, 2 background, 255 ignore.
-pub fn drivable_encoding() -> LabelEncoding {
-    let mut lut = [None; 256];
-    for (id, entry) in lut.iter_mut().enumerate().take(3) {
-        *entry = Some(id as u8);
-    }
-    lut[IGNORE as usize] = Some(IGNORE);
-    LabelEncoding::Index { lut: Arc::new(lut) }
-}
-
-/// The drivable-area map of `sample`, when the release has one.
+/// The drivable-area map of `sample`, when the release has one (what it holds:
+/// [`crate::core::dataset::drivable`]).
+///
+/// Maps without an image in `images/10k` are not problems: the drivable release covers all
+/// 100k images, the semantic one only 10k of them. The two releases split their images on
+/// their own, so a map is looked for in the image's split first, then in the others (image
+/// names are unique across the release).
 pub fn drivable_label(root: &Path, sample: &Sample) -> Option<PathBuf> {
-    let path = root
-        .join("labels/drivable/masks")
-        .join(sample.split.as_str())
-        .join(format!("{}.png", sample.name));
-    path.is_file().then_some(path)
+    let others = Split::ALL.into_iter().filter(|s| *s != sample.split);
+    std::iter::once(sample.split)
+        .chain(others)
+        .map(|split| {
+            root.join("labels/drivable/masks")
+                .join(split.as_str())
+                .join(format!("{}.png", sample.name))
+        })
+        .find(|path| path.is_file())
 }
 
 /// Whether any drivable-area maps are present.

@@ -1,6 +1,7 @@
 //! Cityscapes: `leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png` with
 //! `gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`; labelIds map to the 19 standard trainIds,
-//! everything else to ignore.
+//! the other labelIds of cityscapesScripts' `labels.py` (0..33) to ignore. Any other value is
+//! unknown, as in the other layouts: a label file holding one is not Cityscapes' own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,9 +37,19 @@ pub const CLASSES: [(&str, [u8; 3], u8); 19] = [
 const IMAGE_SUFFIX: &str = "_leftImg8bit.png";
 const LABEL_SUFFIX: &str = "_gtFine_labelIds.png";
 
-/// labelId -> trainId, IGNORE for every other value.
+/// The largest labelId in `labels.py` (bicycle).
+const MAX_LABEL_ID: usize = 33;
+
+/// labelId -> trainId; the other labelIds -> IGNORE; values that are no labelId -> `None`.
+///
+/// `labels.py`'s license plate has id -1, which its tools never draw; 255 is that -1 as a byte,
+/// so a file written by other tools that do draw it still reads (as ignore).
 pub fn label_lut() -> [Option<u8>; 256] {
-    let mut lut = [Some(IGNORE); 256];
+    let mut lut = [None; 256];
+    for entry in lut.iter_mut().take(MAX_LABEL_ID + 1) {
+        *entry = Some(IGNORE);
+    }
+    lut[IGNORE as usize] = Some(IGNORE);
     for (train_id, (_, _, label_id)) in CLASSES.iter().enumerate() {
         lut[*label_id as usize] = Some(train_id as u8);
     }
@@ -101,4 +112,23 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
         samples,
         problems,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_ids_beyond_labels_py_are_unknown() {
+        let lut = label_lut();
+        assert_eq!(lut[7], Some(0), "road");
+        assert_eq!(lut[33], Some(18), "bicycle");
+        for void in [0, 4, 9, 16, 29, 30] {
+            assert_eq!(lut[void], Some(IGNORE), "labelId {void} is ignore");
+        }
+        assert_eq!(lut[255], Some(IGNORE), "license plate (-1)");
+        for unknown in [34, 100, 250, 254] {
+            assert_eq!(lut[unknown], None, "{unknown} is no labelId");
+        }
+    }
 }

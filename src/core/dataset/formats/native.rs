@@ -1,14 +1,34 @@
 //! roadseg's own layout: `images/<name>.<png|jpg>`, `masks/<name>.png` (8-bit class ids,
-//! 255 = ignore), `classes.json`, optional `splits.json`. Images without a mask are unlabelled.
+//! 255 = ignore), `classes.json`, optional `splits.json`, optional `drivable/<name>.png`
+//! (drivable-area maps, see [`crate::core::dataset::drivable`]; `convert` carries BDD100K's
+//! here). Images without a mask are unlabelled.
+//!
+//! `splits.json` puts each image in one split: an image listed in two is left out (and
+//! reported), since using it would put a validation image in training.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{list_images, stem};
 use crate::core::dataset::split::{self, SplitsFile};
 use crate::core::dataset::{
     ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split, image_io,
 };
+
+fn drivable_dir(root: &Path) -> PathBuf {
+    root.join("drivable")
+}
+
+/// The drivable-area map of `sample`, if `drivable/` has one.
+pub fn drivable_label(root: &Path, sample: &Sample) -> Option<PathBuf> {
+    let path = drivable_dir(root).join(format!("{}.png", sample.name));
+    path.is_file().then_some(path)
+}
+
+/// Whether the dataset has drivable-area maps.
+pub fn has_drivable(root: &Path) -> bool {
+    drivable_dir(root).is_dir()
+}
 
 pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
     let classes = ClassTable::read_json(&root.join("classes.json"))?;
@@ -41,6 +61,14 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
             problems.push(Problem::new(&mask, "mask has no image in images/"));
         }
     }
+    for map in super::list_files(&drivable_dir(root), image_io::is_image)? {
+        if !seen.contains_key(&stem(&map)) {
+            problems.push(Problem::new(
+                &map,
+                "drivable-area map has no image in images/",
+            ));
+        }
+    }
 
     let splits_file = root.join("splits.json");
     let listed = if splits_file.is_file() {
@@ -69,6 +97,24 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
                 ));
             }
         }
+    }
+    if let Some(listed) = &listed {
+        let conflicts = listed.conflicts();
+        for (name, splits) in &conflicts {
+            if seen.contains_key(*name) {
+                let splits: Vec<&str> = splits.iter().map(|s| s.as_str()).collect();
+                problems.push(Problem::new(
+                    &splits_file,
+                    format!(
+                        "{name:?} is listed in {}: an image belongs to one split (in two, \
+                         validation would see a training image); it is left out until \
+                         splits.json lists it once",
+                        splits.join(" and ")
+                    ),
+                ));
+            }
+        }
+        samples.retain(|s| !conflicts.contains_key(s.name.as_str()));
     }
     // Images that splits.json does not name get the seeded ratio, like a dataset without one.
     let mut unlisted: Vec<Sample> = Vec::new();

@@ -1,98 +1,10 @@
-//! The bundled sample: a procedural road dataset drawn in the native layout, so the first run
-//! needs no download. Deterministic for a seed.
-//!
-//! Each image is a pinhole-camera view of a road (lanes, dashed and edge markings, curvature,
-//! camera height and pitch) drawn far-to-near in depth slices: sky with clouds, a distant tree
-//! line, sidewalks, building facades with windows or trees and grass, vehicles with shadows,
-//! building shadows on the road, haze, varied lighting and sensor noise. The label of every
-//! pixel is the class of the surface drawn there last, so masks are exact.
-
-use std::path::Path;
+//! The sample's renderer: one pinhole-camera road scene per seed, its exact label drawn with it.
 
 use image::RgbImage;
-use rayon::prelude::*;
 
-use super::split::SplitsFile;
-use super::{ClassTable, DatasetError, Sample, Split, image_io, split};
+use super::{BUILDING, LANE_MARKING, ROAD, SIDEWALK, SKY, VEGETATION, VEHICLE};
 use crate::core::mask::Mask;
-use crate::core::rng::{Rng, derive_seed, mix64};
-
-pub const ROAD: u8 = 0;
-pub const SIDEWALK: u8 = 1;
-pub const BUILDING: u8 = 2;
-pub const VEGETATION: u8 = 3;
-pub const SKY: u8 = 4;
-pub const VEHICLE: u8 = 5;
-pub const LANE_MARKING: u8 = 6;
-
-/// The sample's classes (colours follow Cityscapes where it has the class).
-pub fn classes() -> ClassTable {
-    ClassTable::from_pairs([
-        ("road", [128, 64, 128]),
-        ("sidewalk", [244, 35, 232]),
-        ("building", [70, 70, 70]),
-        ("vegetation", [107, 142, 35]),
-        ("sky", [70, 130, 180]),
-        ("vehicle", [0, 0, 142]),
-        ("lane marking", [255, 215, 0]),
-    ])
-}
-
-#[derive(Clone, Debug)]
-pub struct SampleConfig {
-    pub count: usize,
-    pub seed: u64,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl Default for SampleConfig {
-    fn default() -> Self {
-        Self {
-            count: 100,
-            seed: 1,
-            width: 480,
-            height: 360,
-        }
-    }
-}
-
-/// Writes the sample dataset into `out` (native layout) and returns its samples.
-pub fn generate(out: &Path, cfg: &SampleConfig) -> Result<Vec<Sample>, DatasetError> {
-    if cfg.width < 16 || cfg.height < 16 {
-        return Err(DatasetError::BadFile {
-            file: out.to_path_buf(),
-            reason: format!(
-                "sample size {}x{} is too small (16x16 at least)",
-                cfg.width, cfg.height
-            ),
-        });
-    }
-    classes().write_json(&out.join("classes.json"))?;
-    let mut samples: Vec<Sample> = (0..cfg.count)
-        .map(|i| {
-            let name = format!("road_{i:04}");
-            Sample {
-                image: out.join("images").join(format!("{name}.png")),
-                label: Some(out.join("masks").join(format!("{name}.png"))),
-                name,
-                split: Split::Train,
-            }
-        })
-        .collect();
-    split::assign_by_ratio(&mut samples, cfg.seed, split::DEFAULT_TRAIN_FRACTION);
-    samples
-        .par_iter()
-        .enumerate()
-        .try_for_each(|(i, sample)| -> Result<(), DatasetError> {
-            let (image, mask) = render(derive_seed(&[cfg.seed, i as u64]), cfg.width, cfg.height);
-            image_io::write_rgb_png(&sample.image, &image)?;
-            let label = sample.label.as_ref().expect("sample images are labelled");
-            image_io::write_gray_png(label, &mask.to_gray_image())
-        })?;
-    SplitsFile::from_samples(&samples).write(&out.join("splits.json"))?;
-    Ok(samples)
-}
+use crate::core::rng::{Rng, mix64};
 
 type Rgb = [f32; 3];
 
@@ -659,6 +571,7 @@ pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::classes;
     use super::*;
 
     #[test]
@@ -686,23 +599,5 @@ mod tests {
         // Road and sky are large everywhere.
         assert!(seen[ROAD as usize] > 20 * 160 * 120 / 20);
         assert!(seen[SKY as usize] > 20 * 160 * 120 / 20);
-    }
-
-    #[test]
-    fn generate_writes_a_native_dataset() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = SampleConfig {
-            count: 6,
-            seed: 3,
-            width: 64,
-            height: 48,
-        };
-        let samples = generate(dir.path(), &cfg).unwrap();
-        assert_eq!(samples.len(), 6);
-        let index = crate::core::dataset::DatasetIndex::open(dir.path(), None).unwrap();
-        assert_eq!(index.format, crate::core::dataset::Format::Native);
-        assert_eq!(index.labelled().count(), 6);
-        assert!(index.problems.is_empty(), "{:?}", index.problems);
-        assert!(index.samples.iter().any(|s| s.split == Split::Val));
     }
 }
