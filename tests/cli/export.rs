@@ -518,7 +518,16 @@ fn training_from_a_quantized_run_trains_its_convolutions() {
         s(&quantized),
     ];
     // TINY without its architecture flags: the model is the quantized run's.
-    args.extend(["--size", "32x24", "--batch-size", "4", "--workers", "1", "--device", "cpu"]);
+    args.extend([
+        "--size",
+        "32x24",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    ]);
     let out = common::roadseg(&args);
     let said =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
