@@ -37,11 +37,11 @@ pub struct Args {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Force the dataset's layout instead of detecting it (with --data).
-    #[arg(long, requires = "data")]
+    #[arg(long)]
     format: Option<Format>,
-    /// train, val or test (with --data).
-    #[arg(long, default_value = "val", value_parser = super::eval::parse_split, requires = "data")]
-    split: Split,
+    /// train, val or test (with --data; default val).
+    #[arg(long, value_parser = super::eval::parse_split)]
+    split: Option<Split>,
     #[arg(long)]
     out: PathBuf,
     #[arg(long, value_enum, default_value = "index")]
@@ -60,6 +60,19 @@ struct Job {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // clap's `requires = "data"` does not hold here (the source group satisfies it), so the
+    // flags that only choose among a dataset's images are checked by hand.
+    if args.input.is_some() {
+        for (flag, given) in [
+            ("--split", args.split.is_some()),
+            ("--format", args.format.is_some()),
+        ] {
+            anyhow::ensure!(
+                !given,
+                "{flag} chooses a dataset's images: it goes with --data, not with --input"
+            );
+        }
+    }
     super::eval::check_run(&args.model)?;
     // Else every image fails alike, each blaming its own output file.
     anyhow::ensure!(
@@ -69,7 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let jobs = match (&args.input, &args.data) {
         (Some(input), _) => input_jobs(input, &args.out)?,
-        (None, Some(data)) => dataset_jobs(data, args.format, args.split, &args.out)?,
+        (None, Some(data)) => {
+            let split = args.split.unwrap_or(Split::Val);
+            dataset_jobs(data, args.format, split, &args.out)?
+        }
         (None, None) => anyhow::bail!("give --input or --data"),
     };
     let (device, _) = resolve(args.device)?;

@@ -7,45 +7,17 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{TINY, fails, ok, roadseg};
+use common::{fails, ok, refs, roadseg};
 use serde_json::Value;
 
 /// 12 procedural road scenes at 64x48.
 fn tiny_sample(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(&[
-        "sample",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "12",
-        "--size",
-        "64x48",
-        "--seed",
-        "5",
-    ]);
-    data
+    common::tiny_sample(dir, 5)
 }
 
+/// `roadseg train` of a tiny model (see `common::TINY`), then `extra`.
 fn train(data: &Path, out: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
-    [
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        epochs,
-    ]
-    .iter()
-    .chain(TINY)
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
+    common::tiny_args(data, out, epochs.parse().unwrap(), extra)
 }
 
 fn json_file(path: &Path) -> Value {

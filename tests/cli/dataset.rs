@@ -527,25 +527,6 @@ fn damage_drivable(root: &Path, split: &str, i: usize, map: GrayImage) {
     );
 }
 
-const DRIVABLE_RUN: &[&str] = &[
-    "--epochs",
-    "1",
-    "--aux",
-    "drivable",
-    "--size",
-    "32x32",
-    "--width",
-    "2",
-    "--depth",
-    "2",
-    "--batch-size",
-    "2",
-    "--workers",
-    "1",
-    "--device",
-    "cpu",
-];
-
 #[test]
 fn bdd100k_drivable_maps_are_checked_like_masks() {
     let tmp = tempfile::tempdir().unwrap();

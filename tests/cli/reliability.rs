@@ -317,6 +317,21 @@ fn predict_a_dataset_split_in_any_layout() {
     assert!(err.contains("no images in the test split"), "{err}");
     let err = common::fails(&["predict", "--model", r, "--out", out_s]);
     assert!(err.contains("--input") && err.contains("--data"), "{err}");
+    // --split chooses among a dataset's images: with --input it would be ignored.
+    let image = files_below(&out);
+    let input = out.join(&image[0]);
+    let err = common::fails(&[
+        "predict",
+        "--model",
+        r,
+        "--input",
+        input.to_str().unwrap(),
+        "--split",
+        "train",
+        "--out",
+        out_s,
+    ]);
+    assert!(err.contains("--split") && err.contains("--data"), "{err}");
 }
 
 #[test]

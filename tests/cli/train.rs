@@ -11,19 +11,7 @@ use serde_json::Value;
 
 /// 12 procedural road scenes at 64x48.
 fn tiny_sample(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(&[
-        "sample",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "12",
-        "--size",
-        "64x48",
-        "--seed",
-        "3",
-    ]);
-    data
+    common::tiny_sample(dir, 3)
 }
 
 fn train_args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {

@@ -339,29 +339,15 @@ fn bdd100k_trains_with_the_drivable_head() {
     let tmp = tempfile::tempdir().unwrap();
     let data = bdd100k(&tmp.path().join("bdd")).root;
     let run = tmp.path().join("run");
-    ok(&[
+    let mut args = vec![
         "train",
         "--data",
         data.to_str().unwrap(),
         "--out",
         run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--aux",
-        "drivable",
-        "--size",
-        "32x32",
-        "--width",
-        "2",
-        "--depth",
-        "2",
-        "--batch-size",
-        "2",
-        "--workers",
-        "1",
-        "--device",
-        "cpu",
-    ]);
+    ];
+    args.extend_from_slice(common::DRIVABLE_RUN);
+    ok(&args);
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["format"], "bdd100k");

@@ -36,21 +36,63 @@ pub const TINY: &[&str] = &[
     "cpu",
 ];
 
-/// `roadseg train` of a [`TINY`] model on `data` into `out` for `epochs` epochs.
-pub fn train_tiny(data: &Path, out: &Path, epochs: u32) {
-    let epochs = epochs.to_string();
-    let mut args = vec![
+/// The arguments of `roadseg train` of a [`TINY`] model on `data` into `out` for `epochs`
+/// epochs, then `extra`.
+pub fn tiny_args(data: &Path, out: &Path, epochs: u32, extra: &[&str]) -> Vec<String> {
+    let head = [
         "train",
         "--data",
         data.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--epochs",
-        &epochs,
-    ];
-    args.extend_from_slice(TINY);
-    ok(&args);
+        &epochs.to_string(),
+    ]
+    .map(str::to_string);
+    let tail = TINY.iter().chain(extra).map(|s| s.to_string());
+    head.into_iter().chain(tail).collect()
 }
+
+/// `&str`s of owned arguments, for [`roadseg`], [`ok`] and [`fails`].
+pub fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// `roadseg train` of a [`TINY`] model on `data` into `out` for `epochs` epochs.
+pub fn train_tiny(data: &Path, out: &Path, epochs: u32) {
+    ok(&refs(&tiny_args(data, out, epochs, &[])));
+}
+
+/// `roadseg sample` of 12 procedural road scenes at 64x48 into `dir/data`.
+pub fn tiny_sample(dir: &Path, seed: u32) -> PathBuf {
+    let data = dir.join("data");
+    let seed = seed.to_string();
+    let out = data.to_str().unwrap();
+    ok(&[
+        "sample", "--out", out, "--count", "12", "--size", "64x48", "--seed", &seed,
+    ]);
+    data
+}
+
+/// One epoch of a tiny model with BDD100K's drivable head.
+pub const DRIVABLE_RUN: &[&str] = &[
+    "--epochs",
+    "1",
+    "--aux",
+    "drivable",
+    "--size",
+    "32x32",
+    "--width",
+    "2",
+    "--depth",
+    "2",
+    "--batch-size",
+    "2",
+    "--workers",
+    "1",
+    "--device",
+    "cpu",
+];
 
 pub fn ok(args: &[&str]) -> String {
     let out = roadseg(args);

@@ -152,15 +152,14 @@ fn read_everything(run: &RunDir, damaged: &[PathBuf]) -> bool {
             );
             if let Broken::Unusable(_) = broken {
                 // Unusable for the check means unusable for the predictor too.
-                let loaded = Predictor::load(run.root(), CheckpointKind::Best, Device::flex());
+                let loaded = Predictor::load_best_or_last(run.root(), Device::flex());
                 let _ = loaded.map(|_| ());
             }
             false
         }
     };
     if healthy {
-        let (loaded, peak) =
-            peak_of(|| Predictor::load(run.root(), CheckpointKind::Best, Device::flex()));
+        let (loaded, peak) = peak_of(|| Predictor::load_best_or_last(run.root(), Device::flex()));
         assert!(peak <= RUN_READ_BOUND, "loading held {peak} bytes");
         let predictor = loaded.expect("a run that passes the check loads");
         let image = image::RgbImage::new(20, 10);

@@ -281,8 +281,12 @@ impl Teacher {
                 distill.teacher.display()
             )))
         };
-        let predictor = Predictor::load(&distill.teacher, distill.checkpoint, device.clone())
-            .map_err(|e| invalid(e.to_string()))?;
+        // As `Distill::checkpoint` says: best falls back to last.
+        let loaded = match distill.checkpoint {
+            CheckpointKind::Best => Predictor::load_best_or_last(&distill.teacher, device.clone()),
+            kind => Predictor::load(&distill.teacher, kind, device.clone()),
+        };
+        let predictor = loaded.map_err(|e| invalid(e.to_string()))?;
         let theirs: Vec<&str> = predictor
             .classes()
             .iter()
