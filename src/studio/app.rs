@@ -763,7 +763,19 @@ impl Studio {
             };
             for event in self.canvas.ui(ui, &settings) {
                 match event {
-                    CanvasEvent::Picked(id) => self.tools.class = id,
+                    CanvasEvent::Picked(id) => {
+                        self.tools.class = id;
+                        let name = self
+                            .session
+                            .as_ref()
+                            .and_then(|s| s.classes.iter().find(|c| c.id == id))
+                            .map_or_else(|| format!("class id {id}"), |c| c.name.clone());
+                        let key = match id {
+                            0..9 => format!(" (key {})", id + 1),
+                            _ => String::new(),
+                        };
+                        self.message = Some((format!("picked {name}{key}"), false));
+                    }
                     CanvasEvent::ReadOnly => self.message = Some((VIEW_ONLY_STROKES.into(), true)),
                     CanvasEvent::Divider(fraction) => self.state.divider = fraction,
                     CanvasEvent::NoPrediction => {

@@ -152,6 +152,24 @@ fn paint_save_undo_redo_navigate_and_fill() {
         "below the stroke is another region"
     );
 
+    // The picker takes the class under the cursor and says which (issue 22, item 23).
+    harness.state_mut().state.tool = Tool::Picker;
+    harness.run_steps(1);
+    click_image(&mut harness, 60.5, 60.5);
+    assert_eq!(harness.state().tools.class, 1);
+    let message = harness.state().message.clone().unwrap().0;
+    assert_eq!(message, "picked sidewalk (key 2)");
+    // ] and [ step through round brush sizes (item 18): 3 -> 4 -> 5 -> 4.
+    for (key, radius) in [
+        (Key::CloseBracket, 4.0),
+        (Key::CloseBracket, 5.0),
+        (Key::OpenBracket, 4.0),
+    ] {
+        harness.key_press(key);
+        harness.run_steps(1);
+        assert_eq!(harness.state().state.brush_radius, radius);
+    }
+
     // PageDown moves to the next image and saves this one on the way.
     harness.key_press(Key::PageDown);
     settle(&mut harness);

@@ -5,7 +5,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use super::{Command, Studio};
 use crate::studio::canvas::Tool;
 use crate::studio::compare::ViewMode;
-use crate::studio::panels::tools::MAX_BRUSH_RADIUS;
+use crate::studio::panels::tools::step_radius;
 
 impl Studio {
     /// Keyboard shortcuts (not while a text field has focus).
@@ -39,10 +39,10 @@ impl Studio {
                 }
             }
             if i.key_pressed(Key::OpenBracket) {
-                self.state.brush_radius = (self.state.brush_radius / 1.25).max(0.5);
+                self.state.brush_radius = step_radius(self.state.brush_radius, false);
             }
             if i.key_pressed(Key::CloseBracket) {
-                self.state.brush_radius = (self.state.brush_radius * 1.25).min(MAX_BRUSH_RADIUS);
+                self.state.brush_radius = step_radius(self.state.brush_radius, true);
             }
             let digits = [
                 Key::Num1,

@@ -19,6 +19,50 @@ pub struct ToolsPanel {
 
 pub const MAX_BRUSH_RADIUS: f32 = 256.0;
 
+/// The brush radii `[` and `]` step through: round sizes, about 1.25x apart (a factor of 1.25
+/// gave sizes like 24.41).
+const RADII: [f32; 24] = [
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    4.0,
+    5.0,
+    6.0,
+    8.0,
+    10.0,
+    12.0,
+    16.0,
+    20.0,
+    24.0,
+    32.0,
+    40.0,
+    48.0,
+    64.0,
+    80.0,
+    96.0,
+    128.0,
+    160.0,
+    192.0,
+    224.0,
+    MAX_BRUSH_RADIUS,
+];
+
+/// The next round radius above (`up`) or below `radius`, within the slider's range; a radius
+/// set by the slider in between steps to its neighbour.
+pub fn step_radius(radius: f32, up: bool) -> f32 {
+    let next = match up {
+        true => RADII.iter().find(|&&r| r > radius + 1e-3),
+        false => RADII.iter().rev().find(|&&r| r < radius - 1e-3),
+    };
+    *next.unwrap_or(if up { &MAX_BRUSH_RADIUS } else { &RADII[0] })
+}
+
+/// The name a new class gets: after its key (ids 0..8 sit on keys 1..9) or position.
+pub fn new_class_name(id: u8) -> String {
+    format!("class {}", id as u16 + 1)
+}
+
 impl ToolsPanel {
     // Each argument is one piece of app state the panel reads; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
@@ -223,7 +267,7 @@ impl ToolsPanel {
                     let id = draft.len() as u8;
                     draft.0.push(crate::core::dataset::ClassInfo {
                         id,
-                        name: format!("class {id}"),
+                        name: new_class_name(id),
                         color: [
                             (id as u32 * 97 % 256) as u8,
                             (id as u32 * 57 % 256) as u8,
@@ -251,5 +295,36 @@ impl ToolsPanel {
     /// Drops the draft (another dataset was opened, or the edit was applied).
     pub fn reset_draft(&mut self) {
         self.draft = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brackets_step_through_round_radii() {
+        let mut r = 0.5;
+        let mut seen = vec![r];
+        while r < MAX_BRUSH_RADIUS {
+            r = step_radius(r, true);
+            seen.push(r);
+        }
+        assert_eq!(seen, RADII.to_vec());
+        assert_eq!(step_radius(MAX_BRUSH_RADIUS, true), MAX_BRUSH_RADIUS);
+        assert_eq!(step_radius(0.5, false), 0.5);
+        // From a slider value in between, to its neighbours.
+        assert_eq!(
+            (step_radius(13.7, true), step_radius(13.7, false)),
+            (16.0, 12.0)
+        );
+        assert_eq!(step_radius(16.0, false), 12.0);
+    }
+
+    #[test]
+    fn a_new_class_is_named_after_its_key() {
+        assert_eq!(new_class_name(7), "class 8");
+        assert_eq!(new_class_name(0), "class 1");
+        assert_eq!(new_class_name(254), "class 255");
     }
 }
