@@ -128,10 +128,7 @@ impl Predictor {
     pub fn load_best_or_last(run: &Path, device: Device) -> Result<Self, PredictError> {
         let run = RunDir::new(run);
         let config = run.read_config()?;
-        let dir = run
-            .existing_checkpoint(CheckpointKind::Best)
-            .or_else(|| run.existing_checkpoint(CheckpointKind::Last))
-            .ok_or_else(|| RunDirError::NoCheckpoint(run.root().to_path_buf()))?;
+        let dir = run.best_or_last()?;
         Self::load_dir(config, dir, device)
     }
 

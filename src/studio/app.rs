@@ -770,10 +770,8 @@ impl Studio {
                             .as_ref()
                             .and_then(|s| s.classes.iter().find(|c| c.id == id))
                             .map_or_else(|| format!("class id {id}"), |c| c.name.clone());
-                        let key = match id {
-                            0..9 => format!(" (key {})", id + 1),
-                            _ => String::new(),
-                        };
+                        let key = crate::studio::panels::tools::class_key(id)
+                            .map_or_else(String::new, |k| format!(" (key {k})"));
                         self.message = Some((format!("picked {name}{key}"), false));
                     }
                     CanvasEvent::ReadOnly => self.message = Some((VIEW_ONLY_STROKES.into(), true)),

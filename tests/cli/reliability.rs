@@ -207,19 +207,31 @@ fn predict_searches_sub_folders_and_mirrors_them() {
     std::fs::write(val.join("README.txt"), "not an image").unwrap();
     let out = val.join("predictions");
     let r = run.to_str().unwrap();
-    for _ in 0..2 {
-        // Twice: the second run must not predict the first run's output folder inside --input.
-        let done = roadseg(&[
+    let predict = |input: &Path, out: &Path| {
+        roadseg(&[
             "predict",
             "--model",
             r,
             "--input",
-            val.to_str().unwrap(),
+            input.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
             "--device",
             "cpu",
-        ]);
+        ])
+    };
+    let fails = |input: &Path, out: &Path| {
+        let done = predict(input, out);
+        assert!(
+            !done.status.success(),
+            "predict into {} should fail",
+            out.display()
+        );
+        String::from_utf8(done.stderr).unwrap()
+    };
+    for _ in 0..2 {
+        // Twice: the second run must not predict the first run's output folder inside --input.
+        let done = predict(&val, &out);
         let stderr = String::from_utf8_lossy(&done.stderr);
         assert!(done.status.success(), "{stderr}");
         assert!(
@@ -242,17 +254,7 @@ fn predict_searches_sub_folders_and_mirrors_them() {
     let clash = val.join("lindau/lindau_000001_leftImg8bit.png.png");
     std::fs::copy(data.join("images/road_0003.png"), &clash).unwrap();
     let elsewhere = tmp.path().join("elsewhere");
-    let err = common::fails(&[
-        "predict",
-        "--model",
-        r,
-        "--input",
-        val.to_str().unwrap(),
-        "--out",
-        elsewhere.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let err = fails(&val, &elsewhere);
     assert!(
         err.contains("would both write") && err.contains("rename one"),
         "{err}"
@@ -262,34 +264,14 @@ fn predict_searches_sub_folders_and_mirrors_them() {
     // An --out that is a file is named once, not once per image.
     let file_out = tmp.path().join("out.txt");
     std::fs::write(&file_out, "").unwrap();
-    let err = common::fails(&[
-        "predict",
-        "--model",
-        r,
-        "--input",
-        val.to_str().unwrap(),
-        "--out",
-        file_out.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let err = fails(&val, &file_out);
     assert!(err.contains("is a file"), "{err}");
     let mask = image::open(out.join("lindau/lindau_000002_leftImg8bit.png")).unwrap();
     assert_eq!((mask.width(), mask.height()), (48, 32));
 
     let empty = tmp.path().join("empty/sub");
     std::fs::create_dir_all(&empty).unwrap();
-    let err = common::fails(&[
-        "predict",
-        "--model",
-        r,
-        "--input",
-        tmp.path().join("empty").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let err = fails(&tmp.path().join("empty"), &out);
     assert!(err.contains("no images found"), "{err}");
 }
 

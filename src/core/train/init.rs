@@ -7,7 +7,7 @@ use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 
 use super::config::{ConfigError, RunConfig};
-use super::run_dir::{CheckpointKind, RunDir, RunDirError, load_for_training};
+use super::run_dir::{RunDir, RunDirError, load_for_training};
 use super::trainer::TrainError;
 use crate::core::model::pretrained::load_encoder_weights;
 use crate::core::model::segmenter::Segmenter;
@@ -53,10 +53,7 @@ fn from_run(
 ) -> Result<Segmenter, TrainError> {
     let run = RunDir::new(source);
     let saved = run.read_config()?;
-    let dir = run
-        .existing_checkpoint(CheckpointKind::Best)
-        .or_else(|| run.existing_checkpoint(CheckpointKind::Last))
-        .ok_or_else(|| RunDirError::NoCheckpoint(source.to_path_buf()))?;
+    let dir = run.best_or_last()?;
     let weights = load_for_training(saved.segmenter().init(device), &dir, log)?;
     let names = |classes: &[crate::core::dataset::ClassInfo]| -> Vec<String> {
         classes.iter().map(|c| c.name.to_lowercase()).collect()

@@ -326,6 +326,14 @@ impl RunDir {
         })
     }
 
+    /// The best checkpoint's folder, else the last one's: for what starts from or shows a run
+    /// without the user choosing (`--init-from`, the studio's Errors panel, a teacher).
+    pub fn best_or_last(&self) -> Result<PathBuf, RunDirError> {
+        self.existing_checkpoint(CheckpointKind::Best)
+            .or_else(|| self.existing_checkpoint(CheckpointKind::Last))
+            .ok_or_else(|| RunDirError::NoCheckpoint(self.root.clone()))
+    }
+
     pub fn read_state(&self, checkpoint: &Path) -> Result<TrainState, RunDirError> {
         read_json(&checkpoint.join("state.json"))
     }

@@ -60,10 +60,8 @@ impl Canvas {
                     };
                     self.stroke_last = Some(p);
                     Some((from, p))
-                } else if self.stroke_last.take().is_some() {
-                    if let Some(doc) = self.document.as_mut() {
-                        doc.end_edit();
-                    }
+                } else if self.stroke_last.is_some() {
+                    self.end_stroke();
                     None
                 } else if clicked {
                     // Press and release within one frame: a single dab.

@@ -58,7 +58,12 @@ pub fn step_radius(radius: f32, up: bool) -> f32 {
     *next.unwrap_or(if up { &MAX_BRUSH_RADIUS } else { &RADII[0] })
 }
 
-/// The name a new class gets: after its key (ids 0..8 sit on keys 1..9) or position.
+/// The digit key that selects class `id` (ids 0..8 sit on keys 1..9).
+pub fn class_key(id: u8) -> Option<u8> {
+    (id < 9).then_some(id + 1)
+}
+
+/// The name a new class gets: after its key (see [`class_key`]) or position.
 pub fn new_class_name(id: u8) -> String {
     format!("class {}", id as u16 + 1)
 }
@@ -120,11 +125,7 @@ impl ToolsPanel {
                         ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
                     ui.painter()
                         .rect_filled(rect, 2.0, egui::Color32::from_rgb(r, g, b));
-                    let key = if class.id < 9 {
-                        format!("{} ", class.id + 1)
-                    } else {
-                        String::new()
-                    };
+                    let key = class_key(class.id).map_or_else(String::new, |k| format!("{k} "));
                     ui.selectable_value(&mut self.class, class.id, format!("{key}{}", class.name));
                 });
             }
