@@ -13,7 +13,7 @@ use roadseg::core::dataset::image_io::{
     MAX_PIXELS, MAX_READ_BYTES, MAX_SIDE, dimensions, read_index, read_rgb,
 };
 use roadseg::core::dataset::split::SplitsFile;
-use roadseg::core::dataset::{ClassTable, DatasetIndex, Format, LabelEncoding, info};
+use roadseg::core::dataset::{ClassTable, DatasetIndex, Format, LabelEncoding, drivable, info};
 use roadseg::core::paint::MaskDocument;
 
 /// Cases per target in CI; every target here takes well under a millisecond per case.
@@ -184,6 +184,11 @@ proptest! {
         }
         if let Some(doc) = check_read(&path, d, || MaskDocument::open(&path, 7, 5).map_err(str_err)) {
             prop_assert_eq!((doc.mask().width, doc.mask().height), (7, 5));
+        }
+        // A BDD100K (or native) drivable-area map: its values and its image's size are checked.
+        if let Some(map) = check_read(&path, d, || drivable::load(&path, (7, 5)).map_err(str_err)) {
+            prop_assert_eq!((map.width, map.height), (7, 5));
+            prop_assert!(map.data.iter().all(|&v| v <= 2 || v == 255));
         }
     }
 

@@ -1,5 +1,6 @@
 //! Fuzzing everything in a run folder (see `tests/fuzz/mod.rs` for the properties and knobs):
-//! `config.json` mutated field by field and byte by byte, `metrics.jsonl` cut mid-line and
+//! `config.json` mutated field by field and byte by byte (also read as `train --config` reads
+//! it), `metrics.jsonl` cut mid-line and
 //! mixed with garbage, and checkpoint files truncated, damaged or swapped. Every case goes
 //! through what the studio's Runs list, `eval`, `predict` and `--resume` use: the run check,
 //! the predictor's loader, the optimiser state loader and the curves reader.
@@ -195,6 +196,13 @@ proptest! {
         std::fs::write(&path, apply(text, &bytes)).unwrap();
         if let Err(e) = run.read_config() {
             assert_names(&e.to_string(), &path);
+        }
+        // The same file as `train --config` reads it (a run's config.json reproduces the run).
+        match TrainConfig::load(&path) {
+            Ok(file) => {
+                let _ = file.train.validate(sample::classes().len());
+            }
+            Err(e) => assert_names(&e.to_string(), &path),
         }
         read_everything(&run, &[path]);
     }
