@@ -1,4 +1,4 @@
-//! `roadseg convert SRC --to native OUT [--format F] [--skip-bad]`
+//! `roadseg convert SRC --to native|voc|coco|labelme|cityscapes OUT [--format F] [--skip-bad]`
 
 use std::path::PathBuf;
 
@@ -9,7 +9,8 @@ use roadseg::core::dataset::{DatasetIndex, Format, convert};
 pub struct Args {
     /// Dataset to read (never modified).
     src: PathBuf,
-    /// Target layout (only `native` is written).
+    /// Target layout: native, voc (also CVAT's "Segmentation mask 1.1"), coco (panoptic and
+    /// RLE), labelme (traced polygons) or cityscapes (when the classes are Cityscapes' own).
     #[arg(long)]
     to: Format,
     /// New folder to write.
@@ -23,19 +24,26 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.to != Format::Native {
-        bail!("can only convert to native, not {}", args.to);
+    if !Format::WRITABLE.contains(&args.to) {
+        let names: Vec<&str> = Format::WRITABLE.iter().map(|f| f.as_str()).collect();
+        bail!(
+            "cannot write {}: --to is one of {} ({} is read only)",
+            args.to,
+            names.join(", "),
+            args.to
+        );
     }
     let index = DatasetIndex::open(&args.src, args.format)?;
-    let report = convert::to_native(&index, &args.out, args.skip_bad)?;
+    let report = convert::convert(&index, args.to, &args.out, args.skip_bad, &|_, _| {})?;
     let drivable = match report.drivable {
         0 => String::new(),
         n => format!(", {n} drivable-area maps"),
     };
     println!(
-        "converted {} ({}) to native {}: {} images, {} masks{drivable}",
+        "converted {} ({}) to {} {}: {} images, {} masks{drivable}",
         args.src.display(),
         index.format,
+        args.to,
         args.out.display(),
         report.images,
         report.masks

@@ -4,6 +4,7 @@
 
 mod compare;
 mod export;
+mod labels_export;
 mod keys;
 mod training;
 
@@ -20,7 +21,7 @@ use super::panels::tools::ToolsPanel;
 use super::panels::training::TrainingPanel;
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
-use crate::core::dataset::{ClassTable, DatasetIndex, convert, workspace};
+use crate::core::dataset::{ClassTable, DatasetIndex, Format, convert, workspace};
 use crate::core::paint::accept::AcceptScope;
 use crate::core::paint::unsaved::RETRY_INTERVAL;
 use crate::core::paint::{AutosavePolicy, MaskDocument, Unsaved};
@@ -40,6 +41,8 @@ pub enum Command {
     Undo,
     Redo,
     ConvertToNative,
+    /// Write the open dataset's labels in another layout, into a new folder beside it.
+    ExportLabels(Format),
     /// Replace the class table of a native dataset (names and colours; new classes appended).
     SetClasses(ClassTable),
     Fit,
@@ -132,6 +135,8 @@ pub struct Studio {
     pub memory: Option<(Instant, u64)>,
     /// An ONNX export in progress.
     pub export: Option<export::ExportJob>,
+    /// A labels export (File > Export labels as) in progress.
+    pub labels_export: Option<labels_export::LabelsExport>,
     autosave: AutosavePolicy,
     /// Masks of other images whose save failed, kept and retried (see `core::paint::unsaved`).
     pub unsaved: Unsaved,
@@ -181,6 +186,7 @@ impl Studio {
             inference: None,
             memory: None,
             export: None,
+            labels_export: None,
             autosave: AutosavePolicy::new(AUTOSAVE_INTERVAL, Instant::now()),
             unsaved: Unsaved::default(),
             view_only_edits: Unsaved::default(),
@@ -459,6 +465,7 @@ impl Studio {
                 self.canvas.redo();
             }
             Command::ConvertToNative => self.convert_to_native(),
+            Command::ExportLabels(format) => self.export_labels(format),
             Command::SetClasses(classes) => self.set_classes(classes),
             Command::Fit => self.canvas.fit(),
             Command::OneToOne => self.canvas.one_to_one(),
@@ -615,6 +622,7 @@ impl Studio {
         self.drain_worker();
         self.drain_model();
         self.poll_export();
+        self.poll_labels_export();
         self.sample_memory(&ctx);
         // A small budget per frame keeps scrolling smooth while thumbnails stream in.
         if self
@@ -642,6 +650,23 @@ impl Studio {
                     {
                         self.commands.push(Command::ConvertToNative);
                     }
+                    let open = self.session.is_some() && self.labels_export.is_none();
+                    ui.add_enabled_ui(open, |ui| {
+                        ui.menu_button("Export labels as...", |ui| {
+                            for format in Format::WRITABLE {
+                                let hint = match format {
+                                    Format::Native => "roadseg's own layout",
+                                    Format::Voc => "Pascal VOC palette masks; CVAT imports it as Segmentation mask 1.1",
+                                    Format::Coco => "COCO panoptic PNGs and RLE instances json",
+                                    Format::Labelme => "one json of polygons per image",
+                                    _ => "gtFine labelIds (classes named as Cityscapes' own)",
+                                };
+                                if ui.button(format.as_str()).on_hover_text(hint).clicked() {
+                                    self.commands.push(Command::ExportLabels(format));
+                                }
+                            }
+                        });
+                    });
                     if ui
                         .add_enabled(
                             self.model.loaded.is_some() && self.export.is_none(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use common::*;
 use image::{GrayImage, Rgb, RgbImage};
 
-fn check_layout(build: fn(&Path) -> Fixture, format: &str, images: u64) {
+pub(crate) fn check_layout(build: fn(&Path) -> Fixture, format: &str, images: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let fixture = build(&tmp.path().join("src"));
     let before = snapshot(&fixture.root);
@@ -219,7 +219,7 @@ fn splits_json_names_without_an_image_are_problems() {
     assert!(count("train") >= 2 && count("val") >= 1, "{info:#}");
 }
 
-fn problems(info: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn problems(info: &serde_json::Value) -> Vec<(String, String)> {
     info["problems"]
         .as_array()
         .unwrap()

@@ -9,6 +9,7 @@ mod common;
 mod config;
 mod dataset;
 mod export;
+mod formats;
 mod reliability;
 mod train;
 mod transfer;

@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
+pub mod layouts;
+pub use layouts::*;
+
 pub const IGNORE: u8 = 255;
 
 pub fn roadseg(args: &[&str]) -> Output {

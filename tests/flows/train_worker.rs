@@ -253,3 +253,50 @@ fn predictions_after_each_epoch_and_errors_are_events() {
         "one per epoch after the request: {predictions}"
     );
 }
+
+/// COCO keeps every label in one json: the studio's run snapshots them as decoded masks
+/// (one index PNG per image), trains on those, and a resume reads the same copies even after
+/// the dataset's own label files are mangled.
+#[test]
+fn a_coco_run_snapshots_decoded_masks_and_resumes_from_them() {
+    use roadseg::core::dataset::{DatasetIndex, Format, convert};
+    let tmp = tempfile::tempdir().unwrap();
+    let native = tiny_sample(tmp.path());
+    let data = tmp.path().join("coco");
+    let index = DatasetIndex::open(&native, None).unwrap();
+    convert::convert(&index, Format::Coco, &data, false, &|_, _| {}).unwrap();
+    let run = tmp.path().join("run");
+    let worker = TrainWorker::spawn(|| {}).unwrap();
+    worker.send(new_run(&data, &run, 1));
+    let end = until(&worker, |e| matches!(e, WorkerEvent::Finished(_)));
+    let summary = finished(&end).unwrap();
+    let copies: Vec<PathBuf> = std::fs::read_dir(run.join("labels/train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!copies.is_empty());
+    for copy in &copies {
+        let name = copy.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(copy.extension().unwrap(), "png", "{copy:?}");
+        let decoded = image::open(copy).unwrap().into_luma8();
+        let source = image::open(native.join(format!("masks/{name}.png")))
+            .unwrap()
+            .into_luma8();
+        assert_eq!(decoded, source, "{name}: the snapshot is the decoded mask");
+    }
+    for split in ["panoptic_train", "panoptic_val"] {
+        for png in std::fs::read_dir(data.join("annotations").join(split)).unwrap() {
+            std::fs::write(png.unwrap().path(), b"not a PNG any more").unwrap();
+        }
+    }
+    worker.send(WorkerCommand::Start(
+        Box::new(TrainStart::Resume {
+            run: run.clone(),
+            epochs: Some(summary.epochs + 1),
+            config: None,
+        }),
+        options(),
+    ));
+    let resumed = until(&worker, |e| matches!(e, WorkerEvent::Finished(_)));
+    assert_eq!(finished(&resumed).unwrap().status, "completed");
+}

@@ -1,13 +1,16 @@
-//! Any readable layout to native, losslessly for the labels: masks as train ids, and
-//! drivable-area maps (BDD100K's) into `drivable/`. The source is only read.
+//! Any readable layout to any writable one ([`Format::WRITABLE`]), losslessly for the labels:
+//! the checks and the parallel loop live here, each layout's module owns its writer
+//! (`formats::<layout>::write`). Native keeps drivable-area maps (BDD100K's) in `drivable/`.
+//! The source is only read.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::split::SplitsFile;
-use super::{DatasetError, DatasetIndex, Problem, drivable, image_io, info};
+use super::labels::Mask;
+use super::{DatasetError, DatasetIndex, Format, Problem, Sample, formats, image_io, info};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
@@ -21,6 +24,16 @@ pub enum ConvertError {
     OutputInsideSource(std::path::PathBuf),
     #[error("{} bad file(s); fix them or pass --skip-bad:\n{}", .0.len(), list(.0))]
     BadFiles(Vec<Problem>),
+    #[error("cannot write {0}: the layouts written are {list}", list = writable())]
+    NotWritable(Format),
+    /// The labels do not fit the target layout (a class Cityscapes has not, say).
+    #[error("cannot write {format}: {reason}")]
+    Unsupported { format: Format, reason: String },
+}
+
+fn writable() -> String {
+    let names: Vec<&str> = Format::WRITABLE.iter().map(|f| f.as_str()).collect();
+    names.join(", ")
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -65,11 +78,27 @@ fn resolved(path: &Path) -> PathBuf {
     out
 }
 
+/// Writes `index` as native into `out` (see [`convert`]).
 pub fn to_native(
     index: &DatasetIndex,
     out: &Path,
     skip_bad: bool,
 ) -> Result<ConvertReport, ConvertError> {
+    convert(index, Format::Native, out, skip_bad, &|_, _| {})
+}
+
+/// Writes `index` in layout `to` into the new folder `out`; `progress(done, total)` is called
+/// as images are written (from worker threads). Bad files stop it unless `skip_bad`.
+pub fn convert(
+    index: &DatasetIndex,
+    to: Format,
+    out: &Path,
+    skip_bad: bool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ConvertReport, ConvertError> {
+    if !Format::WRITABLE.contains(&to) {
+        return Err(ConvertError::NotWritable(to));
+    }
     if out.exists() && !out.is_dir() {
         return Err(ConvertError::OutputIsFile(out.to_path_buf()));
     }
@@ -83,6 +112,10 @@ pub fn to_native(
     }
     if resolved(out).starts_with(resolved(&index.root)) {
         return Err(ConvertError::OutputInsideSource(out.to_path_buf()));
+    }
+    // Before anything is read or written: a class table the layout cannot hold.
+    if to == Format::Cityscapes {
+        formats::cityscapes::label_ids_of(&index.classes)?;
     }
     let all: Vec<_> = index.samples.iter().collect();
     let info::Validated {
@@ -100,61 +133,87 @@ pub fn to_native(
         .into_iter()
         .partition(|p| converted.contains(p.file.as_path()));
 
-    std::fs::create_dir_all(out.join("images")).map_err(|e| DatasetError::io(out, e))?;
-    std::fs::create_dir_all(out.join("masks")).map_err(|e| DatasetError::io(out, e))?;
-    index.classes.write_json(&out.join("classes.json"))?;
-    let kept: Vec<_> = good.iter().map(|s| (*s).clone()).collect();
-    SplitsFile::from_samples(&kept).write(&out.join("splits.json"))?;
-
-    let written = good
-        .par_iter()
-        .map(|sample| -> Result<(usize, usize), DatasetError> {
-            let ext = sample
-                .image
-                .extension()
-                .map(|e| e.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_else(|| "png".into());
-            let bytes =
-                std::fs::read(&sample.image).map_err(|e| DatasetError::io(&sample.image, e))?;
-            // Images are copied byte for byte: no re-encoding loss.
-            image_io::write_atomic(
-                &out.join("images").join(format!("{}.{ext}", sample.name)),
-                &bytes,
-            )?;
-            let bad = |p: Problem| DatasetError::BadFile {
-                file: p.file,
-                reason: p.error,
-            };
-            let mask = match index.load_mask(sample).map_err(bad)? {
-                Some(mask) => {
-                    image_io::write_gray_png(
-                        &out.join("masks").join(format!("{}.png", sample.name)),
-                        &mask.to_gray_image(),
-                    )?;
-                    1
-                }
-                None => 0,
-            };
-            // Validated above with its image; decoded again here for the values alone.
-            let map = match index.drivable_label(sample) {
-                Some(path) => {
-                    let map = drivable::encoding().decode(&path).map_err(bad)?;
-                    image_io::write_gray_png(
-                        &out.join("drivable").join(format!("{}.png", sample.name)),
-                        &map.to_gray_image(),
-                    )?;
-                    1
-                }
-                None => 0,
-            };
-            Ok((mask, map))
-        })
-        .collect::<Result<Vec<(usize, usize)>, _>>()?;
+    std::fs::create_dir_all(out).map_err(|e| DatasetError::io(out, e))?;
+    let job = Job {
+        index,
+        samples: good,
+        out,
+        progress,
+        done: AtomicUsize::new(0),
+    };
+    let written = match to {
+        Format::Native => formats::native::write(&job)?,
+        Format::Voc => formats::voc::write(&job)?,
+        Format::Coco => formats::coco::write(&job)?,
+        Format::Labelme => formats::labelme::write(&job)?,
+        Format::Cityscapes => formats::cityscapes::write(&job)?,
+        other => return Err(ConvertError::NotWritable(other)),
+    };
     Ok(ConvertReport {
-        images: good.len(),
-        masks: written.iter().map(|w| w.0).sum(),
-        drivable: written.iter().map(|w| w.1).sum(),
+        images: job.samples.len(),
+        masks: written.masks,
+        drivable: written.drivable,
         skipped,
         unlabelled,
     })
+}
+
+/// What a writer wrote besides the images.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub masks: usize,
+    /// Drivable-area maps (only native keeps them).
+    pub drivable: usize,
+}
+
+/// One conversion under way: the validated samples and where they go.
+pub struct Job<'a> {
+    pub index: &'a DatasetIndex,
+    pub samples: Vec<&'a Sample>,
+    pub out: &'a Path,
+    progress: &'a (dyn Fn(usize, usize) + Sync),
+    done: AtomicUsize,
+}
+
+impl Job<'_> {
+    /// Runs `write` on every sample with its decoded mask, in parallel, reporting progress;
+    /// results in sample order.
+    pub fn each<T: Send>(
+        &self,
+        write: impl Fn(&Sample, Option<Mask>) -> Result<T, DatasetError> + Sync,
+    ) -> Result<Vec<T>, DatasetError> {
+        let total = self.samples.len();
+        self.samples
+            .par_iter()
+            .map(|sample| {
+                let mask = self.index.load_mask(sample).map_err(bad_file)?;
+                let result = write(sample, mask)?;
+                let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+                (self.progress)(done, total);
+                Ok(result)
+            })
+            .collect()
+    }
+
+    /// Copies `sample`'s image byte for byte (no re-encoding loss) to `dir/<name>.<ext>`;
+    /// returns the file name written.
+    pub fn copy_image(&self, sample: &Sample, dir: &Path) -> Result<String, DatasetError> {
+        let ext = sample
+            .image
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_else(|| "png".into());
+        let bytes = std::fs::read(&sample.image).map_err(|e| DatasetError::io(&sample.image, e))?;
+        let file = format!("{}.{ext}", sample.name);
+        image_io::write_atomic(&dir.join(&file), &bytes)?;
+        Ok(file)
+    }
+}
+
+/// A per-file problem met while writing (validated before, so only a file changed meanwhile).
+pub fn bad_file(p: Problem) -> DatasetError {
+    DatasetError::BadFile {
+        file: p.file,
+        reason: p.error,
+    }
 }

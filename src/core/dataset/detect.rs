@@ -26,16 +26,42 @@ pub enum Format {
     /// where present.
     #[serde(rename = "bdd100k")]
     Bdd100k,
+    /// Pascal VOC segmentation, and CVAT's / datumaro's "Segmentation mask 1.1" (VOC with a
+    /// labelmap.txt).
+    #[serde(rename = "voc")]
+    Voc,
+    /// COCO annotations: panoptic PNGs, or RLE and polygons in instances/stuff jsons.
+    #[serde(rename = "coco")]
+    Coco,
+    /// Mapillary Vistas v1.2 and v2.0.
+    #[serde(rename = "vistas")]
+    Vistas,
+    /// labelme: one json of shapes per image.
+    #[serde(rename = "labelme")]
+    Labelme,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 10] = [
         Format::Native,
         Format::Camvid,
         Format::Camvid11,
         Format::KittiRoad,
         Format::Cityscapes,
         Format::Bdd100k,
+        Format::Voc,
+        Format::Coco,
+        Format::Vistas,
+        Format::Labelme,
+    ];
+
+    /// Layouts `convert --to` writes.
+    pub const WRITABLE: [Format; 5] = [
+        Format::Native,
+        Format::Voc,
+        Format::Coco,
+        Format::Labelme,
+        Format::Cityscapes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +72,10 @@ impl Format {
             Format::KittiRoad => "kitti-road",
             Format::Cityscapes => "cityscapes",
             Format::Bdd100k => "bdd100k",
+            Format::Voc => "voc",
+            Format::Coco => "coco",
+            Format::Vistas => "vistas",
+            Format::Labelme => "labelme",
         }
     }
 
@@ -58,6 +88,10 @@ impl Format {
             Format::KittiRoad => "training/image_2/ with training/gt_image_2/",
             Format::Cityscapes => "leftImg8bit/ with gtFine/",
             Format::Bdd100k => "images/10k/ or labels/sem_seg/masks/",
+            Format::Voc => "SegmentationClass/ or labelmap.txt, with JPEGImages/",
+            Format::Coco => "annotations/*.json",
+            Format::Vistas => "config_v1.2.json or config_v2.0.json",
+            Format::Labelme => "*.json files with shapes beside their images",
         }
     }
 
@@ -83,7 +117,12 @@ impl std::str::FromStr for Format {
         let wanted = s.to_ascii_lowercase().replace('_', "-");
         Format::ALL
             .into_iter()
-            .find(|f| f.as_str() == wanted || (wanted == "kitti" && *f == Format::KittiRoad))
+            .find(|f| {
+                f.as_str() == wanted
+                    || (wanted == "kitti" && *f == Format::KittiRoad)
+                    || (wanted == "cvat" && *f == Format::Voc)
+                    || (wanted == "mapillary" && *f == Format::Vistas)
+            })
             .ok_or_else(|| {
                 let names: Vec<_> = Format::ALL.iter().map(|f| f.as_str()).collect();
                 format!("unknown format {s:?} (one of: {})", names.join(", "))
@@ -106,12 +145,20 @@ pub fn detect(root: &Path) -> Result<Format, DatasetError> {
         Format::KittiRoad
     } else if has("trainannot") || has("valannot") || has("testannot") {
         Format::Camvid11
+    } else if has("config_v1.2.json") || has("config_v2.0.json") {
+        Format::Vistas
+    } else if has("SegmentationClass") || has("labelmap.txt") {
+        Format::Voc
+    } else if super::formats::coco::detect(root) {
+        Format::Coco
     } else if has("class_dict.csv")
         || has("train_labels")
         || has("label_colors.txt")
         || has_colour_labels(root)
     {
         Format::Camvid
+    } else if super::formats::labelme::detect(root) {
+        Format::Labelme
     } else if has("images") {
         // A folder of images with nothing painted yet is a native dataset in the making.
         Format::Native
@@ -163,7 +210,9 @@ mod tests {
         assert_eq!("KITTI".parse::<Format>(), Ok(Format::KittiRoad));
         assert_eq!("kitti_road".parse::<Format>(), Ok(Format::KittiRoad));
         assert_eq!("camvid11".parse::<Format>(), Ok(Format::Camvid11));
-        assert!("voc".parse::<Format>().unwrap_err().contains("cityscapes"));
+        assert_eq!("VOC".parse::<Format>(), Ok(Format::Voc));
+        assert_eq!("cvat".parse::<Format>(), Ok(Format::Voc));
+        assert!("yolo".parse::<Format>().unwrap_err().contains("labelme"));
     }
 
     #[test]

@@ -39,10 +39,18 @@ fn limits() -> image::Limits {
 /// Every decode in roadseg (datasets, masks, the studio, thumbnails, predict) comes through
 /// here.
 fn decoder(path: &Path) -> Result<impl image::ImageDecoder, Problem> {
-    let mut reader = image::ImageReader::open(path)
+    let reader = image::ImageReader::open(path)
         .map_err(|e| Problem::new(path, format!("cannot open: {e}")))?
         .with_guessed_format()
         .map_err(|e| Problem::new(path, format!("cannot read: {e}")))?;
+    checked(path, reader)
+}
+
+/// The size gate of [`decoder`], for a reader over a file or over bytes in memory.
+fn checked<R: std::io::BufRead + std::io::Seek + 'static>(
+    path: &Path,
+    mut reader: image::ImageReader<R>,
+) -> Result<impl image::ImageDecoder + use<R>, Problem> {
     reader.limits(limits());
     let decoder = reader.into_decoder().map_err(|e| {
         Problem::new(
@@ -108,6 +116,104 @@ pub fn read_index(path: &Path) -> Result<GrayImage, Problem> {
             ))
         }
     }
+}
+
+/// Decodes an 8-bit grayscale image held in memory (a labelme mask crop inside its json),
+/// under the same limits as a file; problems name `file`, the file the bytes come from.
+pub fn read_gray_bytes(bytes: &[u8], file: &Path) -> Result<GrayImage, Problem> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes.to_vec()))
+        .with_guessed_format()
+        .map_err(|e| Problem::new(file, format!("cannot read embedded image: {e}")))?;
+    let decoder = checked(file, reader)?;
+    image::DynamicImage::from_decoder(decoder)
+        .map(|img| img.into_luma8())
+        .map_err(|e| Problem::new(file, format!("cannot decode embedded image: {e}")))
+}
+
+/// A label image as its file holds it: raw 8-bit values (a palette PNG's indices, or an 8-bit
+/// grayscale image), or colours.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelImage {
+    Indexed(GrayImage),
+    Rgb(RgbImage),
+}
+
+/// Decodes a label image without expanding a palette: VOC, CVAT and Mapillary Vistas store the
+/// class index as the palette index. 8-bit grayscale reads as indices too, RGB as colours; other
+/// kinds (16-bit, alpha) are refused, naming what they are. Same size limits as every decode.
+pub fn read_label_image(path: &Path) -> Result<LabelImage, Problem> {
+    if png_color_type(path) != Some(PNG_PALETTE) {
+        return match open(path)? {
+            image::DynamicImage::ImageLuma8(gray) => Ok(LabelImage::Indexed(gray)),
+            image::DynamicImage::ImageRgb8(rgb) => Ok(LabelImage::Rgb(rgb)),
+            other => Err(Problem::new(
+                path,
+                format!(
+                    "expected a palette, 8-bit grayscale or RGB label image, found {:?}",
+                    other.color()
+                ),
+            )),
+        };
+    }
+    // The header's size is checked by the same gate as every other decode.
+    let (width, height) = dimensions(path)?;
+    let bad = |e: png::DecodingError| {
+        Problem::new(path, format!("cannot decode palette PNG (corrupt or truncated?): {e}"))
+    };
+    let file = std::fs::File::open(path).map_err(|e| Problem::new(path, format!("cannot open: {e}")))?;
+    let limits = png::Limits {
+        bytes: MAX_DECODE_BYTES as usize,
+    };
+    let mut decoder = png::Decoder::new_with_limits(std::io::BufReader::new(file), limits);
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let depth = reader.info().bit_depth as u8;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| Problem::new(path, "palette PNG too large to decode"))?;
+    let mut packed = vec![0u8; size];
+    let frame = reader.next_frame(&mut packed).map_err(bad)?;
+    let per_byte = 8 / depth.max(1) as usize;
+    let mask = ((1u16 << depth) - 1) as u8;
+    let mut data = Vec::with_capacity(width as usize * height as usize);
+    for row in packed.chunks(frame.line_size).take(height as usize) {
+        if depth == 8 {
+            data.extend_from_slice(&row[..width as usize]);
+            continue;
+        }
+        // Sub-byte indices, most significant bits first.
+        for x in 0..width as usize {
+            let byte = row[x / per_byte];
+            let shift = 8 - depth as usize * (x % per_byte + 1);
+            data.push((byte >> shift) & mask);
+        }
+    }
+    GrayImage::from_raw(width, height, data)
+        .map(LabelImage::Indexed)
+        .ok_or_else(|| Problem::new(path, "palette PNG holds fewer pixels than its size"))
+}
+
+/// Writes an 8-bit palette PNG: `indices` as they are, `palette` (at most 256 colours) as the
+/// colours a viewer shows.
+pub fn write_palette_png(
+    path: &Path,
+    indices: &GrayImage,
+    palette: &[[u8; 3]],
+) -> Result<(), DatasetError> {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, indices.width(), indices.height());
+        encoder.set_color(png::ColorType::Indexed);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_palette(palette.iter().take(256).flatten().copied().collect::<Vec<u8>>());
+        let mut writer = encoder
+            .write_header()
+            .expect("PNG header to memory cannot fail");
+        writer
+            .write_image_data(indices.as_raw())
+            .expect("PNG encoding to memory cannot fail");
+    }
+    write_atomic(path, &bytes)
 }
 
 /// PNG colour type 3: palette.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 pub use crate::core::mask::Mask;
 
-use super::{ClassTable, IGNORE, Problem, image_io};
+use super::{ClassTable, IGNORE, Problem, formats, image_io};
 
 /// How label files encode classes.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +16,16 @@ pub enum LabelEncoding {
     Index { lut: Arc<[Option<u8>; 256]> },
     /// RGB colour PNG; each colour maps to a train id or IGNORE; other colours are errors.
     Color { table: Arc<Vec<([u8; 3], u8)>> },
+    /// Palette PNG (or 8-bit index PNG) whose index maps through `lut`, as VOC, CVAT and
+    /// Mapillary Vistas write them; an RGB file of the same layout maps through `colors`.
+    Palette {
+        lut: Arc<[Option<u8>; 256]>,
+        colors: Option<Arc<Vec<([u8; 3], u8)>>>,
+    },
+    /// COCO annotations (panoptic PNGs, RLE, polygons); the label path is a key into them.
+    Coco(Arc<formats::coco::CocoLabels>),
+    /// labelme shapes: the label path is the image's json.
+    Labelme(Arc<formats::labelme::LabelmeClasses>),
 }
 
 impl LabelEncoding {
@@ -44,76 +54,108 @@ impl LabelEncoding {
         self.decode_against(path, "the class table")
     }
 
+    /// Whether a training run's label snapshot holds decoded masks (native index PNGs) rather
+    /// than copies of the label files: labels kept inside one big annotation file (COCO) or as
+    /// shapes (labelme) are rasterised once, when the run starts.
+    pub fn snapshot_decodes(&self) -> bool {
+        matches!(self, Self::Coco(_) | Self::Labelme(_))
+    }
+
     /// [`LabelEncoding::decode`] for values that are not classes (a drivable-area map): an
     /// unknown value is reported as not in `known` (e.g. "the class table").
     pub fn decode_against(&self, path: &Path, known: &str) -> Result<Mask, Problem> {
         match self {
-            Self::Index { lut } => {
-                let img = image_io::read_index(path)?;
-                let (width, height) = img.dimensions();
-                let mut unknown: BTreeMap<u8, u64> = BTreeMap::new();
-                let data = img
-                    .into_raw()
-                    .into_iter()
-                    .map(|v| match lut[v as usize] {
-                        Some(id) => id,
-                        None => {
-                            *unknown.entry(v).or_default() += 1;
-                            IGNORE
-                        }
-                    })
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(Problem::new(
+            Self::Index { lut } => map_indices(path, image_io::read_index(path)?, lut, known),
+            Self::Color { table } => map_colors(path, &image_io::read_rgb(path)?, table, known),
+            Self::Palette { lut, colors } => match image_io::read_label_image(path)? {
+                image_io::LabelImage::Indexed(img) => map_indices(path, img, lut, known),
+                image_io::LabelImage::Rgb(img) => match colors {
+                    Some(table) => map_colors(path, &img, table, known),
+                    None => Err(Problem::new(
                         path,
-                        describe_unknown("class id", unknown, known),
-                    ));
-                }
-                Ok(Mask {
-                    width,
-                    height,
-                    data,
-                })
-            }
-            Self::Color { table } => {
-                let img = image_io::read_rgb(path)?;
-                let (width, height) = img.dimensions();
-                let mut unknown: BTreeMap<[u8; 3], u64> = BTreeMap::new();
-                // Labels are piecewise constant: remembering the last hit skips most searches.
-                let mut last = table.first().copied().unwrap_or(([0; 3], IGNORE));
-                let data = img
-                    .pixels()
-                    .map(|p| {
-                        let rgb = p.0;
-                        if rgb == last.0 {
-                            return last.1;
-                        }
-                        match table.iter().find(|(c, _)| *c == rgb) {
-                            Some(&hit) => {
-                                last = hit;
-                                hit.1
-                            }
-                            None => {
-                                *unknown.entry(rgb).or_default() += 1;
-                                IGNORE
-                            }
-                        }
-                    })
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(Problem::new(
-                        path,
-                        describe_unknown("colour", unknown, known),
-                    ));
-                }
-                Ok(Mask {
-                    width,
-                    height,
-                    data,
-                })
-            }
+                        "expected a palette (indexed-colour) or 8-bit index PNG, found an RGB \
+                         image, and no colour table (labelmap.txt) says what its colours mean",
+                    )),
+                },
+            },
+            Self::Coco(labels) => formats::coco::decode(labels, path),
+            Self::Labelme(labels) => formats::labelme::decode(labels, path),
         }
     }
+}
+
+fn map_indices(
+    path: &Path,
+    img: image::GrayImage,
+    lut: &[Option<u8>; 256],
+    known: &str,
+) -> Result<Mask, Problem> {
+    let (width, height) = img.dimensions();
+    let mut unknown: BTreeMap<u8, u64> = BTreeMap::new();
+    let data = img
+        .into_raw()
+        .into_iter()
+        .map(|v| match lut[v as usize] {
+            Some(id) => id,
+            None => {
+                *unknown.entry(v).or_default() += 1;
+                IGNORE
+            }
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Problem::new(
+            path,
+            describe_unknown("class id", unknown, known),
+        ));
+    }
+    Ok(Mask {
+        width,
+        height,
+        data,
+    })
+}
+
+fn map_colors(
+    path: &Path,
+    img: &image::RgbImage,
+    table: &[([u8; 3], u8)],
+    known: &str,
+) -> Result<Mask, Problem> {
+    let (width, height) = img.dimensions();
+    let mut unknown: BTreeMap<[u8; 3], u64> = BTreeMap::new();
+    // Labels are piecewise constant: remembering the last hit skips most searches.
+    let mut last = table.first().copied().unwrap_or(([0; 3], IGNORE));
+    let data = img
+        .pixels()
+        .map(|p| {
+            let rgb = p.0;
+            if rgb == last.0 {
+                return last.1;
+            }
+            match table.iter().find(|(c, _)| *c == rgb) {
+                Some(&hit) => {
+                    last = hit;
+                    hit.1
+                }
+                None => {
+                    *unknown.entry(rgb).or_default() += 1;
+                    IGNORE
+                }
+            }
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Problem::new(
+            path,
+            describe_unknown("colour", unknown, known),
+        ));
+    }
+    Ok(Mask {
+        width,
+        height,
+        data,
+    })
 }
 
 /// "unknown colour (1, 2, 3) in 40 pixels, (9, 9, 9) in 2 pixels" — most frequent first, at most 5.

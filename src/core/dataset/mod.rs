@@ -17,6 +17,7 @@ pub mod info;
 pub mod labels;
 pub mod loader;
 pub mod sample;
+pub mod shapes;
 pub mod split;
 pub mod workspace;
 
@@ -96,6 +97,10 @@ impl DatasetIndex {
             Format::KittiRoad => formats::kitti::scan(root)?,
             Format::Cityscapes => formats::cityscapes::scan(root)?,
             Format::Bdd100k => formats::bdd100k::scan(root)?,
+            Format::Voc => formats::voc::scan(root)?,
+            Format::Coco => formats::coco::scan(root)?,
+            Format::Vistas => formats::vistas::scan(root)?,
+            Format::Labelme => formats::labelme::scan(root)?,
         };
         index.skip_duplicate_names();
         if index.samples.is_empty() {

@@ -86,6 +86,22 @@ pub fn assign_by_ratio(samples: &mut [Sample], seed: u64, train_fraction: f64) {
     }
 }
 
+/// Gives the samples that `listed` does not place the seeded ratio split, as a dataset without
+/// lists would have (a layout whose split lists name only some of its images).
+pub fn assign_rest_by_ratio(samples: &mut [Sample], listed: impl Fn(&Sample) -> bool) {
+    let mut rest: Vec<Sample> = samples.iter().filter(|s| !listed(s)).cloned().collect();
+    if rest.is_empty() {
+        return;
+    }
+    assign_by_ratio(&mut rest, DEFAULT_SPLIT_SEED, DEFAULT_TRAIN_FRACTION);
+    let by_name: HashMap<String, Split> = rest.into_iter().map(|s| (s.name, s.split)).collect();
+    for sample in samples.iter_mut().filter(|s| !listed(s)) {
+        if let Some(&split) = by_name.get(&sample.name) {
+            sample.split = split;
+        }
+    }
+}
+
 /// Native `splits.json`: `{"train": [names], "val": [names], "test": [names]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SplitsFile {
@@ -138,7 +154,7 @@ impl SplitsFile {
         splits
     }
 
-    fn lists(&self) -> [(Split, &Vec<String>); 3] {
+    pub fn lists(&self) -> [(Split, &Vec<String>); 3] {
         [
             (Split::Train, &self.train),
             (Split::Val, &self.val),

@@ -11,7 +11,7 @@ use super::trainer::{DataSpec, TrainError, TrainOptions, TrainStart};
 use crate::core::boundary::road_class;
 use crate::core::dataset::augment::Normalize;
 use crate::core::dataset::info::validate;
-use crate::core::dataset::{DatasetIndex, Sample, Split};
+use crate::core::dataset::{DatasetIndex, LabelEncoding, Sample, Split};
 use crate::core::model::segmenter::AuxTask;
 use crate::core::model::unet::UNetConfig;
 
@@ -65,7 +65,7 @@ pub(super) fn prepare(
         }
     };
 
-    let index = DatasetIndex::open(&data.root, data.format)?;
+    let mut index = DatasetIndex::open(&data.root, data.format)?;
     let num_classes = index.classes.len();
     if saved.is_none() {
         adopt_starting_points(&mut config, log)?;
@@ -78,12 +78,19 @@ pub(super) fn prepare(
         None => options.snapshot_labels,
     };
     let labels = run.root().join("labels");
+    // Labels inside one annotation file (COCO) or drawn as shapes (labelme) are snapshot as
+    // decoded native masks: the run then reads those, new or resumed.
+    let decoded = snapshot && index.encoding.snapshot_decodes();
+    let dataset_encoding = index.encoding.clone();
+    if decoded && saved.is_some() {
+        index.encoding = LabelEncoding::native(&index.classes);
+    }
     // A resumed snapshot run reads its own copies, whatever the dataset's masks are now.
     let candidates = |split: Split| -> Result<Vec<Sample>, TrainError> {
         match (snapshot, saved.is_some()) {
             (true, true) => {
                 let all = index.samples.iter().filter(|s| s.split == split).cloned();
-                use_snapshot(all.collect(), &labels, false)
+                use_snapshot(all.collect(), &labels, Snapshot::Keep { decoded })
             }
             _ => Ok(index.labelled_in(split).into_iter().cloned().collect()),
         }
@@ -110,8 +117,15 @@ pub(super) fn prepare(
     let mut train: Vec<Sample> = checked_train.good.into_iter().cloned().collect();
     let mut val: Vec<Sample> = checked_val.good.into_iter().cloned().collect();
     if snapshot && saved.is_none() {
-        train = use_snapshot(train, &labels, true)?;
-        val = use_snapshot(val, &labels, true)?;
+        let how = match decoded {
+            true => Snapshot::Decode(&dataset_encoding),
+            false => Snapshot::Copy,
+        };
+        train = use_snapshot(train, &labels, how)?;
+        val = use_snapshot(val, &labels, how)?;
+        if decoded {
+            index.encoding = LabelEncoding::native(&index.classes);
+        }
     }
     if train.is_empty() {
         return Err(TrainError::NoTrainingImages(index.root.clone()));
@@ -274,13 +288,24 @@ fn check_aux(config: &TrainConfig, index: &DatasetIndex) -> Result<(), TrainErro
     Err(ConfigError::Invalid(format!("{}: {problem}", index.root.display())).into())
 }
 
-/// Points each sample's label at its copy under `labels/<split>/<name>.<ext>`: copying it
-/// there first (`copy`, a new run), or keeping only samples that have a copy (a resumed run:
-/// what was labelled when the run started, as it was then).
+/// How [`use_snapshot`] treats the label files.
+#[derive(Clone, Copy)]
+enum Snapshot<'a> {
+    /// A new run: copy each label file as it is.
+    Copy,
+    /// A new run: write each label decoded (as a native index PNG).
+    Decode(&'a LabelEncoding),
+    /// A resumed run: keep the samples that have a copy (`decoded`: as `<name>.png`).
+    Keep { decoded: bool },
+}
+
+/// Points each sample's label at its copy under `labels/<split>/<name>.<ext>`: writing it
+/// there first (a new run), or keeping only samples that have a copy (a resumed run: what was
+/// labelled when the run started, as it was then).
 fn use_snapshot(
     samples: Vec<Sample>,
     labels: &Path,
-    copy: bool,
+    how: Snapshot,
 ) -> Result<Vec<Sample>, TrainError> {
     let io = |path: &Path, e: std::io::Error| {
         TrainError::RunDir(RunDirError::Io {
@@ -293,16 +318,31 @@ fn use_snapshot(
         let Some(label) = sample.label.clone() else {
             continue;
         };
-        let ext = label
-            .extension()
-            .map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned());
+        let ext = match how {
+            Snapshot::Decode(_) | Snapshot::Keep { decoded: true } => "png".into(),
+            _ => label
+                .extension()
+                .map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned()),
+        };
         let dir = labels.join(sample.split.as_str());
         let target = dir.join(format!("{}.{ext}", sample.name));
-        if copy {
-            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-            std::fs::copy(&label, &target).map_err(|e| io(&label, e))?;
-        } else if !target.is_file() {
-            continue;
+        match how {
+            Snapshot::Copy => {
+                std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                std::fs::copy(&label, &target).map_err(|e| io(&label, e))?;
+            }
+            Snapshot::Decode(encoding) => {
+                // Validated before the snapshot: a failure here is a file changed meanwhile.
+                let mask = encoding.decode(&label).map_err(|p| {
+                    TrainError::Dataset(crate::core::dataset::DatasetError::BadFile {
+                        file: p.file,
+                        reason: p.error,
+                    })
+                })?;
+                crate::core::dataset::image_io::write_gray_png(&target, &mask.to_gray_image())?;
+            }
+            Snapshot::Keep { .. } if !target.is_file() => continue,
+            Snapshot::Keep { .. } => {}
         }
         sample.label = Some(target);
         kept.push(sample);

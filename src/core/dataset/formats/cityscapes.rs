@@ -2,13 +2,16 @@
 //! `gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`; labelIds map to the 19 standard trainIds,
 //! the other labelIds of cityscapesScripts' `labels.py` (0..33) to ignore. Any other value is
 //! unknown, as in the other layouts: a label file holding one is not Cityscapes' own.
+//! `convert --to cityscapes` writes this layout when every class is one of the 19 (by name).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::{file_name, list_dirs, list_images};
+use crate::core::dataset::convert::{ConvertError, Job, Written, bad_file};
 use crate::core::dataset::{
     ClassTable, DatasetError, DatasetIndex, Format, IGNORE, LabelEncoding, Problem, Sample, Split,
+    image_io,
 };
 
 /// The 19 train classes: (name, colour, labelId), in trainId order.
@@ -131,4 +134,72 @@ mod tests {
             assert_eq!(lut[unknown], None, "{unknown} is no labelId");
         }
     }
+}
+
+/// Each class's labelId, found by name among the 19 train classes (case and `_`/`-`/space
+/// spellings aside); an error lists the classes Cityscapes has not.
+pub fn label_ids_of(classes: &ClassTable) -> Result<Vec<u8>, ConvertError> {
+    let norm = |s: &str| s.to_lowercase().replace(['_', '-'], " ");
+    let mut ids = Vec::with_capacity(classes.len());
+    let mut missing = Vec::new();
+    for class in classes.iter() {
+        match CLASSES.iter().find(|(name, _, _)| norm(name) == norm(&class.name)) {
+            Some((_, _, label_id)) => ids.push(*label_id),
+            None => missing.push(format!("{:?}", class.name)),
+        }
+    }
+    if !missing.is_empty() {
+        let names: Vec<&str> = CLASSES.iter().map(|c| c.0).collect();
+        return Err(ConvertError::Unsupported {
+            format: Format::Cityscapes,
+            reason: format!(
+                "class(es) {} are not among Cityscapes' train classes ({}); rename them or \
+                 choose another layout",
+                missing.join(", "),
+                names.join(", ")
+            ),
+        });
+    }
+    Ok(ids)
+}
+
+/// The city folder roadseg writes its images under.
+const CITY: &str = "roadseg";
+
+/// Writes the job as Cityscapes: `leftImg8bit/<split>/roadseg/<name>_leftImg8bit.png` (PNG as
+/// Cityscapes has them: other images are re-encoded, losslessly from their decoded pixels) and
+/// `gtFine/<split>/roadseg/<name>_gtFine_labelIds.png`, ignore as labelId 0 (unlabeled).
+pub fn write(job: &Job) -> Result<Written, ConvertError> {
+    let label_ids = label_ids_of(&job.index.classes)?;
+    let written = job.each(|sample, mask| {
+        let split = sample.split.as_str();
+        let images = job.out.join("leftImg8bit").join(split).join(CITY);
+        let file = images.join(format!("{}{IMAGE_SUFFIX}", sample.name));
+        let is_png = sample
+            .image
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if is_png {
+            let bytes =
+                std::fs::read(&sample.image).map_err(|e| DatasetError::io(&sample.image, e))?;
+            image_io::write_atomic(&file, &bytes)?;
+        } else {
+            let rgb = image_io::read_rgb(&sample.image).map_err(bad_file)?;
+            image_io::write_rgb_png(&file, &rgb)?;
+        }
+        let Some(mut mask) = mask else { return Ok(0) };
+        for v in mask.data.iter_mut() {
+            *v = label_ids.get(*v as usize).copied().unwrap_or(0);
+        }
+        let gt = job.out.join("gtFine").join(split).join(CITY);
+        image_io::write_gray_png(
+            &gt.join(format!("{}{LABEL_SUFFIX}", sample.name)),
+            &mask.to_gray_image(),
+        )?;
+        Ok(1)
+    })?;
+    Ok(Written {
+        masks: written.iter().sum(),
+        drivable: 0,
+    })
 }

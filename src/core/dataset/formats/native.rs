@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{list_images, stem};
+use crate::core::dataset::convert::{ConvertError, Job, Written, bad_file};
 use crate::core::dataset::split::{self, SplitsFile};
 use crate::core::dataset::{
-    ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split, image_io,
+    ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split, drivable,
+    image_io,
 };
 
 fn drivable_dir(root: &Path) -> PathBuf {
@@ -146,5 +148,47 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
         classes,
         samples,
         problems,
+    })
+}
+
+/// Writes the job's samples as native: images copied, masks as index PNGs, `classes.json`,
+/// `splits.json`, and drivable-area maps where the source has them.
+pub fn write(job: &Job) -> Result<Written, ConvertError> {
+    let out = job.out;
+    let index = job.index;
+    std::fs::create_dir_all(out.join("images")).map_err(|e| DatasetError::io(out, e))?;
+    std::fs::create_dir_all(out.join("masks")).map_err(|e| DatasetError::io(out, e))?;
+    index.classes.write_json(&out.join("classes.json"))?;
+    let kept: Vec<Sample> = job.samples.iter().map(|s| (*s).clone()).collect();
+    SplitsFile::from_samples(&kept).write(&out.join("splits.json"))?;
+    let written = job.each(|sample, mask| {
+        job.copy_image(sample, &out.join("images"))?;
+        let masks = match mask {
+            Some(mask) => {
+                image_io::write_gray_png(
+                    &out.join("masks").join(format!("{}.png", sample.name)),
+                    &mask.to_gray_image(),
+                )?;
+                1
+            }
+            None => 0,
+        };
+        // Validated with its image; decoded again here for the values alone.
+        let maps = match index.drivable_label(sample) {
+            Some(path) => {
+                let map = drivable::encoding().decode(&path).map_err(bad_file)?;
+                image_io::write_gray_png(
+                    &out.join("drivable").join(format!("{}.png", sample.name)),
+                    &map.to_gray_image(),
+                )?;
+                1
+            }
+            None => 0,
+        };
+        Ok((masks, maps))
+    })?;
+    Ok(Written {
+        masks: written.iter().map(|w| w.0).sum(),
+        drivable: written.iter().map(|w| w.1).sum(),
     })
 }

@@ -1,0 +1,3 @@
+pub mod polygon;
+pub mod rle;
+pub mod trace;
