@@ -4,8 +4,8 @@
 
 mod compare;
 mod export;
-mod labels_export;
 mod keys;
+mod labels_export;
 mod training;
 
 use std::path::{Path, PathBuf};

@@ -23,7 +23,10 @@ fn voc_layout() {
     let f = voc(tmp.path());
     let info = info_json(&f.root);
     assert_eq!(info["classes"][15]["name"], "person");
-    assert_eq!(info["classes"][15]["color"], serde_json::json!([192, 128, 128]));
+    assert_eq!(
+        info["classes"][15]["color"],
+        serde_json::json!([192, 128, 128])
+    );
     assert_eq!(
         info["splits"],
         serde_json::json!({"train": 2, "val": 1, "test": 1}),
@@ -50,7 +53,9 @@ fn cvat_segmentation_mask_layout() {
     rgb.save(&label).unwrap();
     let listed = problems(&info_json(&f.root));
     assert!(
-        listed.len() == 1 && listed[0].0.ends_with("frame_000002.png") && listed[0].1.contains("1, 2, 3"),
+        listed.len() == 1
+            && listed[0].0.ends_with("frame_000002.png")
+            && listed[0].1.contains("1, 2, 3"),
         "{listed:?}"
     );
 }
@@ -62,7 +67,10 @@ fn coco_panoptic_layout() {
     let f = coco_panoptic(tmp.path());
     let info = info_json(&f.root);
     assert_eq!(info["splits"], serde_json::json!({"train": 2, "val": 2}));
-    assert_eq!(info["labelled"], 3, "an image without annotations is unlabelled");
+    assert_eq!(
+        info["labelled"], 3,
+        "an image without annotations is unlabelled"
+    );
     assert_eq!(info["classes"][2]["name"], "car");
     assert_eq!(info["classes"][1]["color"], serde_json::json!([50, 0, 200]));
 }
@@ -91,12 +99,18 @@ fn labelme_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let f = labelme(tmp.path());
     // labels.txt fixes the class order; a label it lacks is a problem naming json and label.
-    std::fs::write(f.root.join("labels.txt"), "__ignore__\n_background_\nroad\nsidewalk\n").unwrap();
+    std::fs::write(
+        f.root.join("labels.txt"),
+        "__ignore__\n_background_\nroad\nsidewalk\n",
+    )
+    .unwrap();
     let info = info_json(&f.root);
     assert_eq!(info["classes"][0]["name"], "_background_");
     let listed = problems(&info);
     assert!(
-        listed.iter().all(|(file, e)| file.ends_with(".json") && e.contains("\"car\"") && e.contains("labels.txt")),
+        listed.iter().all(|(file, e)| file.ends_with(".json")
+            && e.contains("\"car\"")
+            && e.contains("labels.txt")),
         "{listed:?}"
     );
     assert_eq!(listed.len(), 3, "{listed:?}");
@@ -140,9 +154,15 @@ fn every_written_layout_reads_back_to_the_same_masks() {
         // labelme keeps no colours: names and pixel counts.
         let strip = |v: &serde_json::Value| {
             let classes = v["classes"].as_array().unwrap().iter();
-            classes.map(|c| (c["name"].clone(), c["pixels"].clone())).collect::<Vec<_>>()
+            classes
+                .map(|c| (c["name"].clone(), c["pixels"].clone()))
+                .collect::<Vec<_>>()
         };
-        assert_eq!(strip(&info), strip(&source_info), "{to}: classes and pixels");
+        assert_eq!(
+            strip(&info),
+            strip(&source_info),
+            "{to}: classes and pixels"
+        );
         if to != "labelme" {
             assert_eq!(info["classes"], source_info["classes"], "{to}: colours");
         }
@@ -160,7 +180,10 @@ fn every_written_layout_reads_back_to_the_same_masks() {
     assert!(err.contains("not among Cityscapes' train classes"), "{err}");
     assert!(!out.exists());
     let err = fails(&["convert", s(&data), "--to", "vistas", s(&out)]);
-    assert!(err.contains("cannot write vistas") && err.contains("labelme"), "{err}");
+    assert!(
+        err.contains("cannot write vistas") && err.contains("labelme"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -206,8 +229,16 @@ fn pycocotools_reads_roadseg_coco_and_roadseg_reads_pycocotools_rle() {
     ok(&["convert", s(&data), "--to", "coco", s(&coco)]);
     let judged = peer(&["read", s(&coco), s(&data)]);
     assert_eq!(judged["images"], labelled, "{judged}");
-    assert_eq!(judged["instances_differing"], serde_json::json!([]), "{judged}");
-    assert_eq!(judged["panoptic_differing"], serde_json::json!([]), "{judged}");
+    assert_eq!(
+        judged["instances_differing"],
+        serde_json::json!([]),
+        "{judged}"
+    );
+    assert_eq!(
+        judged["panoptic_differing"],
+        serde_json::json!([]),
+        "{judged}"
+    );
     // pycocotools writes (compressed strings and uncompressed counts), roadseg reads.
     let theirs = tmp.path().join("theirs");
     let written = peer(&["write", s(&data), s(&theirs)]);
@@ -218,8 +249,13 @@ fn pycocotools_reads_roadseg_coco_and_roadseg_reads_pycocotools_rle() {
     let labelme = tmp.path().join("labelme");
     ok(&["convert", s(&data), "--to", "labelme", s(&labelme)]);
     let judged = peer(&["polygons", s(&labelme), s(&data)]);
-    let (pixels, differing) = (judged["pixels"].as_u64().unwrap(), judged["differing"].as_u64().unwrap());
-    eprintln!("pycocotools rasterises roadseg's polygons with {differing} of {pixels} pixels differing");
+    let (pixels, differing) = (
+        judged["pixels"].as_u64().unwrap(),
+        judged["differing"].as_u64().unwrap(),
+    );
+    eprintln!(
+        "pycocotools rasterises roadseg's polygons with {differing} of {pixels} pixels differing"
+    );
     assert!(differing * 50 < pixels, "{judged}");
 }
 
@@ -235,9 +271,16 @@ fn hostile_coco_annotations_are_problems_naming_the_json() {
     anns[0]["segmentation"]["counts"] = serde_json::json!([3, 4]);
     anns[4]["category_id"] = serde_json::json!(99);
     anns[8]["segmentation"] = serde_json::json!([[0.0, 0.0, 500.0, 0.0, 500.0, 9.0]]);
-    json["images"].as_array_mut().unwrap().push(serde_json::json!({"id": 7, "file_name": "gone.png", "width": 4, "height": 4}));
+    json["images"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": 7, "file_name": "gone.png", "width": 4, "height": 4}));
     std::fs::write(&json_path, json.to_string()).unwrap();
-    std::fs::write(f.root.join("annotations/instances_val.json"), "{\"images\": [").unwrap();
+    std::fs::write(
+        f.root.join("annotations/instances_val.json"),
+        "{\"images\": [",
+    )
+    .unwrap();
     let listed = problems(&info_json(&f.root));
     let has = |needle: &str| {
         listed

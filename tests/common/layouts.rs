@@ -47,10 +47,17 @@ pub fn voc(root: &Path) -> Fixture {
     let splits = ["train", "train", "val", "test"];
     for (i, split) in splits.iter().enumerate() {
         let name = format!("2007_00{i:04}");
-        save_rgb(&root.join(format!("JPEGImages/{name}.jpg")), &photo(i as u32, W, H));
+        save_rgb(
+            &root.join(format!("JPEGImages/{name}.jpg")),
+            &photo(i as u32, W, H),
+        );
         if *split != "test" {
             let m = mask(i as u32, 21, W, H);
-            save_palette(&root.join(format!("SegmentationClass/{name}.png")), &m, &palette);
+            save_palette(
+                &root.join(format!("SegmentationClass/{name}.png")),
+                &m,
+                &palette,
+            );
             masks.push((name.clone(), m));
         }
         let list = root.join(format!("ImageSets/Segmentation/{split}.txt"));
@@ -86,7 +93,10 @@ pub fn cvat(root: &Path) -> Fixture {
     let mut list = String::new();
     for i in 0..4 {
         let name = format!("frame_{i:06}");
-        save_rgb(&root.join(format!("JPEGImages/{name}.jpg")), &photo(i, W, H));
+        save_rgb(
+            &root.join(format!("JPEGImages/{name}.jpg")),
+            &photo(i, W, H),
+        );
         let m = mask(i, 3, W, H);
         let rgb = recode_rgb(&m, |v| match v {
             IGNORE => [224, 224, 192],
@@ -153,7 +163,10 @@ pub fn coco_panoptic(root: &Path) -> Fixture {
         let mut annotations = Vec::new();
         for i in range {
             let name = format!("{i:012}");
-            save_rgb(&root.join(format!("{split}2017/{name}.jpg")), &photo(i, W, H));
+            save_rgb(
+                &root.join(format!("{split}2017/{name}.jpg")),
+                &photo(i, W, H),
+            );
             images.push(serde_json::json!({"id": i, "file_name": format!("{name}.jpg"), "width": W, "height": H}));
             if i == 3 {
                 continue;
@@ -166,7 +179,10 @@ pub fn coco_panoptic(root: &Path) -> Fixture {
                 let id = if v == IGNORE { 0 } else { segment(x, v) };
                 image::Rgb([(id % 256) as u8, (id / 256 % 256) as u8, (id / 65536) as u8])
             });
-            save_rgb(&root.join(format!("annotations/panoptic_{split}2017/{name}.png")), &png);
+            save_rgb(
+                &root.join(format!("annotations/panoptic_{split}2017/{name}.png")),
+                &png,
+            );
             let mut segments = Vec::new();
             for v in 0..3u8 {
                 for half in [0, W / 2] {
@@ -177,7 +193,11 @@ pub fn coco_panoptic(root: &Path) -> Fixture {
             masks.push((name, m));
         }
         let json = serde_json::json!({"images": images, "annotations": annotations, "categories": coco_categories(true)});
-        std::fs::write(root.join(format!("annotations/panoptic_{split}2017.json")), json.to_string()).unwrap();
+        std::fs::write(
+            root.join(format!("annotations/panoptic_{split}2017.json")),
+            json.to_string(),
+        )
+        .unwrap();
     }
     Fixture {
         root: root.to_path_buf(),
@@ -221,7 +241,11 @@ pub fn coco_instances(root: &Path) -> Fixture {
         }
         let json = serde_json::json!({"images": images, "annotations": annotations, "categories": coco_categories(false)});
         std::fs::create_dir_all(root.join("annotations")).unwrap();
-        std::fs::write(root.join(format!("annotations/instances_{split}.json")), json.to_string()).unwrap();
+        std::fs::write(
+            root.join(format!("annotations/instances_{split}.json")),
+            json.to_string(),
+        )
+        .unwrap();
     }
     Fixture {
         root: root.to_path_buf(),
@@ -245,7 +269,10 @@ pub fn vistas(root: &Path) -> Fixture {
     let mut masks = Vec::new();
     for (i, split) in ["training", "training", "validation"].iter().enumerate() {
         let name = format!("vistas{i}");
-        save_rgb(&root.join(format!("{split}/images/{name}.jpg")), &photo(i as u32, W, H));
+        save_rgb(
+            &root.join(format!("{split}/images/{name}.jpg")),
+            &photo(i as u32, W, H),
+        );
         let m = mask(i as u32, 3, W, H);
         // Class ids 0, 1, 2 sit at config positions 0, 2, 3; ignore at 1.
         let positions = recode_gray(&m, |v| match v {
@@ -253,7 +280,11 @@ pub fn vistas(root: &Path) -> Fixture {
             IGNORE => 1,
             v => v + 1,
         });
-        save_palette(&root.join(format!("{split}/labels/{name}.png")), &positions, &palette);
+        save_palette(
+            &root.join(format!("{split}/labels/{name}.png")),
+            &positions,
+            &palette,
+        );
         masks.push((name, m));
     }
     save_rgb(&root.join("testing/images/vistas9.jpg"), &photo(9, W, H));
@@ -279,11 +310,17 @@ pub fn labelme(root: &Path) -> Fixture {
             continue;
         }
         let m = mask(i, 3, W, H);
-        let mut shapes = vec![serde_json::json!({"label": "road", "points": [[0.0, 0.0], [W as f64, H as f64]], "shape_type": "rectangle", "group_id": null, "flags": {}})];
+        let mut shapes = vec![
+            serde_json::json!({"label": "road", "points": [[0.0, 0.0], [W as f64, H as f64]], "shape_type": "rectangle", "group_id": null, "flags": {}}),
+        ];
         for (x, y, p) in m.enumerate_pixels() {
             let (fx, fy) = (x as f64, y as f64);
             let v = p.0[0];
-            let label = if v == IGNORE { "__ignore__" } else { names[v as usize] };
+            let label = if v == IGNORE {
+                "__ignore__"
+            } else {
+                names[v as usize]
+            };
             match v {
                 0 => {}
                 2 => shapes.push(serde_json::json!({"label": label, "points": [[fx, fy], [fx + 1.0, fy + 1.0]], "shape_type": "rectangle", "group_id": null, "flags": {}})),

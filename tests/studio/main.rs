@@ -6,6 +6,7 @@
 mod common;
 
 mod compare;
+mod formats;
 mod paint;
 mod reliability;
 mod soak;

@@ -158,9 +158,13 @@ pub fn read_label_image(path: &Path) -> Result<LabelImage, Problem> {
     // The header's size is checked by the same gate as every other decode.
     let (width, height) = dimensions(path)?;
     let bad = |e: png::DecodingError| {
-        Problem::new(path, format!("cannot decode palette PNG (corrupt or truncated?): {e}"))
+        Problem::new(
+            path,
+            format!("cannot decode palette PNG (corrupt or truncated?): {e}"),
+        )
     };
-    let file = std::fs::File::open(path).map_err(|e| Problem::new(path, format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Problem::new(path, format!("cannot open: {e}")))?;
     let limits = png::Limits {
         bytes: MAX_DECODE_BYTES as usize,
     };
@@ -205,7 +209,14 @@ pub fn write_palette_png(
         let mut encoder = png::Encoder::new(&mut bytes, indices.width(), indices.height());
         encoder.set_color(png::ColorType::Indexed);
         encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_palette(palette.iter().take(256).flatten().copied().collect::<Vec<u8>>());
+        encoder.set_palette(
+            palette
+                .iter()
+                .take(256)
+                .flatten()
+                .copied()
+                .collect::<Vec<u8>>(),
+        );
         let mut writer = encoder
             .write_header()
             .expect("PNG header to memory cannot fail");

@@ -61,7 +61,10 @@ impl Studio {
             return;
         }
         let Some(session) = &self.session else {
-            self.report("no dataset open: open one to export its labels".into(), true);
+            self.report(
+                "no dataset open: open one to export its labels".into(),
+                true,
+            );
             return;
         };
         let root = session.root.clone();
@@ -120,7 +123,9 @@ impl Studio {
 
     /// Shows progress, then the finished export.
     pub(super) fn poll_labels_export(&mut self) {
-        let Some(job) = &self.labels_export else { return };
+        let Some(job) = &self.labels_export else {
+            return;
+        };
         let result = match job.result.try_recv() {
             Ok(result) => result,
             Err(TryRecvError::Empty) => {
@@ -137,7 +142,9 @@ impl Studio {
             }
             Err(TryRecvError::Disconnected) => Err("the export thread stopped".into()),
         };
-        let Some(job) = self.labels_export.take() else { return };
+        let Some(job) = self.labels_export.take() else {
+            return;
+        };
         match result {
             Ok(report) => {
                 let skipped = match report.skipped.len() {
@@ -156,10 +163,7 @@ impl Studio {
                     !report.skipped.is_empty(),
                 ));
             }
-            Err(e) => self.report(
-                format!("labels export as {} failed: {e}", job.format),
-                true,
-            ),
+            Err(e) => self.report(format!("labels export as {} failed: {e}", job.format), true),
         }
     }
 

@@ -143,7 +143,10 @@ pub fn label_ids_of(classes: &ClassTable) -> Result<Vec<u8>, ConvertError> {
     let mut ids = Vec::with_capacity(classes.len());
     let mut missing = Vec::new();
     for class in classes.iter() {
-        match CLASSES.iter().find(|(name, _, _)| norm(name) == norm(&class.name)) {
+        match CLASSES
+            .iter()
+            .find(|(name, _, _)| norm(name) == norm(&class.name))
+        {
             Some((_, _, label_id)) => ids.push(*label_id),
             None => missing.push(format!("{:?}", class.name)),
         }

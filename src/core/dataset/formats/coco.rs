@@ -197,7 +197,8 @@ pub fn detect(root: &Path) -> bool {
 }
 
 fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 fn split_of(json_stem: &str) -> Option<Split> {
@@ -299,7 +300,12 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
         });
     }
     classes.validate(&annotations)?;
-    let class_of = |category: u64| by_category.get(&category).map(|(id, _)| *id).ok_or(category);
+    let class_of = |category: u64| {
+        by_category
+            .get(&category)
+            .map(|(id, _)| *id)
+            .ok_or(category)
+    };
 
     let mut labels = CocoLabels::default();
     // Samples by image path: merged jsons name one image in several files.
@@ -318,7 +324,10 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
         };
         let mut by_id: HashMap<u64, Vec<Annotation>> = HashMap::new();
         for annotation in file.annotations {
-            by_id.entry(annotation.image_id).or_default().push(annotation);
+            by_id
+                .entry(annotation.image_id)
+                .or_default()
+                .push(annotation);
         }
         let listed: std::collections::HashSet<u64> = file.images.iter().map(|i| i.id).collect();
         for id in by_id.keys().filter(|id| !listed.contains(id)) {
@@ -336,7 +345,10 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
                 ));
                 continue;
             }
-            let Some(image) = candidates(&entry.file_name).into_iter().find(|p| p.is_file()) else {
+            let Some(image) = candidates(&entry.file_name)
+                .into_iter()
+                .find(|p| p.is_file())
+            else {
                 problems.push(Problem::new(
                     &json,
                     format!(
@@ -373,8 +385,13 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
             // A second json for the same image (COCO-Stuff's things and stuff): its shapes
             // follow the first json's, under the first json's key.
             if let Some(key) = &sample.label {
-                if let (Some(ImageLabels { kind: Kind::Shapes(shapes), .. }), Kind::Shapes(more)) =
-                    (labels.images.get_mut(key), kind)
+                if let (
+                    Some(ImageLabels {
+                        kind: Kind::Shapes(shapes),
+                        ..
+                    }),
+                    Kind::Shapes(more),
+                ) = (labels.images.get_mut(key), kind)
                 {
                     shapes.extend(more);
                 }
@@ -481,7 +498,10 @@ pub fn decode(labels: &CocoLabels, key: &Path) -> Result<Mask, Problem> {
             let mut mask = Mask::unlabelled(image.width, image.height);
             for (annotation, class, shape) in shapes {
                 let problem = |error: String| {
-                    Problem::new(&image.json, format!("{what}, annotation {annotation}: {error}"))
+                    Problem::new(
+                        &image.json,
+                        format!("{what}, annotation {annotation}: {error}"),
+                    )
                 };
                 let class = class.map_err(|c| problem(format!("unknown category id {c}")))?;
                 rasterise(shape, &mut mask, class).map_err(problem)?;
@@ -497,12 +517,18 @@ fn rasterise(shape: &Shape, mask: &mut Mask, class: u8) -> Result<(), String> {
         Shape::Polygons(polygons) => {
             for polygon in polygons {
                 if polygon.len() % 2 != 0 {
-                    return Err(format!("a polygon has an odd number of coordinates ({})", polygon.len()));
+                    return Err(format!(
+                        "a polygon has an odd number of coordinates ({})",
+                        polygon.len()
+                    ));
                 }
                 let points: Vec<[f64; 2]> = polygon.chunks(2).map(|p| [p[0], p[1]]).collect();
                 // COCO's own polygons reach up to half a pixel past the border.
                 let near = |v: f64, side: u32| (-1.0..=side as f64 + 1.0).contains(&v);
-                if !points.iter().all(|p| near(p[0], width) && near(p[1], height)) {
+                if !points
+                    .iter()
+                    .all(|p| near(p[0], width) && near(p[1], height))
+                {
                     return Err(format!("a polygon lies outside the {width}x{height} image"));
                 }
                 fill_polygon(&points, width, height, |x, y| mask.set(x, y, class))
@@ -519,8 +545,10 @@ fn rasterise(shape: &Shape, mask: &mut Mask, class: u8) -> Result<(), String> {
             let rle = match counts {
                 RleCounts::Compressed(s) => Rle::from_compressed(s, height, width),
                 RleCounts::Runs(runs) => {
-                    let runs: Result<Vec<u32>, _> = runs.iter().map(|&r| u32::try_from(r)).collect();
-                    let runs = runs.map_err(|_| "an RLE run is longer than any image".to_string())?;
+                    let runs: Result<Vec<u32>, _> =
+                        runs.iter().map(|&r| u32::try_from(r)).collect();
+                    let runs =
+                        runs.map_err(|_| "an RLE run is longer than any image".to_string())?;
                     Rle::from_counts(runs, height, width)
                 }
             }
@@ -579,7 +607,11 @@ fn decode_panoptic(
             png,
             format!(
                 "segment id {id} ({pixels} pixels{}) is not in the segments_info of image {} in {}",
-                if unknown.len() > 1 { format!(", and {} more ids", unknown.len() - 1) } else { String::new() },
+                if unknown.len() > 1 {
+                    format!(", and {} more ids", unknown.len() - 1)
+                } else {
+                    String::new()
+                },
                 image.id,
                 image.json.display()
             ),
@@ -640,7 +672,8 @@ pub fn write(job: &Job) -> Result<Written, ConvertError> {
         let file_name = job.copy_image(sample, &out.join("images").join(split))?;
         let (width, height) = match &mask {
             Some(mask) => (mask.width, mask.height),
-            None => image_io::dimensions(&sample.image).map_err(crate::core::dataset::convert::bad_file)?,
+            None => image_io::dimensions(&sample.image)
+                .map_err(crate::core::dataset::convert::bad_file)?,
         };
         let entry = ImageEntry {
             id: 0,

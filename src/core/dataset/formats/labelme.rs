@@ -111,11 +111,16 @@ pub fn detect(root: &Path) -> bool {
             .take(3)
             .any(|f| read_json::<Head>(f, MAX_LABELME_BYTES).is_ok())
     };
-    looks_like(root) || list_dirs(root).unwrap_or_default().iter().any(|d| looks_like(d))
+    looks_like(root)
+        || list_dirs(root)
+            .unwrap_or_default()
+            .iter()
+            .any(|d| looks_like(d))
 }
 
 fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// `labels.txt`: `__ignore__` is ignore, every other line a class in order.
@@ -190,7 +195,10 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
     }
     let labels_txt = root.join(LABELS_TXT);
     let (classes, source) = if labels_txt.is_file() {
-        (read_labels_txt(&labels_txt)?, labels_txt.display().to_string())
+        (
+            read_labels_txt(&labels_txt)?,
+            labels_txt.display().to_string(),
+        )
     } else {
         let names: Vec<&str> = met.iter().map(String::as_str).collect();
         let classes = table(&names);
@@ -294,13 +302,20 @@ pub fn decode(classes: &LabelmeClasses, json: &Path) -> Result<Mask, Problem> {
         let class = if shape.label == IGNORE_LABEL {
             IGNORE
         } else {
-            *classes.by_label.get(&shape.label).ok_or_else(|| {
-                problem(format!("unknown label, not in {}", classes.source))
-            })?
+            *classes
+                .by_label
+                .get(&shape.label)
+                .ok_or_else(|| problem(format!("unknown label, not in {}", classes.source)))?
         };
         let near = |v: f64, side: u32| (-1.0..=side as f64 + 1.0).contains(&v);
-        if !shape.points.iter().all(|p| near(p[0], width) && near(p[1], height)) {
-            return Err(problem(format!("a point lies outside the {width}x{height} image")));
+        if !shape
+            .points
+            .iter()
+            .all(|p| near(p[0], width) && near(p[1], height))
+        {
+            return Err(problem(format!(
+                "a point lies outside the {width}x{height} image"
+            )));
         }
         let set = |x: u32, y: u32| mask.set(x, y, class);
         let kind = shape.shape_type.as_deref().unwrap_or("polygon");
@@ -309,7 +324,8 @@ pub fn decode(classes: &LabelmeClasses, json: &Path) -> Result<Mask, Problem> {
             ("rectangle", [a, b]) => fill_rectangle(*a, *b, width, height, set),
             ("circle", [centre, edge]) => fill_circle(*centre, *edge, width, height, set),
             ("mask", [a, _]) => {
-                paste_mask(shape.mask.as_deref(), *a, &mut mask, class, json).map_err(|e| problem(e))?;
+                paste_mask(shape.mask.as_deref(), *a, &mut mask, class, json)
+                    .map_err(|e| problem(e))?;
                 Ok(())
             }
             ("line" | "linestrip" | "point" | "points", _) => Ok(()),

@@ -13,8 +13,8 @@ use super::{list_images, stem};
 use crate::core::dataset::convert::{ConvertError, Job, Written, bad_file};
 use crate::core::dataset::split::{self, SplitsFile};
 use crate::core::dataset::{
-    ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split, drivable,
-    image_io,
+    ClassTable, DatasetError, DatasetIndex, Format, LabelEncoding, Problem, Sample, Split,
+    drivable, image_io,
 };
 
 fn drivable_dir(root: &Path) -> PathBuf {

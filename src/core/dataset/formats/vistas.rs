@@ -55,7 +55,9 @@ fn version(root: &Path) -> (PathBuf, &'static str) {
 }
 
 fn is_unlabeled(name: &str) -> bool {
-    name.rsplit("--").next().is_some_and(|n| n.eq_ignore_ascii_case("unlabeled"))
+    name.rsplit("--")
+        .next()
+        .is_some_and(|n| n.eq_ignore_ascii_case("unlabeled"))
 }
 
 pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
@@ -172,6 +174,9 @@ mod tests {
         let indices = image::GrayImage::from_raw(1, 1, vec![3]).unwrap();
         crate::core::dataset::image_io::write_palette_png(&label, &indices, &[[0; 3]; 4]).unwrap();
         let err = index.load_mask(&index.samples[0]).unwrap_err().to_string();
-        assert!(err.contains("a.png") && err.contains("unknown class id"), "{err}");
+        assert!(
+            err.contains("a.png") && err.contains("unknown class id"),
+            "{err}"
+        );
     }
 }

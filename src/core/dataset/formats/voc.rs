@@ -92,11 +92,21 @@ pub fn read_labelmap(file: &Path) -> Result<ClassTable, DatasetError> {
         let color = match rgb.as_slice() {
             [r, g, b] => match (r.parse::<u8>(), g.parse::<u8>(), b.parse::<u8>()) {
                 (Ok(r), Ok(g), Ok(b)) => [r, g, b],
-                _ => return Err(bad(format!("line {}: colour {color:?} is not r,g,b (0..255)", n + 1))),
+                _ => {
+                    return Err(bad(format!(
+                        "line {}: colour {color:?} is not r,g,b (0..255)",
+                        n + 1
+                    )));
+                }
             },
             // datumaro allows a label without a colour: VOC's colour map gives it one.
             [""] => voc_color(classes.len().min(255) as u8),
-            _ => return Err(bad(format!("line {}: colour {color:?} is not r,g,b", n + 1))),
+            _ => {
+                return Err(bad(format!(
+                    "line {}: colour {color:?} is not r,g,b",
+                    n + 1
+                )));
+            }
         };
         if let Some(same) = classes.iter().find(|c| c.color == color) {
             return Err(bad(format!(
@@ -209,7 +219,10 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
     names.dedup();
     for (file, name) in unplaced.iter() {
         if !images.contains_key(name) {
-            problems.push(Problem::new(file, format!("lists {name:?}, which has no image in JPEGImages/")));
+            problems.push(Problem::new(
+                file,
+                format!("lists {name:?}, which has no image in JPEGImages/"),
+            ));
         }
     }
     for (split, listed) in splits.lists() {
@@ -321,12 +334,16 @@ mod tests {
     fn labelmap_round_trips_and_names_bad_lines() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(LABELMAP);
-        let classes = ClassTable::from_pairs([("road", [128, 64, 128]), ("lane marking", [255, 255, 255])]);
+        let classes =
+            ClassTable::from_pairs([("road", [128, 64, 128]), ("lane marking", [255, 255, 255])]);
         std::fs::write(&file, labelmap_text(&classes)).unwrap();
         assert_eq!(read_labelmap(&file).unwrap(), classes);
         std::fs::write(&file, "# label:color_rgb:parts:actions\nroad:1,2::\n").unwrap();
         let err = read_labelmap(&file).unwrap_err().to_string();
-        assert!(err.contains("labelmap.txt") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("labelmap.txt") && err.contains("line 2"),
+            "{err}"
+        );
         std::fs::write(&file, "a:1,2,3::\nb:1,2,3::\n").unwrap();
         let err = read_labelmap(&file).unwrap_err().to_string();
         assert!(err.contains("own colour"), "{err}");
@@ -353,7 +370,10 @@ mod tests {
         let bad = image::GrayImage::from_raw(1, 1, vec![7]).unwrap();
         image_io::write_palette_png(&file, &bad, &[[0, 0, 0]]).unwrap();
         let err = enc.decode(&file).unwrap_err().to_string();
-        assert!(err.contains("unknown class id") && err.contains('7'), "{err}");
+        assert!(
+            err.contains("unknown class id") && err.contains('7'),
+            "{err}"
+        );
     }
 
     #[test]
@@ -366,7 +386,9 @@ mod tests {
         encoder.set_palette(vec![0u8; 12]);
         let mut writer = encoder.write_header().unwrap();
         // 0,1,2,3 then 1: 00 01 10 11 | 01 000000
-        writer.write_image_data(&[0b0001_1011, 0b0100_0000]).unwrap();
+        writer
+            .write_image_data(&[0b0001_1011, 0b0100_0000])
+            .unwrap();
         drop(writer);
         let image_io::LabelImage::Indexed(img) = image_io::read_label_image(&file).unwrap() else {
             panic!("palette read as colour");

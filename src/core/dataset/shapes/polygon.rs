@@ -42,9 +42,9 @@ pub fn fill_polygon(
     if points.len() < 3 {
         return Ok(());
     }
-    let (lo, hi) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p[1]), hi.max(p[1])));
+    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p[1]), hi.max(p[1]))
+    });
     let mut crossings: Vec<f64> = Vec::new();
     for y in centres_within(lo, hi, height) {
         let yc = y as f64 + 0.5;
@@ -131,7 +131,14 @@ mod tests {
         let triangle = [[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]];
         assert_eq!(filled(&triangle, 8, 8).len(), 3 + 2 + 1);
         // An L: a 3x3 square missing its top-right 2x2 corner... as a concave hexagon.
-        let l = [[0.0, 0.0], [1.0, 0.0], [1.0, 2.0], [3.0, 2.0], [3.0, 3.0], [0.0, 3.0]];
+        let l = [
+            [0.0, 0.0],
+            [1.0, 0.0],
+            [1.0, 2.0],
+            [3.0, 2.0],
+            [3.0, 3.0],
+            [0.0, 3.0],
+        ];
         assert_eq!(filled(&l, 5, 5).len(), 5);
         // A bow tie: even-odd leaves nothing double-counted.
         let bow = [[0.0, 0.0], [4.0, 4.0], [4.0, 0.0], [0.0, 4.0]];
@@ -140,8 +147,16 @@ mod tests {
         assert!(!bow_tie.contains(&(1, 0)), "{bow_tie:?}");
         // Two nested squares in one ring (a frame): even-odd gives the hole.
         let frame = [
-            [0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0], [0.0, 0.0],
-            [1.0, 1.0], [1.0, 3.0], [3.0, 3.0], [3.0, 1.0], [1.0, 1.0],
+            [0.0, 0.0],
+            [4.0, 0.0],
+            [4.0, 4.0],
+            [0.0, 4.0],
+            [0.0, 0.0],
+            [1.0, 1.0],
+            [1.0, 3.0],
+            [3.0, 3.0],
+            [3.0, 1.0],
+            [1.0, 1.0],
         ];
         let ring = filled(&frame, 4, 4);
         assert_eq!(ring.len(), 12);
@@ -169,7 +184,10 @@ mod tests {
     #[test]
     fn non_finite_coordinates_are_errors() {
         let nan = [[0.0, 0.0], [f64::NAN, 1.0], [1.0, 1.0]];
-        assert_eq!(fill_polygon(&nan, 4, 4, |_, _| {}), Err(ShapeError::NotFinite));
+        assert_eq!(
+            fill_polygon(&nan, 4, 4, |_, _| {}),
+            Err(ShapeError::NotFinite)
+        );
         let inf = fill_circle([0.0, 0.0], [f64::INFINITY, 0.0], 4, 4, |_, _| {});
         assert_eq!(inf, Err(ShapeError::NotFinite));
         assert!(fill_polygon(&[[0.0, 0.0], [1.0, 1.0]], 4, 4, |_, _| panic!()).is_ok());

@@ -155,7 +155,12 @@ impl Rle {
 
     /// Pixels on.
     pub fn area(&self) -> u64 {
-        self.counts.iter().skip(1).step_by(2).map(|&c| c as u64).sum()
+        self.counts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|&c| c as u64)
+            .sum()
     }
 }
 
@@ -164,7 +169,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *seed >> 33
     }
 
@@ -176,7 +183,9 @@ mod tests {
 
     /// Row-major bools from rows of 0/1.
     fn rows(rows: &[&[u8]]) -> Vec<bool> {
-        rows.iter().flat_map(|r| r.iter().map(|&v| v == 1)).collect()
+        rows.iter()
+            .flat_map(|r| r.iter().map(|&v| v == 1))
+            .collect()
     }
 
     #[test]
@@ -199,12 +208,25 @@ mod tests {
         ]);
         let rle = Rle::encode(&on, 7, 5);
         assert_eq!(rle.to_compressed(), "121O000000211OM013OM10O");
-        assert_eq!(decode(&Rle::from_compressed("121O000000211OM013OM10O", 5, 7).unwrap()), on);
+        assert_eq!(
+            decode(&Rle::from_compressed("121O000000211OM013OM10O", 5, 7).unwrap()),
+            on
+        );
         // All on, all off, and a run of 100 in two groups.
         assert_eq!(Rle::encode(&[true; 6], 3, 2).to_compressed(), "06");
         assert_eq!(Rle::from_compressed("06", 2, 3).unwrap().counts, vec![0, 6]);
         assert_eq!(Rle::from_compressed("6", 2, 3).unwrap().counts, vec![6]);
         assert_eq!(Rle::encode(&[false; 100], 10, 10).to_compressed(), "T3");
+        // Long runs in several groups: one pixel on at (x 2500, y 1700) of 3000x3000.
+        let one = Rle::from_compressed("TlmT71kUg]1", 3000, 3000).unwrap();
+        assert_eq!(
+            one.counts,
+            vec![2500 * 3000 + 1700, 1, 9_000_000 - 2500 * 3000 - 1701]
+        );
+        let mut on = Vec::new();
+        one.for_each_on(|x, y| on.push((x, y)));
+        assert_eq!(on, [(2500, 1700)]);
+        assert_eq!(one.to_compressed(), "TlmT71kUg]1");
     }
 
     #[test]
@@ -253,6 +275,9 @@ mod tests {
             Rle::from_compressed("@", 2, 3),
             Err(RleError::BadRun { .. })
         ));
-        assert!(Rle::from_compressed("", 2, 3).is_err(), "no runs: sums to 0");
+        assert!(
+            Rle::from_compressed("", 2, 3).is_err(),
+            "no runs: sums to 0"
+        );
     }
 }

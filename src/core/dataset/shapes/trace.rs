@@ -122,7 +122,11 @@ fn fill_region(ids: &[u32], w: usize, region: &Region) -> (Vec<bool>, usize) {
     let id = region.id;
     // Outside: reachable from the frame in 4-steps through pixels of other regions.
     let inside_region = |gx: usize, gy: usize| {
-        gx >= 1 && gy >= 1 && gx <= x1 - x0 && gy <= y1 - y0 && ids[(gy - 1 + y0) * w + gx - 1 + x0] == id
+        gx >= 1
+            && gy >= 1
+            && gx <= x1 - x0
+            && gy <= y1 - y0
+            && ids[(gy - 1 + y0) * w + gx - 1 + x0] == id
     };
     let mut outside = vec![false; bw * bh];
     let mut stack = vec![0usize];
@@ -203,7 +207,10 @@ fn outline(filled: &[bool], region: &Region) -> Vec<[f64; 2]> {
     ring.reverse();
     ring.pop(); // the walk ends where it began
     let corner = |k: u64| {
-        let (cx, cy) = ((k % (bw as u64 + 1)) as usize, (k / (bw as u64 + 1)) as usize);
+        let (cx, cy) = (
+            (k % (bw as u64 + 1)) as usize,
+            (k / (bw as u64 + 1)) as usize,
+        );
         // Grid corner (1, 1) is the box's top-left pixel corner.
         [(cx + x0) as f64 - 1.0, (cy + y0) as f64 - 1.0]
     };
@@ -281,7 +288,9 @@ mod tests {
             &["...", ".1.", "..."],
             &["..0..", ".000.", "..0..", "1...2"],
             // A spiral.
-            &["1111111", "0000001", "1111101", "1000101", "1011101", "1000001", "1111111"],
+            &[
+                "1111111", "0000001", "1111101", "1000101", "1011101", "1000001", "1111111",
+            ],
         ];
         for rows in cases {
             let mask = from_rows(rows);
@@ -306,7 +315,9 @@ mod tests {
     fn random_blobby_masks_come_back_exactly() {
         let mut seed = 11u64;
         let mut next = |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) % n
         };
         for _ in 0..150 {
