@@ -8,6 +8,9 @@ pub use crate::core::mask::Mask;
 
 use super::{ClassTable, IGNORE, Problem, formats, image_io};
 
+/// Colours and the train id (or IGNORE) each maps to.
+pub type ColorTable = Arc<Vec<([u8; 3], u8)>>;
+
 /// How label files encode classes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LabelEncoding {
@@ -15,12 +18,12 @@ pub enum LabelEncoding {
     /// IGNORE; `None` marks values that must not occur.
     Index { lut: Arc<[Option<u8>; 256]> },
     /// RGB colour PNG; each colour maps to a train id or IGNORE; other colours are errors.
-    Color { table: Arc<Vec<([u8; 3], u8)>> },
+    Color { table: ColorTable },
     /// Palette PNG (or 8-bit index PNG) whose index maps through `lut`, as VOC, CVAT and
     /// Mapillary Vistas write them; an RGB file of the same layout maps through `colors`.
     Palette {
         lut: Arc<[Option<u8>; 256]>,
-        colors: Option<Arc<Vec<([u8; 3], u8)>>>,
+        colors: Option<ColorTable>,
     },
     /// COCO annotations (panoptic PNGs, RLE, polygons); the label path is a key into them.
     Coco(Arc<formats::coco::CocoLabels>),

@@ -117,25 +117,6 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_ids_beyond_labels_py_are_unknown() {
-        let lut = label_lut();
-        assert_eq!(lut[7], Some(0), "road");
-        assert_eq!(lut[33], Some(18), "bicycle");
-        for void in [0, 4, 9, 16, 29, 30] {
-            assert_eq!(lut[void], Some(IGNORE), "labelId {void} is ignore");
-        }
-        assert_eq!(lut[255], Some(IGNORE), "license plate (-1)");
-        for unknown in [34, 100, 250, 254] {
-            assert_eq!(lut[unknown], None, "{unknown} is no labelId");
-        }
-    }
-}
-
 /// Each class's labelId, found by name among the 19 train classes (case and `_`/`-`/space
 /// spellings aside); an error lists the classes Cityscapes has not.
 pub fn label_ids_of(classes: &ClassTable) -> Result<Vec<u8>, ConvertError> {
@@ -205,4 +186,23 @@ pub fn write(job: &Job) -> Result<Written, ConvertError> {
         masks: written.iter().sum(),
         drivable: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_ids_beyond_labels_py_are_unknown() {
+        let lut = label_lut();
+        assert_eq!(lut[7], Some(0), "road");
+        assert_eq!(lut[33], Some(18), "bicycle");
+        for void in [0, 4, 9, 16, 29, 30] {
+            assert_eq!(lut[void], Some(IGNORE), "labelId {void} is ignore");
+        }
+        assert_eq!(lut[255], Some(IGNORE), "license plate (-1)");
+        for unknown in [34, 100, 250, 254] {
+            assert_eq!(lut[unknown], None, "{unknown} is no labelId");
+        }
+    }
 }

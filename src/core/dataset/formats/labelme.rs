@@ -324,8 +324,7 @@ pub fn decode(classes: &LabelmeClasses, json: &Path) -> Result<Mask, Problem> {
             ("rectangle", [a, b]) => fill_rectangle(*a, *b, width, height, set),
             ("circle", [centre, edge]) => fill_circle(*centre, *edge, width, height, set),
             ("mask", [a, _]) => {
-                paste_mask(shape.mask.as_deref(), *a, &mut mask, class, json)
-                    .map_err(|e| problem(e))?;
+                paste_mask(shape.mask.as_deref(), *a, &mut mask, class, json).map_err(&problem)?;
                 Ok(())
             }
             ("line" | "linestrip" | "point" | "points", _) => Ok(()),

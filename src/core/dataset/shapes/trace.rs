@@ -48,7 +48,7 @@ pub fn trace(mask: &Mask) -> Vec<Outline> {
         ));
     }
     // Stable: regions of equal area never enclose one another.
-    outlines.sort_by(|a, b| b.0.cmp(&a.0));
+    outlines.sort_by_key(|o| std::cmp::Reverse(o.0));
     outlines.into_iter().map(|(_, o)| o).collect()
 }
 
