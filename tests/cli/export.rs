@@ -4,7 +4,6 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::tensor::{Device, Distribution, Tensor};
@@ -46,18 +45,7 @@ fn s(p: &Path) -> &str {
 
 /// Runs the onnxruntime peer; its JSON answer.
 fn peer(args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/onnx_check.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 with onnxruntime, onnx, numpy and Pillow (see README)");
-    assert!(
-        out.status.success(),
-        "onnx_check.py {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::peer("onnx_check.py", args)
 }
 
 /// Writes random inputs of `shapes` and roadseg's logits for them (the CPU kernels, batch norm

@@ -7,7 +7,6 @@ use crate::common;
 use crate::dataset::{check_layout, problems};
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use image::GrayImage;
@@ -205,18 +204,7 @@ fn cityscapes_classes_round_trip_through_the_cityscapes_layout() {
 
 /// Runs the pycocotools peer; its JSON answer.
 fn peer(args: &[&str]) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/coco_check.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 with pycocotools, numpy and Pillow (see README)");
-    assert!(
-        out.status.success(),
-        "coco_check.py {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::peer("coco_check.py", args)
 }
 
 #[test]

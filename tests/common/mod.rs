@@ -114,6 +114,24 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// Runs the Python peer `tests/peers/<script>` with `args`; its JSON answer on stdout.
+pub fn peer(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("python3 with the peers of the README's test command (numpy, Pillow, ...)");
+    assert!(
+        out.status.success(),
+        "{script} {args:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub fn info_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&ok(&["info", dir.to_str().unwrap(), "--json"])).unwrap()
 }

@@ -63,6 +63,18 @@ fn new_run(data: &Path, out: &Path, epochs: usize) -> WorkerCommand {
     )
 }
 
+/// Resumes `run` for `epochs` epochs in all.
+fn resume(run: &Path, epochs: usize) -> WorkerCommand {
+    WorkerCommand::Start(
+        Box::new(TrainStart::Resume {
+            run: run.to_path_buf(),
+            epochs: Some(epochs),
+            config: None,
+        }),
+        options(),
+    )
+}
+
 /// Receives events until `until` matches one (returned with all before it), or panics.
 fn until(worker: &TrainWorker, mut until: impl FnMut(&WorkerEvent) -> bool) -> Vec<WorkerEvent> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -193,14 +205,7 @@ fn start_pause_predict_stop_resume() {
     assert!(!worker.is_running());
 
     // Resume the stopped run for one more epoch: it continues after the last step.
-    worker.send(WorkerCommand::Start(
-        Box::new(TrainStart::Resume {
-            run: run.clone(),
-            epochs: Some(summary.epochs + 1),
-            config: None,
-        }),
-        options(),
-    ));
+    worker.send(resume(&run, summary.epochs + 1));
     let resumed = until(&worker, |e| matches!(e, WorkerEvent::Finished(_)));
     let started = resumed.iter().find_map(|e| match e {
         WorkerEvent::Train(TrainEvent::Started(info)) => Some(info.clone()),
@@ -289,14 +294,7 @@ fn a_coco_run_snapshots_decoded_masks_and_resumes_from_them() {
             std::fs::write(png.unwrap().path(), b"not a PNG any more").unwrap();
         }
     }
-    worker.send(WorkerCommand::Start(
-        Box::new(TrainStart::Resume {
-            run: run.clone(),
-            epochs: Some(summary.epochs + 1),
-            config: None,
-        }),
-        options(),
-    ));
+    worker.send(resume(&run, summary.epochs + 1));
     let resumed = until(&worker, |e| matches!(e, WorkerEvent::Finished(_)));
     assert_eq!(finished(&resumed).unwrap().status, "completed");
 }

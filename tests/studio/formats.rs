@@ -9,20 +9,12 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use roadseg::core::dataset::Format;
 use roadseg::studio::Studio;
-use roadseg::studio::state::PersistedState;
 
-use crate::support::{settle, wait_for};
+use crate::support::{harness_sized, settle, wait_for};
 
 fn harness(data: &Path) -> Harness<'static, Studio> {
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_ui_state(
-            |ui, studio: &mut Studio| studio.ui(ui),
-            Studio::new(PersistedState::default(), Some(data.to_path_buf())),
-        );
-    settle(&mut harness);
-    harness
+    // The default window size.
+    harness_sized(data, 1280.0, 800.0)
 }
 
 #[test]

@@ -12,7 +12,6 @@ use roadseg::core::dataset::sample::{SampleConfig, generate};
 use roadseg::core::mask::Mask;
 use roadseg::studio::Studio;
 use roadseg::studio::canvas::Tool;
-use roadseg::studio::state::PersistedState;
 
 use crate::support::{mask, settle};
 
@@ -35,15 +34,7 @@ fn sample(dir: &Path) -> PathBuf {
 }
 
 fn harness(data: &Path) -> Harness<'static, Studio> {
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1100.0, 700.0))
-        .wgpu()
-        .build_ui_state(
-            |ui, studio: &mut Studio| studio.ui(ui),
-            Studio::new(PersistedState::default(), Some(data.to_path_buf())),
-        );
-    settle(&mut harness);
-    harness
+    crate::support::harness_sized(data, 1100.0, 700.0)
 }
 
 /// Lets the frame that starts a load run, waits for the loader thread, shows the result.

@@ -5,6 +5,20 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use roadseg::core::mask::Mask;
 use roadseg::studio::Studio;
+use roadseg::studio::state::PersistedState;
+
+/// The studio on `data` in a `width` x `height` window, its first image shown.
+pub fn harness_sized(data: &std::path::Path, width: f32, height: f32) -> Harness<'static, Studio> {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(width, height))
+        .wgpu()
+        .build_ui_state(
+            |ui, studio: &mut Studio| studio.ui(ui),
+            Studio::new(PersistedState::default(), Some(data.to_path_buf())),
+        );
+    settle(&mut harness);
+    harness
+}
 
 /// A few frames with the background image loader drained in between.
 pub fn settle(harness: &mut Harness<'_, Studio>) {

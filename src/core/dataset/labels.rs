@@ -106,17 +106,7 @@ fn map_indices(
             }
         })
         .collect();
-    if !unknown.is_empty() {
-        return Err(Problem::new(
-            path,
-            describe_unknown("class id", unknown, known),
-        ));
-    }
-    Ok(Mask {
-        width,
-        height,
-        data,
-    })
+    mapped(path, (width, height, data), unknown, "class id", known)
 }
 
 fn map_colors(
@@ -148,11 +138,19 @@ fn map_colors(
             }
         })
         .collect();
+    mapped(path, (width, height, data), unknown, "colour", known)
+}
+
+/// The mapped mask, or the problem listing the values (`what`) that are not in `known`.
+fn mapped<K: std::fmt::Debug>(
+    path: &Path,
+    (width, height, data): (u32, u32, Vec<u8>),
+    unknown: BTreeMap<K, u64>,
+    what: &str,
+    known: &str,
+) -> Result<Mask, Problem> {
     if !unknown.is_empty() {
-        return Err(Problem::new(
-            path,
-            describe_unknown("colour", unknown, known),
-        ));
+        return Err(Problem::new(path, describe_unknown(what, unknown, known)));
     }
     Ok(Mask {
         width,
