@@ -438,7 +438,7 @@ impl Studio {
             }
             Command::Step(delta) => {
                 let Some(session) = &self.session else { return };
-                let visible = self.dataset_panel.visible(session);
+                let visible = self.dataset_panel.visible(session, self.selected);
                 let position = self
                     .selected
                     .and_then(|s| visible.iter().position(|&i| i == s));

@@ -64,7 +64,36 @@ impl Tool {
         }
     }
 
-    fn is_brush(self) -> bool {
+    /// The key that picks the tool (B is blink and G, I, P, D, C, S the views).
+    pub fn key(self) -> egui::Key {
+        match self {
+            Tool::Brush => egui::Key::R,
+            Tool::Eraser => egui::Key::E,
+            Tool::Fill => egui::Key::F,
+            Tool::Polygon => egui::Key::L,
+            Tool::Picker => egui::Key::K,
+            Tool::AcceptBrush => egui::Key::A,
+            Tool::AcceptRegion => egui::Key::W,
+        }
+    }
+
+    /// What the tool does, for its tooltip.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Tool::Brush => "Paints the current class; [ and ] change the radius.",
+            Tool::Eraser => "Paints unlabelled (ignore).",
+            Tool::Fill => "Fills the connected region of one class with the current class.",
+            Tool::Polygon => {
+                "Click points; Enter fills, Shift+Enter accepts the prediction inside, Esc cancels."
+            }
+            Tool::Picker => "Click: picks the class under the cursor.",
+            Tool::AcceptBrush => "Paints the prediction where the model is confident enough.",
+            Tool::AcceptRegion => "Click: accepts the predicted region under the cursor.",
+        }
+    }
+
+    /// Whether the brush radius applies.
+    pub fn is_brush(self) -> bool {
         matches!(self, Tool::Brush | Tool::Eraser | Tool::AcceptBrush)
     }
 }
@@ -108,6 +137,25 @@ pub enum CanvasEvent {
 const MIN_ZOOM: f32 = 0.02;
 const MAX_ZOOM: f32 = 64.0;
 
+/// The zooms a wheel notch steps through: round percentages, about 1.25-1.5x apart.
+pub const ZOOM_STEPS: [f32; 25] = [
+    0.02, 0.05, 0.1, 0.125, 0.167, 0.25, 0.333, 0.5, 0.667, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0,
+    4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0,
+];
+
+/// Trackpad scrolling in points that makes one wheel notch.
+const POINTS_PER_NOTCH: f32 = 50.0;
+
+/// The next round zoom above (`up`) or below `zoom`: a fitted 142% goes to 150% or 125%.
+pub fn step_zoom(zoom: f32, up: bool) -> f32 {
+    // A zoom within 1% of a step counts as on it.
+    let next = match up {
+        true => ZOOM_STEPS.iter().find(|&&z| z > zoom * 1.01),
+        false => ZOOM_STEPS.iter().rev().find(|&&z| z < zoom / 1.01),
+    };
+    next.copied().unwrap_or(zoom)
+}
+
 /// The model's prediction for the image on the canvas.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PredictionLayer {
@@ -135,6 +183,8 @@ pub struct Canvas {
     size: [u32; 2],
     /// Screen points per image pixel.
     zoom: f32,
+    /// Wheel movement not yet a whole notch (trackpads), in notches.
+    scroll_pending: f32,
     /// Image origin relative to the canvas' top-left corner, in points.
     offset: Vec2,
     fit_pending: bool,
@@ -168,6 +218,7 @@ impl Default for Canvas {
             lut: Box::new(blend::lut(&[])),
             size: [0, 0],
             zoom: 1.0,
+            scroll_pending: 0.0,
             offset: Vec2::ZERO,
             fit_pending: true,
             fitted_to: None,
@@ -467,10 +518,31 @@ impl Canvas {
         // space + drag.
         let pointer = response.hover_pos();
         if let Some(pos) = pointer {
-            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
-            let factor = pinch * (scroll / 200.0).exp();
-            if (factor - 1.0).abs() > 1e-4 {
-                self.zoom_around(pos, self.zoom * factor);
+            // A wheel notch (a line) steps to the next round zoom; a trackpad's point deltas add
+            // up to a notch first. Pinching stays continuous.
+            let (notches, pinch) = ui.input(|i| {
+                let notches: f32 = i
+                    .raw
+                    .events
+                    .iter()
+                    .map(|e| match e {
+                        egui::Event::MouseWheel { unit, delta, .. } => match unit {
+                            egui::MouseWheelUnit::Point => delta.y / POINTS_PER_NOTCH,
+                            egui::MouseWheelUnit::Line | egui::MouseWheelUnit::Page => delta.y,
+                        },
+                        _ => 0.0,
+                    })
+                    .sum();
+                (notches, i.zoom_delta())
+            });
+            self.scroll_pending += notches;
+            while self.scroll_pending.abs() >= 1.0 {
+                let up = self.scroll_pending > 0.0;
+                self.scroll_pending -= self.scroll_pending.signum();
+                self.zoom_around(pos, step_zoom(self.zoom, up));
+            }
+            if (pinch - 1.0).abs() > 1e-4 {
+                self.zoom_around(pos, self.zoom * pinch);
             }
         }
         let space = ui.input(|i| i.key_down(egui::Key::Space));

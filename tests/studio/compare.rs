@@ -245,7 +245,7 @@ fn compare_views_errors_table_and_model_assisted_labelling() {
     let visible = {
         let s = harness.state();
         s.dataset_panel
-            .visible(s.session.as_ref().unwrap())
+            .visible(s.session.as_ref().unwrap(), None)
             .into_iter()
             .map(|i| s.session.as_ref().unwrap().entries[i].name.clone())
             .collect::<Vec<_>>()

@@ -7,6 +7,7 @@ mod common;
 
 mod compare;
 mod formats;
+mod labeller;
 mod paint;
 mod reliability;
 mod soak;

@@ -61,6 +61,11 @@ impl Studio {
                     self.tools.class = id as u8;
                 }
             }
+            for tool in Tool::ALL {
+                if i.key_pressed(tool.key()) && i.modifiers.is_none() {
+                    self.state.tool = tool;
+                }
+            }
             if i.key_pressed(Key::Escape) {
                 self.canvas.polygon.clear();
             }

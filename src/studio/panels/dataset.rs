@@ -37,19 +37,24 @@ pub struct DatasetPanel {
 }
 
 impl DatasetPanel {
-    /// Indices of the entries the filter and search let through, in order.
-    pub fn visible(&self, session: &Session) -> Vec<usize> {
+    /// Indices of the entries the filter and search let through, in order. `current` (the
+    /// image on the canvas) always stays: labelling it under the Unlabelled filter must not
+    /// take it out of the list until the user moves on.
+    pub fn visible(&self, session: &Session, current: Option<usize>) -> Vec<usize> {
         let needle = self.search.trim().to_lowercase();
         let mut list: Vec<usize> = session
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| match self.filter {
-                Filter::All => true,
-                Filter::Labelled => e.labelled,
-                Filter::Unlabelled => !e.labelled,
+            .filter(|(i, e)| {
+                let passes = match self.filter {
+                    Filter::All => true,
+                    Filter::Labelled => e.labelled,
+                    Filter::Unlabelled => !e.labelled,
+                };
+                let found = needle.is_empty() || e.name.to_lowercase().contains(&needle);
+                Some(*i) == current || (passes && found)
             })
-            .filter(|(_, e)| needle.is_empty() || e.name.to_lowercase().contains(&needle))
             .map(|(i, _)| i)
             .collect();
         if self.order == Order::Uncertainty {
@@ -114,7 +119,7 @@ impl DatasetPanel {
             });
         });
         ui.separator();
-        let visible = self.visible(session);
+        let visible = self.visible(session, selected);
         let [tw, th] = THUMB_SIZE.map(|v| v as f32);
         let row_height = th + ui.spacing().item_spacing.y;
         // Only the rows on screen are laid out (and decoded): a 10,000-image folder scrolls like

@@ -84,26 +84,21 @@ impl ToolsPanel {
         ui.heading("Tools");
         ui.horizontal_wrapped(|ui| {
             for tool in Tool::ALL {
-                ui.selectable_value(&mut state.tool, tool, tool.label());
+                ui.selectable_value(&mut state.tool, tool, tool.label())
+                    .on_hover_text(format!("{} ({:?})", tool.hint(), tool.key()));
             }
         });
-        ui.add(
+        // Greyed out rather than hidden for tools without a radius: the panel keeps its layout.
+        ui.add_enabled(
+            state.tool.is_brush(),
             egui::Slider::new(&mut state.brush_radius, 0.5..=MAX_BRUSH_RADIUS)
                 .logarithmic(true)
                 .text("Brush radius"),
-        );
-        match state.tool {
-            Tool::Polygon => {
-                ui.label("Click points; Enter fills, Shift+Enter accepts the prediction inside, Esc cancels.");
-            }
-            Tool::AcceptBrush => {
-                ui.label("Paints the prediction where the model is confident enough.");
-            }
-            Tool::AcceptRegion => {
-                ui.label("Click: accepts the predicted region under the cursor.");
-            }
-            _ => {}
-        }
+        )
+        .on_disabled_hover_text(format!("{} has no radius", state.tool.label()));
+        // The chosen tool's hint in one line (its tooltip has it whole), so switching tools
+        // never moves the panel.
+        ui.add(egui::Label::new(egui::RichText::new(state.tool.hint()).weak()).truncate());
         ui.horizontal(|ui| {
             if ui.button("Undo").clicked() {
                 commands.push(Command::Undo);

@@ -1,0 +1,129 @@
+//! A day of labelling (issue 22): tool keys and tooltips, a radius slider only where a radius
+//! applies, wheel zoom in round steps, and the image being labelled staying in the Unlabelled
+//! list until the user moves on.
+
+use egui::{Key, Modifiers, Pos2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use roadseg::studio::Studio;
+use roadseg::studio::canvas::{Tool, ZOOM_STEPS, step_zoom};
+use roadseg::studio::panels::dataset::Filter;
+
+use crate::support::{harness_sized, settle};
+
+fn screen(harness: &Harness<'_, Studio>, x: f32, y: f32) -> Pos2 {
+    harness.state().canvas.image_to_screen([x, y])
+}
+
+#[test]
+fn tool_keys_pick_tools_and_only_brushes_have_a_radius() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = crate::common::native(&tmp.path().join("data"));
+    let mut harness = harness_sized(&fixture.root, 1280.0, 800.0);
+    for tool in Tool::ALL {
+        harness.key_press(tool.key());
+        harness.run_steps(1);
+        assert_eq!(harness.state().state.tool, tool, "{:?}", tool.key());
+        let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "Brush radius");
+        assert_eq!(
+            slider.accesskit_node().is_disabled(),
+            !tool.is_brush(),
+            "{tool:?}: the radius slider is enabled only for brush tools"
+        );
+    }
+    // The tool keys leave the view keys alone: G still shows ground truth.
+    harness.key_press(Key::G);
+    harness.run_steps(1);
+    assert_eq!(harness.state().state.tool, Tool::AcceptRegion);
+}
+
+#[test]
+fn wheel_notches_step_through_round_zooms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = crate::common::native(&tmp.path().join("data"));
+    let mut harness = harness_sized(&fixture.root, 1280.0, 800.0);
+    let centre = screen(&harness, 12.0, 8.0);
+    harness.hover_at(centre);
+    harness.run_steps(1);
+    let fitted = harness.state().canvas.zoom();
+    let wheel = |harness: &mut Harness<'_, Studio>, unit, dy: f32| {
+        harness.event(egui::Event::MouseWheel {
+            unit,
+            delta: egui::vec2(0.0, dy),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: Modifiers::NONE,
+        });
+        harness.run_steps(1);
+    };
+    wheel(&mut harness, egui::MouseWheelUnit::Line, 1.0);
+    let one = harness.state().canvas.zoom();
+    assert_eq!(one, step_zoom(fitted, true), "from {fitted}");
+    for _ in 0..2 {
+        wheel(&mut harness, egui::MouseWheelUnit::Line, 1.0);
+    }
+    let three = harness.state().canvas.zoom();
+    assert!(ZOOM_STEPS.contains(&three), "{three} is a round zoom");
+    assert_eq!(three, step_zoom(step_zoom(one, true), true));
+    assert!(
+        three / fitted < 2.5,
+        "three notches from {fitted} went to {three}"
+    );
+    // A trackpad's small deltas make a notch only once they add up to one.
+    wheel(&mut harness, egui::MouseWheelUnit::Point, -20.0);
+    assert_eq!(harness.state().canvas.zoom(), three);
+    wheel(&mut harness, egui::MouseWheelUnit::Point, -40.0);
+    assert_eq!(harness.state().canvas.zoom(), step_zoom(three, false));
+}
+
+#[test]
+fn the_image_being_labelled_stays_in_the_unlabelled_list_until_the_user_moves_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = crate::common::native(&tmp.path().join("data"));
+    // Unlabelled: img1 and img3.
+    std::fs::remove_file(fixture.root.join("masks/img1.png")).unwrap();
+    let mut harness = harness_sized(&fixture.root, 1280.0, 800.0);
+    harness.get_by_label("Unlabelled").click();
+    harness.run_steps(1);
+    assert_eq!(harness.state().dataset_panel.filter, Filter::Unlabelled);
+    harness.key_press(Key::PageDown);
+    settle(&mut harness);
+    let name = |h: &Harness<'_, Studio>| h.state().selected_name().unwrap().to_string();
+    // Home on the first unlabelled image, whatever was selected when the filter changed.
+    while name(&harness) != "img1" {
+        harness.key_press(Key::PageUp);
+        settle(&mut harness);
+    }
+    harness.key_press(Tool::Brush.key());
+    harness.run_steps(1);
+    harness.drag_at(screen(&harness, 2.5, 2.5));
+    harness.step();
+    harness.hover_at(screen(&harness, 8.5, 2.5));
+    harness.step();
+    harness.drop_at(screen(&harness, 8.5, 2.5));
+    harness.run_steps(2);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    assert!(fixture.root.join("masks/img1.png").is_file(), "saved");
+    let visible = |h: &Harness<'_, Studio>| {
+        let s = h.state();
+        let session = s.session.as_ref().unwrap();
+        let list = s.dataset_panel.visible(session, s.selected);
+        list.iter()
+            .map(|&i| session.entries[i].name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        visible(&harness),
+        ["img1", "img3"],
+        "labelled now, but still the current image"
+    );
+    harness.key_press(Key::PageDown);
+    settle(&mut harness);
+    assert_eq!(name(&harness), "img3");
+    assert_eq!(
+        visible(&harness),
+        ["img3"],
+        "moved on: the labelled image leaves the list"
+    );
+}
