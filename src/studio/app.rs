@@ -6,6 +6,7 @@ mod compare;
 mod export;
 mod keys;
 mod labels_export;
+mod messages;
 mod training;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use crate::core::paint::unsaved::RETRY_INTERVAL;
 use crate::core::paint::{AutosavePolicy, MaskDocument, Unsaved};
 use crate::core::train::control::PredictRequest;
 use crate::core::train::worker::{TrainWorker, WorkerCommand};
+pub use messages::MessageLog;
 
 /// Cross-panel actions, applied after the panels have drawn.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +131,10 @@ pub struct Studio {
     pub selected: Option<usize>,
     /// Last message for the status bar, and whether it is an error.
     pub message: Option<(String, bool)>,
+    /// Every message said this session, oldest first (View > Messages).
+    pub messages: MessageLog,
+    /// View > Messages is open.
+    pub show_messages: bool,
     /// How long the model took for an image: (entry index, seconds).
     pub inference: Option<(u64, f64)>,
     /// The process's resident memory while training runs, and when it was read.
@@ -183,6 +189,8 @@ impl Studio {
             blink: false,
             selected: None,
             message: None,
+            messages: MessageLog::default(),
+            show_messages: false,
             inference: None,
             memory: None,
             export: None,
@@ -706,6 +714,7 @@ impl Studio {
                     }
                     ui.separator();
                     ui.checkbox(&mut self.state.show_training, "Training and errors panel");
+                    ui.checkbox(&mut self.show_messages, "Messages");
                 });
             });
         });
@@ -786,6 +795,18 @@ impl Studio {
                 editable: self.session.as_ref().is_some_and(Session::editable),
                 show_aux: self.state.show_aux,
             };
+            let canvas_rect = ui.max_rect();
+            if self.blink {
+                // Holding B swaps the layers; say so where the eyes are.
+                let shown = self.shown_view().label();
+                egui::Area::new(egui::Id::unique("blink"))
+                    .fixed_pos(canvas_rect.min + egui::vec2(8.0, 8.0))
+                    .show(ui.ctx(), |ui| {
+                        egui::Frame::popup(ui.style()).show(ui, |ui| {
+                            ui.label(format!("B held: showing {shown}"));
+                        });
+                    });
+            }
             for event in self.canvas.ui(ui, &settings) {
                 match event {
                     CanvasEvent::Picked(id) => {
@@ -808,6 +829,10 @@ impl Studio {
             }
         });
 
+        self.messages.note(self.message.as_ref());
+        if self.show_messages {
+            self.messages.window(&ctx, &mut self.show_messages);
+        }
         // Commands change the state after this frame was drawn: the next frame shows it.
         let commands = std::mem::take(&mut self.commands);
         if !commands.is_empty() {

@@ -127,3 +127,80 @@ fn the_image_being_labelled_stays_in_the_unlabelled_list_until_the_user_moves_on
         "moved on: the labelled image leaves the list"
     );
 }
+
+#[test]
+fn holding_b_says_what_it_shows_and_the_confidence_view_has_a_legend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = crate::common::native(&tmp.path().join("data"));
+    let mut harness = harness_sized(&fixture.root, 1280.0, 800.0);
+    assert!(harness.query_by_label_contains("B held").is_none());
+    harness.key_down(Key::B);
+    harness.run_steps(2);
+    let shown = harness.state().shown_view().label();
+    assert!(
+        harness
+            .query_by_label_contains(&format!("B held: showing {shown}"))
+            .is_some(),
+        "an on-canvas note while B is held"
+    );
+    harness.key_up(Key::B);
+    harness.run_steps(2);
+    assert!(harness.query_by_label_contains("B held").is_none());
+    assert!(
+        harness
+            .query_by_label_contains("the model is sure")
+            .is_none()
+    );
+    harness.key_press(Key::C);
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label_contains("0%: the model is unsure")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label_contains("100%: the model is sure")
+            .is_some()
+    );
+}
+
+#[test]
+fn every_message_is_kept_in_view_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = crate::common::native(&tmp.path().join("data"));
+    let mut harness = harness_sized(&fixture.root, 1280.0, 800.0);
+    let long = format!(
+        "no GPU found: wgpu reports no hardware adapter ({})",
+        "x".repeat(300)
+    );
+    harness.state_mut().message = Some((long.clone(), true));
+    harness.run_steps(1);
+    harness.state_mut().message = Some(("a second message".into(), false));
+    harness.run_steps(1);
+    let texts: Vec<String> = harness
+        .state()
+        .messages
+        .texts()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        texts.ends_with(&[long.clone(), "a second message".into()]),
+        "{texts:?}"
+    );
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "View")
+        .click();
+    harness.run_steps(2);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::CheckBox, "Messages")
+        .click();
+    harness.run_steps(2);
+    assert!(harness.state().show_messages);
+    assert!(
+        harness
+            .query_by_label_contains("wgpu reports no hardware adapter (xxxx")
+            .is_some(),
+        "the whole first message is readable in the log"
+    );
+}

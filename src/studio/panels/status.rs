@@ -71,11 +71,13 @@ pub fn ui(
         }
         if let Some((text, is_error)) = message {
             ui.separator();
-            if *is_error {
-                ui.colored_label(ui.visuals().error_fg_color, text);
-            } else {
-                ui.label(text);
-            }
+            // Elided to the bar's width; the whole text on hover and in View > Messages.
+            let text = match is_error {
+                true => egui::RichText::new(text).color(ui.visuals().error_fg_color),
+                false => egui::RichText::new(text),
+            };
+            ui.add(egui::Label::new(text.clone()).truncate())
+                .on_hover_text(text);
         }
     });
 }

@@ -6,7 +6,7 @@ use crate::core::model::segmenter::AuxTask;
 use crate::core::paint::accept::AcceptScope;
 use crate::studio::app::Command;
 use crate::studio::canvas::{Tool, aux_colour};
-use crate::studio::compare::blend::{ANY_CLASS, FALSE_NEGATIVE, FALSE_POSITIVE, ViewMode};
+use crate::studio::compare::blend::{ANY_CLASS, FALSE_NEGATIVE, FALSE_POSITIVE, HEAT, ViewMode};
 use crate::studio::state::PersistedState;
 
 #[derive(Default)]
@@ -177,6 +177,17 @@ impl ToolsPanel {
                 legend(ui, FALSE_NEGATIVE, "false negative (true, missed)");
             }
             ui.label(egui::RichText::new("Correct pixels dimmed, unlabelled grey.").small());
+        }
+        if state.view == ViewMode::Confidence {
+            // The heat map's stops (`blend::HEAT`), as the canvas draws them.
+            for (colour, text) in HEAT.iter().zip([
+                "0%: the model is unsure",
+                "33%",
+                "67%",
+                "100%: the model is sure",
+            ]) {
+                legend(ui, *colour, text);
+            }
         }
         ui.checkbox(&mut state.outline, "Outline only");
         if let Some(task) = aux {
