@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use egui_plot::{Legend, Line, Plot};
+use egui_plot::{Corner, Legend, Line, Plot};
 
 use crate::core::device::DeviceChoice;
 use crate::core::model::segmenter::Encoder;
@@ -518,27 +518,41 @@ impl TrainingPanel {
         let width = ((ui.available_width() - 24.0) / 3.0).max(100.0);
         let link = ui.make_persistent_id("training-x");
         let curves = &self.curves;
-        let plot =
-            |ui: &mut egui::Ui, id: &str, title: &str, y: &str, lines: Vec<Line<'static>>| {
-                ui.vertical(|ui| {
-                    ui.set_width(width);
-                    ui.strong(title);
-                    Plot::new(id)
-                        .height(
-                            ui.available_height()
-                                .min(height - ui.spacing().interact_size.y),
-                        )
-                        .legend(Legend::default())
-                        .link_axis(link, [true, false])
-                        .x_axis_label("step")
-                        .y_axis_label(y)
-                        .show(ui, |plot| {
-                            for line in lines {
-                                plot.line(line);
-                            }
-                        });
-                });
-            };
+        // Each plot's y range always holds `y_range` (no negative axes before any data), and
+        // its legend sits, small and see-through, in the corner its curves leave free.
+        let plot = |ui: &mut egui::Ui,
+                    id: &str,
+                    title: &str,
+                    y: &str,
+                    (y_range, corner): ([f64; 2], Corner),
+                    lines: Vec<Line<'static>>| {
+            ui.vertical(|ui| {
+                ui.set_width(width);
+                ui.strong(title);
+                Plot::new(id)
+                    .height(
+                        ui.available_height()
+                            .min(height - ui.spacing().interact_size.y),
+                    )
+                    .include_x(0.0)
+                    .include_y(y_range[0])
+                    .include_y(y_range[1])
+                    .legend(
+                        Legend::default()
+                            .position(corner)
+                            .background_alpha(0.6)
+                            .text_style(egui::TextStyle::Small),
+                    )
+                    .link_axis(link, [true, false])
+                    .x_axis_label("step")
+                    .y_axis_label(y)
+                    .show(ui, |plot| {
+                        for line in lines {
+                            plot.line(line);
+                        }
+                    });
+            });
+        };
         let dashed = egui_plot::LineStyle::dashed_loose();
         let mut loss = vec![
             Line::new("train loss", curves.train_loss.clone()),
@@ -562,11 +576,20 @@ impl TrainingPanel {
                     .style(dashed),
             );
         }
-        plot(ui, "loss", "Loss", "loss", loss);
+        // Loss falls (top right is free), IoU rises (top left), the rate only goes down.
+        plot(
+            ui,
+            "loss",
+            "Loss",
+            "loss",
+            ([0.0, 0.1], Corner::RightTop),
+            loss,
+        );
         let shown = self.iou_classes.shown(&curves.class_iou);
         iou.extend(shown.iter().map(|&i| {
             let (name, points) = &curves.class_iou[i];
-            Line::new(name.clone(), points.clone())
+            // By class id: adding a comparison run or hiding a class keeps every colour.
+            Line::new(name.clone(), points.clone()).color(class_colour(i))
         }));
         let classes = curves.class_iou.len();
         ui.vertical(|ui| {
@@ -574,17 +597,62 @@ impl TrainingPanel {
             if classes > ALL_UP_TO {
                 self.iou_classes.ui(ui, classes, shown.len());
             }
-            plot(ui, "iou", "IoU (validation)", "IoU", iou);
+            plot(
+                ui,
+                "iou",
+                "IoU (validation)",
+                "IoU",
+                ([0.0, 1.0], Corner::LeftTop),
+                iou,
+            );
         });
         plot(
             ui,
             "lr",
             "Learning rate",
             "learning rate",
+            ([0.0, 0.0], Corner::RightTop),
             vec![Line::new("learning rate", curves.lr.clone())],
         );
     }
 }
 
+/// The colour of class `id`'s IoU curve: hues a golden angle apart, so that neighbouring ids
+/// differ and no colour depends on which other curves are drawn.
+pub fn class_colour(id: usize) -> egui::Color32 {
+    let hue = (id as f32 * 0.618_034).fract();
+    egui::ecolor::Hsva::new(hue, 0.75, 0.95, 1.0).into()
+}
+
 /// How long the UI spends on worker events per frame.
 pub const EVENT_BUDGET: Duration = Duration::from_millis(4);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_colours_are_fixed_by_id_and_tell_neighbours_apart() {
+        // The sample's seven classes, CamVid's 31: no two ids within 31 share a colour, and
+        // neighbours differ clearly in hue.
+        let colours: Vec<egui::Color32> = (0..31).map(class_colour).collect();
+        for (i, a) in colours.iter().enumerate() {
+            for b in &colours[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        for id in 0..30 {
+            let (a, b) = (class_colour(id), class_colour(id + 1));
+            let distance: i32 = [
+                a.r() as i32 - b.r() as i32,
+                a.g() as i32 - b.g() as i32,
+                a.b() as i32 - b.b() as i32,
+            ]
+            .iter()
+            .map(|d| d.abs())
+            .sum();
+            assert!(distance > 120, "ids {id} and {}: {a:?} vs {b:?}", id + 1);
+        }
+        assert_eq!(class_colour(3), class_colour(3));
+    }
+}
