@@ -7,6 +7,7 @@ mod export;
 mod keys;
 mod labels_export;
 mod messages;
+mod open_folder;
 mod training;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use crate::core::paint::{AutosavePolicy, MaskDocument, Unsaved};
 use crate::core::train::control::PredictRequest;
 use crate::core::train::worker::{TrainWorker, WorkerCommand};
 pub use messages::MessageLog;
+pub use open_folder::completions as open_folder_completions;
 
 /// Cross-panel actions, applied after the panels have drawn.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +137,8 @@ pub struct Studio {
     pub messages: MessageLog,
     /// View > Messages is open.
     pub show_messages: bool,
+    /// File > Open dataset…'s window.
+    pub open_folder: open_folder::OpenFolder,
     /// How long the model took for an image: (entry index, seconds).
     pub inference: Option<(u64, f64)>,
     /// The process's resident memory while training runs, and when it was read.
@@ -191,6 +195,7 @@ impl Studio {
             message: None,
             messages: MessageLog::default(),
             show_messages: false,
+            open_folder: Default::default(),
             inference: None,
             memory: None,
             export: None,
@@ -397,11 +402,7 @@ impl Studio {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::PickDataset => {
-                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                    self.apply(Command::OpenDataset(dir));
-                }
-            }
+            Command::PickDataset => self.ask_for_folder(),
             Command::OpenDataset(dir) => {
                 self.save_current();
                 match Session::open(&dir) {
@@ -416,6 +417,7 @@ impl Studio {
                         self.dataset_panel.uncertainty.clear();
                         self.selected = None;
                         self.state.last_folder = Some(dir.clone());
+                        self.remember_folder(&dir);
                         self.session = Some(session);
                         self.message = Some((
                             match problems {
@@ -833,6 +835,7 @@ impl Studio {
         if self.show_messages {
             self.messages.window(&ctx, &mut self.show_messages);
         }
+        self.open_folder_window(&ctx);
         // Commands change the state after this frame was drawn: the next frame shows it.
         let commands = std::mem::take(&mut self.commands);
         if !commands.is_empty() {

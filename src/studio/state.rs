@@ -12,6 +12,8 @@ use super::compare::blend::{ANY_CLASS, ViewMode};
 pub struct PersistedState {
     /// The dataset folder open at exit.
     pub last_folder: Option<PathBuf>,
+    /// Folders opened, most recent first (File > Open dataset…).
+    pub recent_folders: Vec<PathBuf>,
     pub brush_radius: f32,
     /// Overlay opacity, 0..=1.
     pub opacity: f32,
@@ -37,6 +39,7 @@ impl Default for PersistedState {
     fn default() -> Self {
         Self {
             last_folder: None,
+            recent_folders: Vec::new(),
             brush_radius: 8.0,
             opacity: 0.55,
             view: ViewMode::Truth,

@@ -204,3 +204,53 @@ fn every_message_is_kept_in_view_messages() {
         "the whole first message is readable in the log"
     );
 }
+
+/// File > Open dataset… works without a system file dialog: a typed path, completed from the
+/// folders on disk, and the recent folders.
+#[test]
+fn a_dataset_opens_from_a_typed_path_and_the_recent_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = crate::common::native(&tmp.path().join("streets"));
+    let second = crate::common::voc(&tmp.path().join("voc-export"));
+    let mut harness = harness_sized(&first.root, 1280.0, 800.0);
+    let open_window = |harness: &mut Harness<'_, Studio>| {
+        harness.get_by_role_and_label(egui::accesskit::Role::Button, "File").click();
+        harness.run_steps(2);
+        harness.get_by_label("Open dataset...").click();
+        // A new window is laid out invisibly first.
+        harness.run_steps(4);
+        assert!(harness.state().open_folder.open);
+    };
+    open_window(&mut harness);
+    // Typed: the folder above the open dataset, completed to its sub-folders.
+    let typed = harness.state().open_folder.typed.clone();
+    assert!(typed.starts_with(&*tmp.path().to_string_lossy()), "{typed}");
+    assert!(
+        roadseg::studio::app::open_folder_completions(&format!("{typed}voc"))
+            == vec![second.root.clone()]
+    );
+    harness.get_by_label("voc-export/").click();
+    harness.run_steps(1);
+    harness.state_mut().open_folder.typed.push_str("missing");
+    harness.run_steps(1);
+    harness.get_by_label("Open").click();
+    harness.run_steps(2);
+    assert!(
+        harness.query_by_label_contains("no such folder").is_some(),
+        "a bad path is said in the window"
+    );
+    harness.state_mut().open_folder.typed = second.root.display().to_string();
+    harness.run_steps(1);
+    harness.get_by_label("Open").click();
+    harness.run_steps(2);
+    settle(&mut harness);
+    assert_eq!(harness.state().session.as_ref().unwrap().root, second.root);
+    assert!(!harness.state().open_folder.open);
+    assert_eq!(harness.state().state.recent_folders[..2], [second.root.clone(), first.root.clone()]);
+    // Back to the first from the recent list.
+    open_window(&mut harness);
+    harness.get_by_label(&first.root.display().to_string()).click();
+    harness.run_steps(2);
+    settle(&mut harness);
+    assert_eq!(harness.state().session.as_ref().unwrap().root, first.root);
+}

@@ -1,0 +1,158 @@
+//! File > Open dataset…: a small window of our own with a typed path (completed from the
+//! folders on disk), the recent folders, and the system's folder dialog as one choice among
+//! them. The native dialog alone did nothing where it cannot open (no portal or GTK, as under
+//! Xvfb); a typed path works everywhere.
+
+use std::path::{Path, PathBuf};
+
+use super::{Command, Studio};
+
+/// How many recent folders are remembered, and completions shown.
+pub const RECENT: usize = 8;
+const COMPLETIONS: usize = 8;
+
+#[derive(Default)]
+pub struct OpenFolder {
+    pub open: bool,
+    pub typed: String,
+    /// Said under the field: why the last try did not open.
+    pub problem: Option<String>,
+}
+
+/// Sub-folders of `typed`'s folder whose names start with its last part (all of them when it
+/// ends with a separator), sorted, at most [`COMPLETIONS`].
+pub fn completions(typed: &str) -> Vec<PathBuf> {
+    let path = Path::new(typed);
+    let (dir, prefix) = match typed.ends_with(std::path::MAIN_SEPARATOR) || typed.is_empty() {
+        true => (path, String::new()),
+        false => (
+            path.parent().unwrap_or(Path::new("")),
+            path.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().to_lowercase()),
+        ),
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase());
+            name.is_some_and(|n| n.starts_with(&prefix) && !n.starts_with('.'))
+        })
+        .collect();
+    found.sort();
+    found.truncate(COMPLETIONS);
+    found
+}
+
+impl Studio {
+    /// Shows the window (File > Open dataset…).
+    pub(super) fn ask_for_folder(&mut self) {
+        let start = self
+            .session
+            .as_ref()
+            .map(|s| s.root.clone())
+            .or_else(|| self.state.last_folder.clone())
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        self.open_folder = OpenFolder {
+            open: true,
+            typed: start.map_or_else(String::new, |p| {
+                format!("{}{}", p.display(), std::path::MAIN_SEPARATOR)
+            }),
+            problem: None,
+        };
+    }
+
+    /// Remembers `dir` first among the recent folders.
+    pub(super) fn remember_folder(&mut self, dir: &Path) {
+        let recent = &mut self.state.recent_folders;
+        recent.retain(|p| p != dir);
+        recent.insert(0, dir.to_path_buf());
+        recent.truncate(RECENT);
+    }
+
+    pub(super) fn open_folder_window(&mut self, ctx: &egui::Context) {
+        if !self.open_folder.open {
+            return;
+        }
+        let mut open = true;
+        let mut chosen: Option<PathBuf> = None;
+        let recent = self.state.recent_folders.clone();
+        let form = &mut self.open_folder;
+        egui::Window::new("Open dataset")
+            .open(&mut open)
+            .collapsible(false)
+            .default_width(460.0)
+            .show(ctx, |ui| {
+                let field = ui.add(
+                    egui::TextEdit::singleline(&mut form.typed)
+                        .hint_text("folder path")
+                        .desired_width(f32::INFINITY),
+                );
+                if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    chosen = Some(PathBuf::from(form.typed.trim()));
+                }
+                // The buttons first: completions below them come and go as one types.
+                ui.horizontal(|ui| {
+                    if ui.button("Open").clicked() {
+                        chosen = Some(PathBuf::from(form.typed.trim()));
+                    }
+                    if ui.button("Browse...").clicked() {
+                        match rfd::FileDialog::new().pick_folder() {
+                            Some(dir) => chosen = Some(dir),
+                            None => {
+                                form.problem = Some(
+                                    "no folder chosen; if no dialog appeared, this system has no \
+                                     file dialog (no portal or GTK): type the path above"
+                                        .into(),
+                                )
+                            }
+                        }
+                    }
+                });
+                if let Some(problem) = &form.problem {
+                    ui.colored_label(ui.visuals().error_fg_color, problem);
+                }
+                for folder in completions(&form.typed) {
+                    let name = folder
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    if ui
+                        .small_button(format!("{name}{}", std::path::MAIN_SEPARATOR))
+                        .clicked()
+                    {
+                        form.typed = format!("{}{}", folder.display(), std::path::MAIN_SEPARATOR);
+                    }
+                }
+                if !recent.is_empty() {
+                    ui.separator();
+                    ui.label("Recent");
+                    for folder in &recent {
+                        if ui
+                            .selectable_label(false, folder.display().to_string())
+                            .clicked()
+                        {
+                            chosen = Some(folder.clone());
+                        }
+                    }
+                }
+            });
+        if let Some(dir) = chosen {
+            if dir.is_dir() {
+                self.open_folder.open = false;
+                self.commands.push(Command::OpenDataset(dir));
+                return;
+            }
+            self.open_folder.problem = Some(format!("{}: no such folder", dir.display()));
+        }
+        self.open_folder.open &= open;
+    }
+}
