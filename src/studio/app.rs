@@ -457,6 +457,7 @@ impl Studio {
                     None => 0,
                 };
                 if let Some(&index) = visible.get(next as usize) {
+                    self.dataset_panel.reveal = Some(index);
                     self.apply(Command::Select(index));
                 }
             }

@@ -214,7 +214,9 @@ fn a_dataset_opens_from_a_typed_path_and_the_recent_list() {
     let second = crate::common::voc(&tmp.path().join("voc-export"));
     let mut harness = harness_sized(&first.root, 1280.0, 800.0);
     let open_window = |harness: &mut Harness<'_, Studio>| {
-        harness.get_by_role_and_label(egui::accesskit::Role::Button, "File").click();
+        harness
+            .get_by_role_and_label(egui::accesskit::Role::Button, "File")
+            .click();
         harness.run_steps(2);
         harness.get_by_label("Open dataset...").click();
         // A new window is laid out invisibly first.
@@ -246,11 +248,49 @@ fn a_dataset_opens_from_a_typed_path_and_the_recent_list() {
     settle(&mut harness);
     assert_eq!(harness.state().session.as_ref().unwrap().root, second.root);
     assert!(!harness.state().open_folder.open);
-    assert_eq!(harness.state().state.recent_folders[..2], [second.root.clone(), first.root.clone()]);
+    assert_eq!(
+        harness.state().state.recent_folders[..2],
+        [second.root.clone(), first.root.clone()]
+    );
     // Back to the first from the recent list.
     open_window(&mut harness);
-    harness.get_by_label(&first.root.display().to_string()).click();
+    harness
+        .get_by_label(&first.root.display().to_string())
+        .click();
     harness.run_steps(2);
     settle(&mut harness);
     assert_eq!(harness.state().session.as_ref().unwrap().root, first.root);
+}
+
+/// Keyboard navigation scrolls the list to the selected image (rows off screen are not even
+/// laid out, so the test can see whether the row is shown).
+#[test]
+fn keyboard_navigation_scrolls_the_list_to_the_selected_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = roadseg::core::dataset::sample::SampleConfig {
+        count: 40,
+        seed: 2,
+        width: 48,
+        height: 32,
+    };
+    roadseg::core::dataset::sample::generate(&data, &config).unwrap();
+    let mut harness = harness_sized(&data, 1280.0, 800.0);
+    assert!(
+        harness.query_by_label_contains("road_0030").is_none(),
+        "off screen at first"
+    );
+    for _ in 0..30 {
+        harness.key_press(Key::ArrowDown);
+        harness.run_steps(1);
+    }
+    settle(&mut harness);
+    let name = harness.state().selected_name().unwrap().to_string();
+    assert_eq!(name, "road_0030");
+    // The status bar names it too: the list's row is the second.
+    let shown = harness.query_all_by_label_contains(&name).count();
+    assert!(
+        shown >= 2,
+        "the selected row is on screen ({shown} node(s) name it)"
+    );
 }

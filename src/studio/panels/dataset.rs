@@ -34,6 +34,8 @@ pub struct DatasetPanel {
     /// Mean predictive entropy by image name, from the last analysis.
     pub uncertainty: HashMap<String, f64>,
     pub thumbnails: Thumbnails,
+    /// Scroll the list to this entry next frame (keyboard navigation moved to it).
+    pub reveal: Option<usize>,
 }
 
 impl DatasetPanel {
@@ -124,53 +126,57 @@ impl DatasetPanel {
         let row_height = th + ui.spacing().item_spacing.y;
         // Only the rows on screen are laid out (and decoded): a 10,000-image folder scrolls like
         // a short one.
-        egui::ScrollArea::vertical().auto_shrink(false).show_rows(
-            ui,
-            row_height,
-            visible.len(),
-            |ui, rows| {
-                for &index in &visible[rows] {
-                    let entry = &session.entries[index];
-                    let thumb = self.thumbnails.get(
-                        index,
-                        &entry.image,
-                        entry.label.as_deref(),
-                        &session.encoding,
-                    );
-                    let labelled = match (thumb.and_then(|t| t.labelled), entry.labelled) {
-                        (Some(f), _) => format!("{:.0}% labelled", f * 100.0),
-                        (None, true) => "labelled".to_string(),
-                        (None, false) => "unlabelled".to_string(),
+        let mut area = egui::ScrollArea::vertical().auto_shrink(false);
+        // Only rows on screen are laid out, so a row cannot scroll itself into view: the offset
+        // that centres it is set instead.
+        if let Some(target) = self.reveal.take()
+            && let Some(row) = visible.iter().position(|&i| i == target)
+        {
+            let top = row as f32 * row_height - (ui.available_height() - row_height) / 2.0;
+            area = area.vertical_scroll_offset(top.max(0.0));
+        }
+        area.show_rows(ui, row_height, visible.len(), |ui, rows| {
+            for &index in &visible[rows] {
+                let entry = &session.entries[index];
+                let thumb = self.thumbnails.get(
+                    index,
+                    &entry.image,
+                    entry.label.as_deref(),
+                    &session.encoding,
+                );
+                let labelled = match (thumb.and_then(|t| t.labelled), entry.labelled) {
+                    (Some(f), _) => format!("{:.0}% labelled", f * 100.0),
+                    (None, true) => "labelled".to_string(),
+                    (None, false) => "unlabelled".to_string(),
+                };
+                ui.horizontal(|ui| {
+                    let size = egui::vec2(tw, th);
+                    match thumb.and_then(|t| t.texture.as_ref()) {
+                        Some(texture) => {
+                            ui.add(egui::Image::new(egui::load::SizedTexture::new(
+                                texture.id(),
+                                size,
+                            )));
+                        }
+                        None => {
+                            let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+                            ui.painter()
+                                .rect_filled(rect, 2.0, ui.visuals().faint_bg_color);
+                        }
+                    }
+                    let text = match self.uncertainty.get(&entry.name) {
+                        Some(h) => format!(
+                            "{}\n{}, {labelled}, uncertainty {h:.2}",
+                            entry.name, entry.split
+                        ),
+                        None => format!("{}\n{}, {labelled}", entry.name, entry.split),
                     };
-                    ui.horizontal(|ui| {
-                        let size = egui::vec2(tw, th);
-                        match thumb.and_then(|t| t.texture.as_ref()) {
-                            Some(texture) => {
-                                ui.add(egui::Image::new(egui::load::SizedTexture::new(
-                                    texture.id(),
-                                    size,
-                                )));
-                            }
-                            None => {
-                                let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
-                                ui.painter()
-                                    .rect_filled(rect, 2.0, ui.visuals().faint_bg_color);
-                            }
-                        }
-                        let text = match self.uncertainty.get(&entry.name) {
-                            Some(h) => format!(
-                                "{}\n{}, {labelled}, uncertainty {h:.2}",
-                                entry.name, entry.split
-                            ),
-                            None => format!("{}\n{}, {labelled}", entry.name, entry.split),
-                        };
-                        let response = ui.selectable_label(selected == Some(index), text);
-                        if response.clicked() {
-                            commands.push(Command::Select(index));
-                        }
-                    });
-                }
-            },
-        );
+                    let response = ui.selectable_label(selected == Some(index), text);
+                    if response.clicked() {
+                        commands.push(Command::Select(index));
+                    }
+                });
+            }
+        });
     }
 }
