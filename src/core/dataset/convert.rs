@@ -166,6 +166,16 @@ pub struct Written {
     pub drivable: usize,
 }
 
+impl Written {
+    /// From what [`Job::each`] returned per sample: 1 where a mask was written.
+    pub fn masks(per_sample: &[usize]) -> Self {
+        Self {
+            masks: per_sample.iter().sum(),
+            drivable: 0,
+        }
+    }
+}
+
 /// One conversion under way: the validated samples and where they go.
 pub struct Job<'a> {
     pub index: &'a DatasetIndex,

@@ -182,10 +182,7 @@ pub fn write(job: &Job) -> Result<Written, ConvertError> {
         )?;
         Ok(1)
     })?;
-    Ok(Written {
-        masks: written.iter().sum(),
-        drivable: 0,
-    })
+    Ok(Written::masks(&written))
 }
 
 #[cfg(test)]

@@ -403,8 +403,5 @@ pub fn write(job: &Job) -> Result<Written, ConvertError> {
         image_io::write_atomic(&out.join(format!("{}.json", sample.name)), &json)?;
         Ok(1)
     })?;
-    Ok(Written {
-        masks: written.iter().sum(),
-        drivable: 0,
-    })
+    Ok(Written::masks(&written))
 }

@@ -308,10 +308,7 @@ pub fn write(job: &Job) -> Result<Written, ConvertError> {
     let mut trainval: Vec<&str> = by_split.get(&Split::Train).cloned().unwrap_or_default();
     trainval.extend(by_split.get(&Split::Val).cloned().unwrap_or_default());
     image_io::write_atomic(&lists.join("trainval.txt"), text(&trainval).as_bytes())?;
-    Ok(Written {
-        masks: written.iter().sum(),
-        drivable: 0,
-    })
+    Ok(Written::masks(&written))
 }
 
 #[cfg(test)]
