@@ -448,10 +448,10 @@ impl Studio {
             }
             Command::Step(delta) => {
                 let Some(session) = &self.session else { return };
-                let visible = self.dataset_panel.visible(session, self.selected);
-                let position = self
-                    .selected
-                    .and_then(|s| visible.iter().position(|&i| i == s));
+                // From the image asked for last: presses faster than loads are not lost.
+                let current = session.loading().or(self.selected);
+                let visible = self.dataset_panel.visible(session, current);
+                let position = current.and_then(|s| visible.iter().position(|&i| i == s));
                 let next = match position {
                     Some(p) => (p as i64 + delta as i64).clamp(0, visible.len() as i64 - 1),
                     None => 0,

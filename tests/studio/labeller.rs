@@ -280,6 +280,7 @@ fn keyboard_navigation_scrolls_the_list_to_the_selected_image() {
         harness.query_by_label_contains("road_0030").is_none(),
         "off screen at first"
     );
+    // Pressed faster than images load: each press counts from the image asked for last.
     for _ in 0..30 {
         harness.key_press(Key::ArrowDown);
         harness.run_steps(1);
