@@ -91,6 +91,19 @@ fn train_from_the_window_then_stop() {
         .unwrap()
         .unwrap();
     assert_eq!(summary.status, "stopped");
+    // The line under the buttons was this run's from its start, and the Runs list marks it.
+    let name = run.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        harness
+            .state()
+            .training
+            .log
+            .iter()
+            .any(|l| *l == format!("training {name}"))
+    );
+    harness.get_by_label("Runs").click();
+    harness.run_steps(2);
+    harness.get_by_label(&format!("{name} (open)"));
     assert!(
         !Path::new(&data).join("runs").exists(),
         "the dataset folder gets no runs"

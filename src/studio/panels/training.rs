@@ -274,6 +274,13 @@ impl TrainingPanel {
                     self.curves = Curves::default();
                 }
                 self.run_dir = Some(info.run_dir.clone());
+                // The line under the buttons is this run's from now on, not the last run's end.
+                let name = info
+                    .run_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                let verb = if info.resumed { "resuming" } else { "training" };
+                self.push_log(format!("{verb} {}", name.unwrap_or_default()));
                 self.progress = Progress {
                     start: Some((**info).clone()),
                     step: info.start_step,
@@ -459,7 +466,14 @@ impl TrainingPanel {
                 None => "unfinished".to_string(),
             };
             let running_here = !idle && self.run_dir.as_ref() == Some(&row.dir);
-            ui.label(egui::RichText::new(&row.name).strong());
+            // The run whose curves are shown (open, or training now).
+            let shown = self.run_dir.as_ref() == Some(&row.dir);
+            let name = match (running_here, shown) {
+                (true, _) => format!("{} (training)", row.name),
+                (false, true) => format!("{} (open)", row.name),
+                _ => row.name.clone(),
+            };
+            ui.label(egui::RichText::new(name).strong());
             ui.label(egui::RichText::new(format!("{result}\n{}", row.config)).small());
             if let Some(reason) = row.broken.as_ref().filter(|_| !running_here) {
                 let text = egui::RichText::new(format!("broken: {reason}")).small();
@@ -630,6 +644,44 @@ pub const EVENT_BUDGET: Duration = Duration::from_millis(4);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_run_replaces_the_last_runs_closing_line() {
+        let mut panel = TrainingPanel::default();
+        let summary = Summary {
+            status: "completed".into(),
+            epochs: 2,
+            steps: 6,
+            best_epoch: Some(2),
+            best_mean_iou: Some(0.1031),
+            last_validation: None,
+            elapsed_secs: 4.0,
+            device: "cpu".into(),
+            message: None,
+        };
+        panel.on_event(&WorkerEvent::Finished(Ok(summary)));
+        assert!(panel.log.last().unwrap().contains("0.1031"));
+        let info = StartInfo {
+            run_dir: "runs/quick-2".into(),
+            device: "cpu".into(),
+            resumed: false,
+            epochs: 2,
+            start_epoch: 0,
+            steps_per_epoch: 3,
+            total_steps: 6,
+            start_step: 0,
+            train_images: 8,
+            val_images: 2,
+            batch_size: 4,
+            class_names: vec!["road".into()],
+        };
+        panel.on_event(&WorkerEvent::Train(TrainEvent::Started(Box::new(info))));
+        assert_eq!(
+            panel.log.last().map(String::as_str),
+            Some("training quick-2")
+        );
+        assert_eq!(panel.run_dir.as_deref(), Some(Path::new("runs/quick-2")));
+    }
 
     #[test]
     fn class_colours_are_fixed_by_id_and_tell_neighbours_apart() {
