@@ -555,17 +555,7 @@ impl Studio {
     fn convert_to_native(&mut self) {
         let Some(session) = &self.session else { return };
         let root = session.root.clone();
-        let name = root
-            .file_name()
-            .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
-        let parent = root.parent().unwrap_or(&root).to_path_buf();
-        let out = (1..)
-            .map(|n| match n {
-                1 => parent.join(format!("{name}-native")),
-                n => parent.join(format!("{name}-native-{n}")),
-            })
-            .find(|p| !p.exists())
-            .expect("an unused folder name");
+        let out = labels_export::free_folder(&root, Format::Native);
         let result = DatasetIndex::open(&root, Some(session.format))
             .map_err(|e| e.to_string())
             .and_then(|index| convert::to_native(&index, &out, true).map_err(|e| e.to_string()));

@@ -34,8 +34,8 @@ impl LabelsExport {
     }
 }
 
-/// The first unused `<root>-<format>[-n]` beside `root`.
-fn free_folder(root: &std::path::Path, format: Format) -> PathBuf {
+/// The first unused `<root>-<format>[-n]` beside `root` (also Convert to native's copy).
+pub(super) fn free_folder(root: &std::path::Path, format: Format) -> PathBuf {
     let name = root
         .file_name()
         .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());

@@ -17,6 +17,9 @@ pub struct OpenFolder {
     pub typed: String,
     /// Said under the field: why the last try did not open.
     pub problem: Option<String>,
+    /// The completions of `typed` as last listed: the folder is read when `typed` changes,
+    /// not every frame.
+    listed: Option<(String, Vec<PathBuf>)>,
 }
 
 /// Sub-folders of `typed`'s folder whose names start with its last part (all of them when it
@@ -68,6 +71,7 @@ impl Studio {
                 format!("{}{}", p.display(), std::path::MAIN_SEPARATOR)
             }),
             problem: None,
+            listed: None,
         };
     }
 
@@ -121,7 +125,19 @@ impl Studio {
                 if let Some(problem) = &form.problem {
                     ui.colored_label(ui.visuals().error_fg_color, problem);
                 }
-                for folder in completions(&form.typed) {
+                if form
+                    .listed
+                    .as_ref()
+                    .is_none_or(|(typed, _)| *typed != form.typed)
+                {
+                    form.listed = Some((form.typed.clone(), completions(&form.typed)));
+                }
+                let listed = form
+                    .listed
+                    .as_ref()
+                    .map(|(_, l)| l.clone())
+                    .unwrap_or_default();
+                for folder in listed {
                     let name = folder
                         .file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -146,7 +146,7 @@ struct ImageLabels {
 
 #[derive(Debug, PartialEq)]
 enum Kind {
-    /// Panoptic: segment id -> train id (`None`: a category the json does not list).
+    /// Panoptic: segment id -> train id, or `Err(category id)` for a category no json lists.
     Panoptic(HashMap<u64, Result<u8, u64>>),
     /// (annotation id, train id or the unknown category id, shape), in file order.
     Shapes(Vec<(u64, Result<u8, u64>, Shape)>),
@@ -330,7 +330,9 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
                 .push(annotation);
         }
         let listed: std::collections::HashSet<u64> = file.images.iter().map(|i| i.id).collect();
-        for id in by_id.keys().filter(|id| !listed.contains(id)) {
+        let mut unlisted: Vec<&u64> = by_id.keys().filter(|id| !listed.contains(id)).collect();
+        unlisted.sort();
+        for id in unlisted {
             problems.push(Problem::new(
                 &json,
                 format!("annotations for image id {id}, which images[] does not list"),
@@ -397,7 +399,7 @@ pub fn scan(root: &Path) -> Result<DatasetIndex, DatasetError> {
                 }
                 continue;
             }
-            let key = image_key(&json, &annotations_png, &entry, root, &json_stem);
+            let key = image_key(&json, annotations_png.as_deref(), &entry, root, &json_stem);
             labels.images.insert(
                 key.clone(),
                 ImageLabels {
@@ -453,7 +455,7 @@ fn panoptic_png(annotations: &[Annotation]) -> Option<String> {
 /// The panoptic PNG for panoptic annotations, `<json>#<image id>` otherwise.
 fn image_key(
     json: &Path,
-    png: &Option<String>,
+    png: Option<&str>,
     entry: &ImageEntry,
     root: &Path,
     json_stem: &str,
@@ -734,46 +736,30 @@ pub fn write(job: &Job) -> Result<Written, ConvertError> {
         Ok((sample.split, entry, instances, Some(panoptic)))
     })?;
     let mut masks = 0;
-    for split in Split::ALL {
+    // Each split's images are numbered from 1, their annotations too: ids are set here, on the
+    // annotations each sample made, which move into the split's json.
+    let mut by_split: BTreeMap<Split, Vec<_>> = BTreeMap::new();
+    for (split, entry, anns, pan) in written {
+        by_split.entry(split).or_default().push((entry, anns, pan));
+    }
+    for (split, written) in by_split {
         let mut images = Vec::new();
         let mut instances = Vec::new();
         let mut panoptic = Vec::new();
-        for (_, entry, anns, pan) in written.iter().filter(|w| w.0 == split) {
+        for (mut entry, anns, pan) in written {
             let image_id = images.len() as u64 + 1;
-            images.push(ImageEntry {
-                id: image_id,
-                ..entry.clone()
-            });
-            for ann in anns {
-                instances.push(Annotation {
-                    id: instances.len() as u64 + 1,
-                    image_id,
-                    category_id: ann.category_id,
-                    segmentation: ann.segmentation.clone(),
-                    file_name: None,
-                    segments_info: None,
-                    area: ann.area,
-                    bbox: ann.bbox,
-                    iscrowd: 0,
-                });
+            entry.id = image_id;
+            images.push(entry);
+            for mut ann in anns {
+                ann.id = instances.len() as u64 + 1;
+                ann.image_id = image_id;
+                instances.push(ann);
             }
-            if let Some(pan) = pan {
+            if let Some(mut pan) = pan {
                 masks += 1;
-                panoptic.push(Annotation {
-                    id: image_id,
-                    image_id,
-                    category_id: None,
-                    segmentation: None,
-                    file_name: pan.file_name.clone(),
-                    segments_info: pan.segments_info.clone(),
-                    area: None,
-                    bbox: None,
-                    iscrowd: 0,
-                });
+                (pan.id, pan.image_id) = (image_id, image_id);
+                panoptic.push(pan);
             }
-        }
-        if images.is_empty() {
-            continue;
         }
         let annotations = out.join("annotations");
         for (name, annotations_of) in [("instances", instances), ("panoptic", panoptic)] {
