@@ -35,6 +35,9 @@ impl MessageLog {
 
     pub(super) fn window(&self, ctx: &egui::Context, open: &mut bool) {
         egui::Window::new("Messages")
+            // Above the status bar it extends, clear of the menu bar.
+            .pivot(egui::Align2::RIGHT_BOTTOM)
+            .default_pos(ctx.content_rect().right_bottom() - egui::vec2(16.0, 48.0))
             .open(open)
             .default_size([560.0, 280.0])
             .show(ctx, |ui| {

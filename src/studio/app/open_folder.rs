@@ -92,6 +92,10 @@ impl Studio {
         let recent = self.state.recent_folders.clone();
         let form = &mut self.open_folder;
         egui::Window::new("Open dataset")
+            // Centred across, clear of the menu bar it was opened from; pinned by its top so
+            // that completions coming and going never move the field and buttons.
+            .pivot(egui::Align2::CENTER_TOP)
+            .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 120.0))
             .open(&mut open)
             .collapsible(false)
             .default_width(460.0)
