@@ -3,6 +3,7 @@
 //! predictions, the Errors panel, model-assisted labelling) is in [`compare`].
 
 mod compare;
+mod destination;
 mod export;
 mod keys;
 mod labels_export;
@@ -44,9 +45,14 @@ pub enum Command {
     Save,
     Undo,
     Redo,
+    /// Ask where the native copy of this view-only dataset goes.
     ConvertToNative,
-    /// Write the open dataset's labels in another layout, into a new folder beside it.
+    /// Copy the dataset, with the strokes painted on it, into this new folder and open it.
+    ConvertToNativeAt(PathBuf),
+    /// Ask where the open dataset's labels go in another layout.
     ExportLabels(Format),
+    /// Write the open dataset's labels in this layout into this new folder.
+    ExportLabelsAt(Format, PathBuf),
     /// Replace the class table of a native dataset (names and colours; new classes appended).
     SetClasses(ClassTable),
     Fit,
@@ -109,6 +115,11 @@ const NO_PREDICTION: &str =
 const VIEW_ONLY_STROKES: &str = "this dataset is view only: strokes stay in memory until File > Convert to native copies the dataset with them";
 
 /// How long unsaved strokes may wait before being written.
+/// The training and errors panel: never shorter than its tabs and a control row, never so tall
+/// that less than this is left to the canvas.
+const BOTTOM_PANEL_MIN: f32 = 120.0;
+const MIN_CANVAS_HEIGHT: f32 = 160.0;
+
 pub const AUTOSAVE_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Studio {
@@ -139,6 +150,8 @@ pub struct Studio {
     pub show_messages: bool,
     /// File > Open dataset…'s window.
     pub open_folder: open_folder::OpenFolder,
+    /// File > Convert to native… and Export labels as…: where the copy goes.
+    pub destination: destination::Destination,
     /// How long the model took for an image: (entry index, seconds).
     pub inference: Option<(u64, f64)>,
     /// The process's resident memory while training runs, and when it was read.
@@ -196,6 +209,7 @@ impl Studio {
             messages: MessageLog::default(),
             show_messages: false,
             open_folder: Default::default(),
+            destination: Default::default(),
             inference: None,
             memory: None,
             export: None,
@@ -288,12 +302,13 @@ impl Studio {
                     let path = doc.path().to_path_buf();
                     // What is on disk now: a mask without labels is no file.
                     let labelled = doc.has_labels();
+                    let fraction = labelled.then(|| doc.mask().labelled_fraction());
                     if let (Some(session), Some(i)) = (self.session.as_mut(), self.selected)
                         && let Some(entry) = session.entries.get_mut(i)
                     {
                         entry.labelled = labelled;
                         entry.label = labelled.then(|| path.clone());
-                        self.dataset_panel.thumbnails.forget(i);
+                        self.dataset_panel.thumbnails.set_labelled(i, fraction);
                     }
                     self.message = Some((format!("saved {}", path.display()), false));
                 }
@@ -475,8 +490,14 @@ impl Studio {
             Command::Redo => {
                 self.canvas.redo();
             }
-            Command::ConvertToNative => self.convert_to_native(),
-            Command::ExportLabels(format) => self.export_labels(format),
+            Command::ConvertToNative => {
+                self.ask_for_destination(destination::Purpose::ConvertToNative);
+            }
+            Command::ConvertToNativeAt(out) => self.convert_to_native(out),
+            Command::ExportLabels(format) => {
+                self.ask_for_destination(destination::Purpose::ExportLabels(format));
+            }
+            Command::ExportLabelsAt(format, out) => self.export_labels(format, out),
             Command::SetClasses(classes) => self.set_classes(classes),
             Command::Fit => self.canvas.fit(),
             Command::OneToOne => self.canvas.one_to_one(),
@@ -552,10 +573,9 @@ impl Studio {
 
     /// Converts the open (non-native) dataset into a new sibling folder and opens that; the
     /// original is never written to.
-    fn convert_to_native(&mut self) {
+    fn convert_to_native(&mut self, out: PathBuf) {
         let Some(session) = &self.session else { return };
         let root = session.root.clone();
-        let out = labels_export::free_folder(&root, Format::Native);
         let result = DatasetIndex::open(&root, Some(session.format))
             .map_err(|e| e.to_string())
             .and_then(|index| convert::to_native(&index, &out, true).map_err(|e| e.to_string()));
@@ -759,10 +779,15 @@ impl Studio {
             });
         self.state.right_panel_width = right.response.rect.width();
         // Under the canvas only: the dataset and tool panels keep their full height.
+        // Its height is the user's (the border drags it, up to most of the window): what does
+        // not fit scrolls inside, so opening a section never takes the canvas's space.
         if self.state.show_training {
-            egui::Panel::bottom("training")
+            let most = (ui.available_height() - MIN_CANVAS_HEIGHT).max(BOTTOM_PANEL_MIN);
+            let bottom = egui::Panel::bottom("training")
                 .resizable(true)
-                .default_size(240.0)
+                .default_size(self.state.bottom_panel_height.min(most))
+                .min_size(BOTTOM_PANEL_MIN)
+                .max_size(most)
                 .show(ui, |ui| {
                     ui.horizontal(|ui| {
                         ui.selectable_value(&mut self.bottom, BottomTab::Training, "Training");
@@ -770,9 +795,15 @@ impl Studio {
                     });
                     match self.bottom {
                         BottomTab::Training => self.training.ui(ui, &mut self.commands),
-                        BottomTab::Errors => self.errors_ui(ui),
+                        BottomTab::Errors => {
+                            egui::ScrollArea::both()
+                                .id_salt("errors-tab")
+                                .auto_shrink(false)
+                                .show(ui, |ui| self.errors_ui(ui));
+                        }
                     }
                 });
+            self.state.bottom_panel_height = bottom.response.rect.height();
         }
         egui::CentralPanel::no_frame().show(ui, |ui| {
             let settings = CanvasSettings {
@@ -827,6 +858,7 @@ impl Studio {
             self.messages.window(&ctx, &mut self.show_messages);
         }
         self.open_folder_window(&ctx);
+        self.destination_window(&ctx);
         // Commands change the state after this frame was drawn: the next frame shows it.
         let commands = std::mem::take(&mut self.commands);
         if !commands.is_empty() {

@@ -491,7 +491,15 @@ impl Canvas {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, settings: &CanvasSettings) -> Vec<CanvasEvent> {
         let mut events = Vec::new();
-        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+        let (rect, _) = ui.allocate_exact_size(ui.available_size(), Sense::hover());
+        // The panels' resize handles reach a few points into the canvas; the canvas, laid out
+        // last, would win a press there and paint instead of resizing. It leaves them that band.
+        let grab = ui.style().interaction.resize_grab_radius_side + 1.0;
+        let response = ui.interact(
+            rect.shrink(grab),
+            ui.make_persistent_id("canvas"),
+            Sense::click_and_drag(),
+        );
         self.canvas_rect = rect;
         if self.outline != settings.outline {
             self.outline = settings.outline;

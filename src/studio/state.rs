@@ -33,6 +33,8 @@ pub struct PersistedState {
     pub tool: Tool,
     pub left_panel_width: f32,
     pub right_panel_width: f32,
+    /// The training and errors panel under the canvas.
+    pub bottom_panel_height: f32,
 }
 
 impl Default for PersistedState {
@@ -52,6 +54,7 @@ impl Default for PersistedState {
             tool: Tool::Brush,
             left_panel_width: 240.0,
             right_panel_width: 210.0,
+            bottom_panel_height: 240.0,
         }
     }
 }

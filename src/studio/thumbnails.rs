@@ -53,6 +53,9 @@ pub struct Thumbnails {
     pending: HashSet<usize>,
     /// Bumped when the dataset changes, so late results for the old one are dropped.
     generation: u64,
+    /// Labelled fractions of masks the studio wrote itself: they win over a decoding that
+    /// was asked for before the write and arrives after it.
+    written: HashMap<usize, Option<f32>>,
 }
 
 impl Default for Thumbnails {
@@ -84,6 +87,7 @@ impl Thumbnails {
             order: VecDeque::new(),
             pending: HashSet::new(),
             generation: 0,
+            written: HashMap::new(),
         }
     }
 
@@ -93,12 +97,23 @@ impl Thumbnails {
         self.cache.clear();
         self.order.clear();
         self.pending.clear();
+        self.written.clear();
     }
 
-    /// Forgets one entry (its mask was just saved), so it is decoded again.
+    /// Forgets one entry (its mask changed on disk), so it is decoded again.
     pub fn forget(&mut self, index: usize) {
         self.cache.remove(&index);
         self.order.retain(|&i| i != index);
+        self.written.remove(&index);
+    }
+
+    /// The studio just wrote entry `index`'s mask, `labelled` of it (`None`: no mask). The row
+    /// shows it at once: the picture is the same, only the figure changed.
+    pub fn set_labelled(&mut self, index: usize, labelled: Option<f32>) {
+        self.written.insert(index, labelled);
+        if let Some(thumb) = self.cache.get_mut(&index) {
+            thumb.labelled = labelled;
+        }
     }
 
     /// The entry for a row on screen; queues its decoding when it is not cached.
@@ -158,7 +173,11 @@ impl Thumbnails {
                 done.index,
                 Thumb {
                     texture,
-                    labelled: done.labelled,
+                    labelled: self
+                        .written
+                        .get(&done.index)
+                        .copied()
+                        .unwrap_or(done.labelled),
                 },
             );
             self.order.push_back(done.index);

@@ -43,6 +43,7 @@ fn a_voc_folder_opens_view_only_with_its_classes_and_converts_to_native() {
     harness
         .get_by_label("Convert to native to label...")
         .click();
+    crate::support::accept_destination(&mut harness, "Convert");
     settle(&mut harness);
     let native = tmp.path().join("voc-native");
     let session = harness.state().session.as_ref().unwrap();
@@ -71,7 +72,7 @@ fn export_labels_as_writes_the_dataset_in_another_layout() {
     harness.get_by_label("Export labels as...").click();
     harness.run_steps(2);
     harness.get_by_label("coco").click();
-    harness.run_steps(1);
+    crate::support::accept_destination(&mut harness, "Export");
     wait_for(
         &mut harness,
         "the labels export",

@@ -8,6 +8,7 @@ mod common;
 mod compare;
 mod formats;
 mod labeller;
+mod layout;
 mod paint;
 mod reliability;
 mod soak;

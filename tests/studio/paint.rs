@@ -315,6 +315,7 @@ fn strokes_on_a_view_only_dataset_are_carried_into_its_native_copy() {
     harness
         .get_by_label("Convert to native to label...")
         .click();
+    crate::support::accept_destination(&mut harness, "Convert");
     settle(&mut harness);
     let native = tmp.path().join("kitti-native");
     assert_eq!(harness.state().session.as_ref().unwrap().root, native);

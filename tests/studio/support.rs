@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use roadseg::core::mask::Mask;
 use roadseg::studio::Studio;
 use roadseg::studio::state::PersistedState;
@@ -52,4 +53,34 @@ pub fn mask(harness: &Harness<'_, Studio>) -> Mask {
         .expect("an image is open")
         .mask()
         .clone()
+}
+
+/// Answers the window that asks where a copy goes (Convert to native…, Export labels as…) with
+/// the folder it proposes: `action` is its button, "Convert" or "Export".
+pub fn accept_destination(harness: &mut Harness<'_, Studio>, action: &str) {
+    harness.run_steps(4);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, action)
+        .click();
+    harness.run_steps(1);
+}
+
+/// Scrolls with the wheel over `over` until a widget labelled `label` is on screen (egui leaves
+/// widgets scrolled out of sight out of the accessibility tree, as out of the picture).
+pub fn scroll_to_label(harness: &mut Harness<'_, Studio>, over: egui::Pos2, label: &str) {
+    harness.hover_at(over);
+    for _ in 0..20 {
+        if harness.query_by_label(label).is_some() {
+            return;
+        }
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Line,
+            delta: egui::vec2(0.0, -2.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: egui::Modifiers::NONE,
+        });
+        harness.run_steps(2);
+    }
+    panic!("{label:?} not found after scrolling");
 }

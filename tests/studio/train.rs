@@ -101,9 +101,15 @@ fn train_from_the_window_then_stop() {
             .iter()
             .any(|l| *l == format!("training {name}"))
     );
+    // The controls scroll inside the panel (Hyper-parameters is open): the user scrolls to
+    // Runs, opens it and scrolls on to the run.
+    harness.get_by_label("Runs").scroll_to_me();
+    // Past the scroll's animation.
+    harness.run_steps(30);
     harness.get_by_label("Runs").click();
     harness.run_steps(2);
-    harness.get_by_label(&format!("{name} (open)"));
+    let over = harness.get_by_label("Runs").rect().center();
+    crate::support::scroll_to_label(&mut harness, over, &format!("{name} (open)"));
     assert!(
         !Path::new(&data).join("runs").exists(),
         "the dataset folder gets no runs"

@@ -78,6 +78,25 @@ fn resolved(path: &Path) -> PathBuf {
     out
 }
 
+/// Whether `out` can receive a copy of the dataset at `root`: a new or empty folder outside it.
+pub fn check_output(root: &Path, out: &Path) -> Result<(), ConvertError> {
+    if out.exists() && !out.is_dir() {
+        return Err(ConvertError::OutputIsFile(out.to_path_buf()));
+    }
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map_err(|e| DatasetError::io(out, e))?
+            .next()
+            .is_some()
+    {
+        return Err(ConvertError::OutputNotEmpty(out.to_path_buf()));
+    }
+    if resolved(out).starts_with(resolved(root)) {
+        return Err(ConvertError::OutputInsideSource(out.to_path_buf()));
+    }
+    Ok(())
+}
+
 /// Writes `index` as native into `out` (see [`convert`]).
 pub fn to_native(
     index: &DatasetIndex,
@@ -99,20 +118,7 @@ pub fn convert(
     if !Format::WRITABLE.contains(&to) {
         return Err(ConvertError::NotWritable(to));
     }
-    if out.exists() && !out.is_dir() {
-        return Err(ConvertError::OutputIsFile(out.to_path_buf()));
-    }
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map_err(|e| DatasetError::io(out, e))?
-            .next()
-            .is_some()
-    {
-        return Err(ConvertError::OutputNotEmpty(out.to_path_buf()));
-    }
-    if resolved(out).starts_with(resolved(&index.root)) {
-        return Err(ConvertError::OutputInsideSource(out.to_path_buf()));
-    }
+    check_output(&index.root, out)?;
     // Before anything is read or written: a class table the layout cannot hold.
     if to == Format::Cityscapes {
         formats::cityscapes::label_ids_of(&index.classes)?;

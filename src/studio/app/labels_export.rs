@@ -51,7 +51,7 @@ pub(super) fn free_folder(root: &std::path::Path, format: Format) -> PathBuf {
 
 impl Studio {
     /// Starts writing the open dataset's labels as `format`.
-    pub(super) fn export_labels(&mut self, format: Format) {
+    pub(super) fn export_labels(&mut self, format: Format, out: PathBuf) {
         if self.labels_export.is_some() {
             self.report("a labels export is already running".into(), true);
             return;
@@ -69,7 +69,6 @@ impl Studio {
         };
         let root = session.root.clone();
         let source = session.format;
-        let out = free_folder(&root, format);
         let note = (!self.view_only_edits.is_empty()).then(|| {
             "the strokes painted on this view-only dataset are not in it (Convert to native \
              keeps them)"

@@ -30,6 +30,16 @@ pub struct AnalysisKey {
 /// Results kept (a few runs and revisions back).
 const CACHE: usize = 8;
 
+/// The column of class bars and confusion, and the column of uncertain images.
+const SIDE_WIDTH: f32 = 280.0;
+const UNCERTAIN_WIDTH: f32 = 190.0;
+/// The table with its five columns seen whole; it never gets less than the minimum (it
+/// scrolls sideways then).
+const WHOLE_TABLE_WIDTH: f32 = 340.0;
+const MIN_TABLE_WIDTH: f32 = 200.0;
+/// The class bars' name column; longer names are cut (whole on hover).
+const CLASS_NAME_WIDTH: f32 = 96.0;
+
 #[derive(Default)]
 pub struct ErrorsPanel {
     pub scope: Scope,
@@ -132,8 +142,6 @@ impl ErrorsPanel {
     ) {
         ui.horizontal(|ui| {
             ui.strong("Errors");
-            ui.label(model);
-            ui.separator();
             for scope in [Scope::Validation, Scope::AllLabelled] {
                 if ui
                     .selectable_label(self.scope == scope, scope.label())
@@ -149,6 +157,9 @@ impl ErrorsPanel {
             {
                 commands.push(Command::Analyse { force: true });
             }
+            ui.separator();
+            // Last, in what is left: a long run name is cut (whole on hover), never the buttons.
+            ui.add(egui::Label::new(model).truncate());
         });
         let Some(key) = key else {
             ui.label("No model: train one, or open a run (Runs > Open), or start with `roadseg studio DIR --model RUN`.");
@@ -193,19 +204,39 @@ impl ErrorsPanel {
             ))
             .small(),
         );
+        // Three columns: the table takes what the two fixed-width ones (their text wrapped)
+        // leave, and scrolls inside itself, so nothing is cut at the panel's right edge; the
+        // uncertain images and their button sit at the top, seen without scrolling.
+        // Narrower than that, the uncertain images go on top of the middle column.
+        let gaps = 6.0 * ui.spacing().item_spacing.x;
+        let three = ui.available_width() >= WHOLE_TABLE_WIDTH + SIDE_WIDTH + UNCERTAIN_WIDTH + gaps;
+        let table_width = match three {
+            true => ui.available_width() - SIDE_WIDTH - UNCERTAIN_WIDTH - gaps,
+            false => (ui.available_width() - SIDE_WIDTH - gaps / 2.0).max(MIN_TABLE_WIDTH),
+        };
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
-                ui.set_width((ui.available_width() * 0.5).max(320.0));
+                ui.set_width(table_width);
                 self.table(ui, &analysis, commands);
             });
             ui.separator();
             ui.vertical(|ui| {
+                ui.set_width(SIDE_WIDTH);
+                if !three {
+                    uncertainty(ui, &analysis, commands);
+                    ui.add_space(6.0);
+                }
                 class_bars(ui, &analysis);
                 ui.add_space(6.0);
                 confusion_heat_map(ui, &analysis);
-                ui.add_space(6.0);
-                uncertainty(ui, &analysis, commands);
             });
+            if three {
+                ui.separator();
+                ui.vertical(|ui| {
+                    ui.set_width(UNCERTAIN_WIDTH);
+                    uncertainty(ui, &analysis, commands);
+                });
+            }
         });
     }
 
@@ -214,7 +245,7 @@ impl ErrorsPanel {
         let road_name = analysis.classes.get(road).cloned().unwrap_or_default();
         let mut rows: Vec<_> = analysis.images.clone();
         crate::core::analysis::sort_scores(&mut rows, self.sort);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("Sort (worst first):");
             ui.selectable_value(&mut self.sort, SortKey::MeanIou, "mean IoU");
             ui.selectable_value(
@@ -225,7 +256,7 @@ impl ErrorsPanel {
             ui.selectable_value(&mut self.sort, SortKey::WrongPixels, "wrong pixels");
         });
         let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-        egui::ScrollArea::vertical()
+        egui::ScrollArea::both()
             .id_salt("errors-table")
             .max_height(ui.available_height().max(120.0))
             .show(ui, |ui| {
@@ -270,12 +301,19 @@ pub fn road_class(classes: &[String]) -> usize {
 fn class_bars(ui: &mut egui::Ui, analysis: &Analysis) {
     ui.strong("IoU per class");
     let iou = analysis.confusion.iou();
-    let bar_width = 160.0;
+    let bar_width = SIDE_WIDTH - CLASS_NAME_WIDTH - 60.0;
     egui::Grid::new("errors-class-bars")
         .num_columns(3)
         .show(ui, |ui| {
             for (name, value) in analysis.classes.iter().zip(iou) {
-                ui.label(name);
+                ui.allocate_ui_with_layout(
+                    Vec2::new(CLASS_NAME_WIDTH, 12.0),
+                    egui::Layout::left_to_right(egui::Align::Center),
+                    |ui| {
+                        ui.set_width(CLASS_NAME_WIDTH);
+                        ui.add(egui::Label::new(name).truncate());
+                    },
+                );
                 let (rect, response) =
                     ui.allocate_exact_size(Vec2::new(bar_width, 12.0), Sense::hover());
                 let painter = ui.painter();

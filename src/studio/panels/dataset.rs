@@ -149,34 +149,91 @@ impl DatasetPanel {
                     (None, true) => "labelled".to_string(),
                     (None, false) => "unlabelled".to_string(),
                 };
-                ui.horizontal(|ui| {
-                    let size = egui::vec2(tw, th);
-                    match thumb.and_then(|t| t.texture.as_ref()) {
-                        Some(texture) => {
-                            ui.add(egui::Image::new(egui::load::SizedTexture::new(
-                                texture.id(),
-                                size,
-                            )));
-                        }
-                        None => {
-                            let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
-                            ui.painter()
-                                .rect_filled(rect, 2.0, ui.visuals().faint_bg_color);
-                        }
-                    }
-                    let text = match self.uncertainty.get(&entry.name) {
-                        Some(h) => format!(
-                            "{}\n{}, {labelled}, uncertainty {h:.2}",
-                            entry.name, entry.split
-                        ),
-                        None => format!("{}\n{}, {labelled}", entry.name, entry.split),
-                    };
-                    let response = ui.selectable_label(selected == Some(index), text);
-                    if response.clicked() {
-                        commands.push(Command::Select(index));
-                    }
-                });
+                let state = match self.uncertainty.get(&entry.name) {
+                    Some(h) => format!("{}, {labelled}, uncertainty {h:.2}", entry.split),
+                    None => format!("{}, {labelled}", entry.split),
+                };
+                let texture = thumb.and_then(|t| t.texture.as_ref()).map(|t| t.id());
+                let row = Row {
+                    name: &entry.name,
+                    state: &state,
+                    texture,
+                    thumb: egui::vec2(tw, th),
+                    selected: selected == Some(index),
+                };
+                if row.ui(ui).clicked() {
+                    commands.push(Command::Select(index));
+                }
             }
         });
+    }
+}
+
+/// One image in the list: thumbnail, name, state. As wide as the panel, whatever the text: the
+/// name and state are cut with an ellipsis (the whole text on hover) instead of widening the
+/// panel into the canvas.
+struct Row<'a> {
+    name: &'a str,
+    state: &'a str,
+    texture: Option<egui::TextureId>,
+    thumb: egui::Vec2,
+    selected: bool,
+}
+
+impl Row<'_> {
+    fn ui(self, ui: &mut egui::Ui) -> egui::Response {
+        let size = egui::vec2(ui.available_width(), self.thumb.y);
+        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
+        let text = format!("{}\n{}", self.name, self.state);
+        response.widget_info(|| {
+            egui::WidgetInfo::selected(egui::Role::Button, ui.is_enabled(), self.selected, &text)
+        });
+        if !ui.is_rect_visible(rect) {
+            return response;
+        }
+        let visuals = ui.style().interact_selectable(&response, self.selected);
+        let painter = ui.painter_at(rect);
+        if self.selected || response.hovered() {
+            painter.rect(
+                rect,
+                visuals.corner_radius,
+                visuals.weak_bg_fill,
+                visuals.bg_stroke,
+                egui::StrokeKind::Inside,
+            );
+        }
+        let thumb = egui::Rect::from_min_size(rect.min, self.thumb);
+        match self.texture {
+            Some(id) => {
+                egui::Image::new(egui::load::SizedTexture::new(id, self.thumb)).paint_at(ui, thumb);
+            }
+            None => {
+                painter.rect_filled(thumb, 2.0, ui.visuals().faint_bg_color);
+            }
+        }
+        let gap = ui.spacing().item_spacing.x;
+        let left = thumb.max.x + gap;
+        let width = (rect.max.x - left - gap).max(0.0);
+        let line = |text: &str, style: egui::TextStyle| {
+            egui::WidgetText::from(text).into_galley(
+                ui,
+                Some(egui::TextWrapMode::Truncate),
+                width,
+                style,
+            )
+        };
+        let name = line(self.name, egui::TextStyle::Body);
+        let state = line(self.state, egui::TextStyle::Small);
+        let elided = name.elided || state.elided;
+        let height = name.size().y + state.size().y;
+        let top = rect.center().y - height / 2.0;
+        let colour = visuals.text_color();
+        let name_height = name.size().y;
+        painter.galley(egui::pos2(left, top), name, colour);
+        painter.galley(egui::pos2(left, top + name_height), state, colour);
+        match elided {
+            true => response.on_hover_text(text),
+            false => response,
+        }
     }
 }

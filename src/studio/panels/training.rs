@@ -352,10 +352,17 @@ impl TrainingPanel {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.horizontal_top(|ui| {
-            ui.vertical(|ui| {
-                ui.set_width(260.0);
-                self.controls(ui, commands);
-            });
+            // The controls scroll in the panel's height: opening a section does not grow it.
+            egui::ScrollArea::vertical()
+                .id_salt("training-controls")
+                .max_height(ui.available_height())
+                .auto_shrink([true, false])
+                .show(ui, |ui| {
+                    ui.vertical(|ui| {
+                        ui.set_width(260.0);
+                        self.controls(ui, commands);
+                    });
+                });
             ui.separator();
             self.plots(ui);
         });
