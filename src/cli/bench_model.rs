@@ -80,9 +80,7 @@ fn measure(
         sizes => sizes.to_vec(),
     };
     let config = predictor.config();
-    let model = predictor
-        .unet()
-        .with_context(|| format!("bench --model {}", run.display()))?;
+    let model = predictor.model();
     let mut out = RunBench {
         run: run.to_path_buf(),
         checkpoint: predictor.checkpoint().to_path_buf(),
@@ -95,7 +93,7 @@ fn measure(
         peak_resident_bytes: None,
     };
     for size in sizes {
-        let (params, gflops) = size_figures(model, &config.model, size);
+        let (params, gflops) = size_figures(model, &config.segmenter(), size);
         out.params = params;
         out.gflops.push(gflops);
         out.latency.push(latency(

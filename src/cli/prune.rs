@@ -200,9 +200,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 format!("{amount} (measured)"),
             ),
         };
-        let (model, config) =
-            prune_structured(&source.model, &source.config.model, &allocation, amount);
-        (model, config, format!("prune structured {how}"))
+        let unet = source.model.plain_unet().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--structured narrows the stages of a plain UNet without a second head; this \
+                 run has the {} encoder{}: prune it without --structured (zeroes the smallest \
+                 weights of every convolution, decoder and encoder alike)",
+                source.config.train.encoder,
+                match source.config.train.aux {
+                    Some(task) => format!(" and a {task} head"),
+                    None => String::new(),
+                }
+            )
+        })?;
+        let (model, config) = prune_structured(unet, &source.config.model, &allocation, amount);
+        (model.into(), config, format!("prune structured {how}"))
     } else {
         (
             prune_unstructured(source.model.clone(), amount),

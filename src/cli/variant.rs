@@ -10,7 +10,6 @@ use roadseg::core::dataset::DatasetIndex;
 use roadseg::core::export::measure::{
     Latency, checkpoint_bytes, latencies, size_figures, validation_miou,
 };
-use roadseg::core::model::unet::UNet;
 use roadseg::core::predict::Predictor;
 use roadseg::core::train::run_dir::CheckpointKind;
 use serde::Serialize;
@@ -48,11 +47,12 @@ pub fn measure_pair(
     let predictors = [load(before, kind)?, load(after, CheckpointKind::Best)?];
     let size = size.unwrap_or(predictors[0].config().train.size);
     let in_channels = predictors[0].config().model.in_channels;
-    let models = [unet(&predictors[0], before)?, unet(&predictors[1], after)?];
+    let models = [predictors[0].model(), predictors[1].model()];
     let mut timed = latencies(&models, in_channels, device, size, runs)?.into_iter();
     let mut figures = Vec::new();
     for (predictor, run) in predictors.iter().zip([before, after]) {
-        let (params, gflops) = size_figures(unet(predictor, run)?, &predictor.config().model, size);
+        let (params, gflops) =
+            size_figures(predictor.model(), &predictor.config().segmenter(), size);
         let (val_miou, scope) = validation_miou(predictor, index)
             .with_context(|| format!("evaluating {}", run.display()))?;
         figures.push(Figures {
@@ -139,11 +139,4 @@ pub fn print_table(before: &Figures, after: &Figures, extra: &[(String, String, 
     for (name, b, a, note) in rows {
         println!("{name:<34} {b:>14} {a:>14}  {note}");
     }
-}
-
-/// The run's model as a plain UNet (what the figures handle), or why not.
-fn unet<'a>(predictor: &'a Predictor, run: &Path) -> anyhow::Result<&'a UNet> {
-    predictor
-        .unet()
-        .with_context(|| format!("comparing {}", run.display()))
 }

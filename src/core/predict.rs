@@ -20,8 +20,7 @@ use crate::core::dataset::{DatasetIndex, Problem, Sample};
 use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
-use crate::core::model::segmenter::{AuxTask, NotPlainUNet, Segmenter};
-use crate::core::model::unet::UNet;
+use crate::core::model::segmenter::{AuxTask, Segmenter};
 use crate::core::train::config::RunConfig;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError, load_model};
 
@@ -164,16 +163,6 @@ impl Predictor {
     /// The inference model (batch norm folded), on [`Predictor::device`].
     pub fn model(&self) -> &Segmenter {
         &self.model
-    }
-
-    /// The inference model as a plain UNet, for what handles only that (bench --model's FLOP
-    /// count and latency, prune, quantize, export); an error names the run's encoder otherwise.
-    pub fn unet(&self) -> Result<&UNet, NotPlainUNet> {
-        let train = &self.config.train;
-        self.model.plain_unet().ok_or(NotPlainUNet {
-            encoder: train.encoder,
-            second_head: train.aux.is_some(),
-        })
     }
 
     pub fn device(&self) -> &Device {

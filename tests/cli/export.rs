@@ -57,7 +57,7 @@ fn reference_cases(run: &Path, dir: &Path, shapes: &[[usize; 4]]) -> PathBuf {
     let mut manifest = Vec::new();
     for (i, &shape) in shapes.iter().enumerate() {
         let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let logits = predictor.model().forward(x.clone()).logits;
+        let out = predictor.model().forward(x.clone());
         let write = |name: String, t: Tensor<4>| {
             let bytes: Vec<u8> = t
                 .try_into_vec_as::<f32>()
@@ -68,11 +68,15 @@ fn reference_cases(run: &Path, dir: &Path, shapes: &[[usize; 4]]) -> PathBuf {
             std::fs::write(dir.join(&name), bytes).unwrap();
             name
         };
-        manifest.push(serde_json::json!({
+        let mut case = serde_json::json!({
             "input": write(format!("input{i}.f32"), x),
-            "logits": write(format!("logits{i}.f32"), logits),
+            "logits": write(format!("logits{i}.f32"), out.logits),
             "shape": shape,
-        }));
+        });
+        if let Some(second) = out.aux {
+            case["second"] = write(format!("second{i}.f32"), second).into();
+        }
+        manifest.push(case);
     }
     let path = dir.join("manifest.json");
     std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
@@ -817,4 +821,188 @@ fn flags_that_would_be_ignored_or_cannot_work_are_refused() {
         let err = fails(&args);
         assert!(err.contains(reason), "{args:?}: {err}");
     }
+}
+
+/// Issue 23: export, quantize, prune and bench --model take a ResNet-18 run with a second
+/// (boundary) head as they take the plain UNet: the ONNX file has both outputs and onnxruntime
+/// gives the same logits for both; the variants are ordinary runs.
+#[test]
+fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&[
+        "sample",
+        "--out",
+        s(&data),
+        "--count",
+        "6",
+        "--size",
+        "32x32",
+        "--seed",
+        "3",
+    ]);
+    let run = tmp.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--encoder",
+        "resnet18",
+        "--aux",
+        "boundary",
+        "--size",
+        "32x32",
+        "--width",
+        "4",
+        "--batch-size",
+        "3",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+
+    let onnx = tmp.path().join("resnet.onnx");
+    let report: Value = serde_json::from_str(&ok(&[
+        "export",
+        "--model",
+        s(&run),
+        "--onnx",
+        s(&onnx),
+        "--json",
+        "--dynamic",
+    ]))
+    .unwrap();
+    assert_eq!(report["size_multiple"], 32, "{report}");
+    for op in ["Add", "MaxPool", "Resize", "Concat"] {
+        assert!(
+            report["operators"][op].as_u64().unwrap() > 0,
+            "{op}: {report}"
+        );
+    }
+    assert!(report["operators"].get("BatchNormalization").is_none());
+    let manifest = reference_cases(
+        &run,
+        &tmp.path().join("cases"),
+        &[[1, 3, 32, 32], [2, 3, 64, 32]],
+    );
+    let result = peer(&[s(&onnx), "logits", s(&manifest)]);
+    assert_eq!(result["checker"], "passed");
+    assert_cases_match(&result, 2);
+    assert_eq!(result["cases"][0]["outputs"], 2, "{result}");
+    assert_eq!(result["outputs"][1][0], "boundary_logits");
+    let meta = &result["metadata"];
+    assert_eq!(meta["encoder"], "resnet18");
+    assert_eq!(meta["size_multiple"], "32");
+    assert_eq!(meta["second_head"], "boundary");
+    // The masks `roadseg predict` writes, from the file and its metadata alone.
+    let preds = tmp.path().join("preds");
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--input",
+        s(&data.join("images")),
+        "--out",
+        s(&preds),
+        "--device",
+        "cpu",
+    ]);
+    let result = peer(&[s(&onnx), "masks", s(&data.join("images")), s(&preds)]);
+    for image in result["images"].as_array().unwrap() {
+        assert_eq!(image["differing_pixels"], 0, "{image}");
+    }
+
+    let quantized = tmp.path().join("run-int8");
+    let q: Value = serde_json::from_str(&ok(&[
+        "quantize",
+        "--model",
+        s(&run),
+        "--out",
+        s(&quantized),
+        "--runs",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    // Nearly all of a ResNet's parameters are convolution weights.
+    assert!(
+        q["after"]["file_bytes"].as_u64().unwrap() * 3
+            < q["before"]["file_bytes"].as_u64().unwrap(),
+        "{q}"
+    );
+    assert!(
+        q["quantized_params"].as_u64().unwrap() * 10 > q["params"].as_u64().unwrap() * 9,
+        "{q}"
+    );
+
+    let pruned = tmp.path().join("run-sparse");
+    let p: Value = serde_json::from_str(&ok(&[
+        "prune",
+        "--model",
+        s(&run),
+        "--out",
+        s(&pruned),
+        "--amount",
+        "0.5",
+        "--runs",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    let sparsity = p["sparsity"]["after"].as_f64().unwrap();
+    assert!((0.45..=0.55).contains(&sparsity), "{p}");
+    let err = fails(&[
+        "prune",
+        "--model",
+        s(&run),
+        "--out",
+        s(&tmp.path().join("narrow")),
+        "--amount",
+        "0.5",
+        "--structured",
+    ]);
+    assert!(
+        err.contains("resnet18 encoder and a boundary head"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("narrow").exists());
+
+    // Each variant is a run like any other: evaluated, exported, benched beside the original.
+    for variant in [&quantized, &pruned] {
+        ok(&["eval", "--model", s(variant), "--device", "cpu"]);
+        let out = tmp.path().join(format!(
+            "{}.onnx",
+            variant.file_name().unwrap().to_str().unwrap()
+        ));
+        ok(&["export", "--model", s(variant), "--onnx", s(&out)]);
+    }
+    let bench: Value = serde_json::from_str(&ok(&[
+        "bench",
+        "--model",
+        s(&run),
+        "--compare",
+        s(&quantized),
+        s(&pruned),
+        "--size",
+        "64x64",
+        "--runs",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    let runs = bench["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    // ResNet-18's encoder alone is 1.81 GMACs at 224x224: at 64x64, about 0.30 GFLOPs.
+    let gflops = runs[0]["gflops"][0].as_f64().unwrap();
+    assert!((0.28..0.40).contains(&gflops), "{gflops}");
+    assert!(
+        runs[0]["params"].as_u64().unwrap() > 11_000_000,
+        "{}",
+        runs[0]
+    );
 }

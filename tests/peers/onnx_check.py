@@ -2,9 +2,10 @@
 """Runs a roadseg ONNX export with onnxruntime alone and compares it with roadseg.
 
     onnx_check.py MODEL.onnx logits MANIFEST.json
-        MANIFEST lists cases {"input": file, "shape": [n, c, h, w], "logits": file}: raw
-        little-endian float32 tensors written by roadseg. Prints, per case, the largest
-        |logit difference| and whether the arg-max masks are identical.
+        MANIFEST lists cases {"input": file, "shape": [n, c, h, w], "logits": file} (and
+        "second": file for a second head's output, the graph's second one): raw little-endian
+        float32 tensors written by roadseg. Prints, per case, the largest |logit difference|
+        and whether the arg-max masks are identical, over every output.
 
     onnx_check.py MODEL.onnx masks IMAGES_DIR PREDICTIONS_DIR
         Prepares every image of IMAGES_DIR from the file's metadata only (RGB / 255, then
@@ -41,17 +42,22 @@ def compare_logits(sess, manifest):
     for case in json.load(open(manifest)):
         shape = case["shape"]
         x = np.fromfile(os.path.join(base, case["input"]), dtype="<f4").reshape(shape)
-        (logits,) = sess.run(["logits"], {"image": x})
-        expected = np.fromfile(os.path.join(base, case["logits"]), dtype="<f4")
-        expected = expected.reshape(logits.shape)
+        names = [o.name for o in sess.get_outputs()]
+        files = [case["logits"]] + ([case["second"]] if "second" in case else [])
+        assert len(names) == len(files), f"outputs {names} for {files}"
+        got = sess.run(names, {"image": x})
+        diff, equal = 0.0, True
+        for out, name in zip(got, files):
+            expected = np.fromfile(os.path.join(base, name), dtype="<f4").reshape(out.shape)
+            diff = max(diff, float(np.max(np.abs(out - expected))))
+            equal &= bool(np.array_equal(out.argmax(axis=1), expected.argmax(axis=1)))
         cases.append(
             {
                 "shape": shape,
-                "output_shape": list(logits.shape),
-                "max_abs_diff": float(np.max(np.abs(logits - expected))),
-                "argmax_equal": bool(
-                    np.array_equal(logits.argmax(axis=1), expected.argmax(axis=1))
-                ),
+                "output_shape": list(got[0].shape),
+                "outputs": len(got),
+                "max_abs_diff": diff,
+                "argmax_equal": equal,
             }
         )
     return cases

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::dataset::image_io::write_atomic;
 use crate::core::model::segmenter::Segmenter;
-use crate::core::model::unet::UNet;
 use crate::core::train::config::RunConfig;
 use crate::core::train::optim::build_optimizer;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError, Summary, TrainState};
@@ -122,16 +121,15 @@ pub fn create(
 pub fn write_weights(
     run: &RunDir,
     config: &RunConfig,
-    model: &UNet,
+    model: &Segmenter,
     state: &TrainState,
 ) -> Result<(), RunDirError> {
     let optimizer = build_optimizer(&config.train.optimizer).map_err(|e| RunDirError::Corrupt {
         path: run.config_path(),
         reason: format!("optimizer: {e}"),
     })?;
-    let model = Segmenter::from(model.clone());
-    run.save_checkpoint(CheckpointKind::Last, &model, Some(&optimizer), state)?;
-    run.save_checkpoint(CheckpointKind::Best, &model, None, state)?;
+    run.save_checkpoint(CheckpointKind::Last, model, Some(&optimizer), state)?;
+    run.save_checkpoint(CheckpointKind::Best, model, None, state)?;
     Ok(())
 }
 

@@ -9,7 +9,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::core::dataset::{DatasetIndex, Sample, Split};
-use crate::core::model::unet::{UNet, UNetConfig, Upsample};
+use crate::core::model::resnet::ResNetKind;
+use crate::core::model::segmenter::{Segmenter, SegmenterConfig};
+use crate::core::model::unet::{UNetConfig, Upsample};
 use crate::core::predict::{PredictError, Predictor};
 use crate::core::train::config::RunConfig;
 
@@ -43,9 +45,88 @@ pub fn conv_macs(config: &UNetConfig, height: usize, width: usize) -> u64 {
     macs + (w(0) * config.num_classes) as u64 * pixels(0)
 }
 
-/// Bytes of a checkpoint's weights file.
+/// Multiply-adds of a ResNet encoder's convolutions (stem, blocks, projection shortcuts) for
+/// one `cin`-channel `height` x `width` image, both multiples of 32.
+pub fn resnet_encoder_macs(kind: ResNetKind, cin: usize, height: usize, width: usize) -> u64 {
+    let pixels = |stage: usize| ((height >> stage) * (width >> stage)) as u64;
+    let conv = |k: usize, cin: usize, cout: usize, stage: usize| {
+        (k * k * cin * cout) as u64 * pixels(stage)
+    };
+    let channels = kind.channels();
+    // The stem's 7x7/2 at H/2; the max-pool takes it to H/4, layer1's resolution.
+    let mut macs = conv(7, cin, 64, 1);
+    let mut cin = 64;
+    for (index, blocks) in kind.blocks().into_iter().enumerate() {
+        let planes = 64 << index;
+        let cout = channels[index + 1];
+        // layer1 at H/4 (stride 1), each later one halves: its first block has the stride.
+        let out = index + 2;
+        for block in 0..blocks {
+            let input = if block == 0 && index > 0 {
+                out - 1
+            } else {
+                out
+            };
+            macs += match kind.bottleneck() {
+                // 1x1 at the input's resolution, 3x3 with the stride, 1x1 to 4x the width.
+                true => {
+                    conv(1, cin, planes, input)
+                        + conv(3, planes, planes, out)
+                        + conv(1, planes, cout, out)
+                }
+                false => conv(3, cin, planes, out) + conv(3, planes, planes, out),
+            };
+            if block == 0 && (index > 0 || cin != cout) {
+                macs += conv(1, cin, cout, out);
+            }
+            cin = cout;
+        }
+    }
+    macs
+}
+
+/// Multiply-adds of a UNet decoder on a ResNet encoder (see [`crate::core::model::resnet`]),
+/// encoder included, for one `height` x `width` image (multiples of 32).
+pub fn resnet_unet_macs(kind: ResNetKind, config: &UNetConfig, height: usize, width: usize) -> u64 {
+    let pixels = |stage: usize| ((height >> stage) * (width >> stage)) as u64;
+    let conv3 = |cin: usize, cout: usize, stage: usize| 9 * (cin * cout) as u64 * pixels(stage);
+    let channels = kind.channels();
+    let w = |stage: usize| config.base_width << stage;
+    let mut macs = resnet_encoder_macs(kind, config.in_channels, height, width);
+    let mut below = channels[4];
+    for stage in (0..5).rev() {
+        let skip = if stage >= 1 { channels[stage - 1] } else { 0 };
+        macs += match config.upsample {
+            Upsample::Bilinear => conv3(below, w(stage), stage),
+            Upsample::Transposed => (below * w(stage)) as u64 * pixels(stage),
+        };
+        macs += conv3(skip + w(stage), w(stage), stage) + conv3(w(stage), w(stage), stage);
+        below = w(stage);
+    }
+    macs + (w(0) * config.num_classes) as u64 * pixels(0)
+}
+
+/// Multiply-adds of a run's network (either encoder) and its second head, if any.
+pub fn segmenter_macs(config: &SegmenterConfig, height: usize, width: usize) -> u64 {
+    let unet = &config.unet;
+    let net = match config.encoder.resnet() {
+        None => conv_macs(unet, height, width),
+        Some(kind) => resnet_unet_macs(kind, unet, height, width),
+    };
+    // The head reads the decoder's last features: a 3x3 then a 1x1, at full resolution.
+    let aux = config.aux.map_or(0, |task| {
+        let b = unet.base_width;
+        (9 * b * b + b * task.channels()) as u64 * (height * width) as u64
+    });
+    net + aux
+}
+
+/// Bytes of a checkpoint's weights files (the second head's included).
 pub fn checkpoint_bytes(checkpoint: &Path) -> u64 {
-    std::fs::metadata(checkpoint.join("model.bpk")).map_or(0, |m| m.len())
+    ["model.bpk", "aux.bpk"]
+        .iter()
+        .map(|f| std::fs::metadata(checkpoint.join(f)).map_or(0, |m| m.len()))
+        .sum()
 }
 
 /// Inference latency at one size, batch 1.
@@ -62,10 +143,10 @@ pub struct Latency {
 
 /// Times `runs` forward passes of `model` (an inference model: batch norm folded) on one
 /// random `[1, in, height, width]` image after two warm-up passes, each read back to the host
-/// as a prediction would be. Sizes that are not multiples of `2^depth` are padded, as
-/// `predict` does.
+/// as a prediction would be (a second head's output too). Sizes that are not multiples of the
+/// model's multiple are padded, as `predict` does.
 pub fn latency(
-    model: &UNet,
+    model: &Segmenter,
     in_channels: usize,
     device: &Device,
     size: [u32; 2],
@@ -77,7 +158,7 @@ pub fn latency(
 /// [`latency`] of several models, their runs interleaved (a, b, a, b, ...) so that a busy
 /// machine slows each of them alike.
 pub fn latencies(
-    models: &[&UNet],
+    models: &[&Segmenter],
     in_channels: usize,
     device: &Device,
     [width, height]: [u32; 2],
@@ -88,13 +169,15 @@ pub fn latencies(
         Distribution::Normal(0.0, 1.0),
         device,
     );
-    let once = |model: &UNet| -> Result<f64, PredictError> {
+    let once = |model: &Segmenter| -> Result<f64, PredictError> {
         let start = Instant::now();
-        model
-            .forward_any_size(image.clone())
-            .argmax(1)
-            .try_into_vec_as::<i64>()
-            .map_err(|e| PredictError::Device(e.to_string()))?;
+        let out = model.forward(image.clone());
+        for logits in std::iter::once(out.logits).chain(out.aux) {
+            logits
+                .argmax(1)
+                .try_into_vec_as::<i64>()
+                .map_err(|e| PredictError::Device(e.to_string()))?;
+        }
         Ok(start.elapsed().as_secs_f64() * 1000.0)
     };
     for model in models {
@@ -184,21 +267,26 @@ pub fn validation_miou(
 }
 
 /// The static figures of a model: parameters, convolution GFLOPs at `[width, height]`.
-pub fn size_figures(model: &UNet, config: &UNetConfig, [width, height]: [u32; 2]) -> (usize, f64) {
-    let multiple = 1usize << config.depth;
+pub fn size_figures(
+    model: &Segmenter,
+    config: &SegmenterConfig,
+    [width, height]: [u32; 2],
+) -> (usize, f64) {
+    let multiple = config.multiple();
     let (w, h) = (
         (width as usize).div_ceil(multiple) * multiple,
         (height as usize).div_ceil(multiple) * multiple,
     );
     (
         model.num_params(),
-        2.0 * conv_macs(config, h, w) as f64 / 1e9,
+        2.0 * segmenter_macs(config, h, w) as f64 / 1e9,
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::segmenter::{AuxTask, Encoder};
 
     #[test]
     fn percentiles_interpolate_between_ranks() {
@@ -226,5 +314,39 @@ mod tests {
         let small = big.clone().with_widths(Some(vec![8, 16, 32, 64, 128]));
         let ratio = conv_macs(&big, 96, 128) as f64 / conv_macs(&small, 96, 128) as f64;
         assert!((3.5..4.0).contains(&ratio), "{ratio}");
+    }
+
+    /// torchvision's model table gives the encoders' GFLOPS (multiply-adds, 224x224, its
+    /// classifier's 0.5 to 2 M included): resnet18 1.81, resnet34 3.66, resnet50 4.09.
+    #[test]
+    fn resnet_encoder_macs_match_torchvision() {
+        for (kind, published) in [
+            (ResNetKind::R18, 1.81),
+            (ResNetKind::R34, 3.66),
+            (ResNetKind::R50, 4.09),
+        ] {
+            let g = resnet_encoder_macs(kind, 3, 224, 224) as f64 / 1e9;
+            assert!(
+                (g - published).abs() < 0.006,
+                "{kind:?}: {g} vs {published}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_second_head_adds_its_two_convolutions() {
+        let unet = UNetConfig::new(3).with_base_width(4);
+        let plain = SegmenterConfig::new(unet.clone()).with_encoder(Encoder::Resnet18);
+        let with_head = plain.clone().with_aux(Some(AuxTask::Boundary));
+        let (h, w) = (64, 96);
+        assert_eq!(
+            segmenter_macs(&with_head, h, w) - segmenter_macs(&plain, h, w),
+            (9 * 4 * 4 + 4 * 2) * (h * w) as u64
+        );
+        // The ResNet's decoder on top of its encoder.
+        assert!(
+            resnet_unet_macs(ResNetKind::R18, &unet, h, w)
+                > resnet_encoder_macs(ResNetKind::R18, 3, h, w)
+        );
     }
 }

@@ -14,16 +14,15 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use crate::core::model::segmenter::NotPlainUNet;
-use crate::core::model::unet::UNet;
+use crate::core::model::segmenter::Segmenter;
 use crate::core::train::config::RunConfig;
-use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
-use crate::core::train::trainer::load_model;
+use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError, load_model};
 
-/// A run's weights as saved (batch norm not folded), with its config.
+/// A run's weights as saved (batch norm not folded), with its config: the run's own network,
+/// a plain UNet or a ResNet UNet, with its second head if it has one.
 pub struct LoadedRun {
     pub config: RunConfig,
-    pub model: UNet,
+    pub model: Segmenter,
     /// The checkpoint folder the weights came from.
     pub checkpoint: PathBuf,
 }
@@ -38,13 +37,7 @@ pub fn load_run(
     let dir = RunDir::new(run);
     let config = dir.read_config()?;
     let checkpoint = dir.checkpoint(kind)?;
-    if let Some(not_plain) = NotPlainUNet::of(config.train.encoder, config.train.aux) {
-        return Err(RunDirError::Corrupt {
-            path: dir.config_path(),
-            reason: not_plain.to_string(),
-        });
-    }
-    let model = load_model(config.model.init(device), &checkpoint.join("model.bpk"))?;
+    let model = load_model(config.segmenter().init(device), &checkpoint)?;
     Ok(LoadedRun {
         config,
         model,

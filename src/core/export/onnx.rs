@@ -3,17 +3,20 @@
 //!
 //! burn-onnx's exporter records one forward pass of the inference model (batch norm folded into
 //! the convolutions, dropout inactive) on burn's capture device and lowers it to opset 18: `Conv`
-//! (+ `Relu`), `MaxPool`, `Resize` (bilinear x2 with half-pixel centres, see
-//! [`crate::core::kernels::ops::upsample2x`]), `Concat`. We then name the boundary `image` ->
-//! `logits`, make the batch axis symbolic (the exporter traces batch 1 and 2), with `--dynamic`
-//! also height and width, and add the metadata a user needs to prepare an image:
+//! (+ `Relu`), `MaxPool`, `Add` (a ResNet's residuals), `Resize` (bilinear x2 with half-pixel
+//! centres, see [`crate::core::kernels::ops::upsample2x`]), `Concat`. We then name the boundary
+//! `image` -> `logits` (and `<task>_logits` for a second head: `boundary_logits`,
+//! `drivable_logits`), make the batch axis symbolic (the exporter traces batch 1 and 2), with
+//! `--dynamic` also height and width, and add the metadata a user needs to prepare an image:
 //!
 //! | key | value |
 //! | --- | --- |
 //! | `mean`, `std` | per-channel normalisation, comma-separated: `(rgb / 255 - mean) / std` |
 //! | `classes` | the class table as JSON (`[{"id", "name", "color"}]`) |
 //! | `input_size` | training size, `HxW` |
-//! | `size_multiple` | height and width must be multiples of it (2^depth) |
+//! | `size_multiple` | height and width must be multiples of it (2^depth; 32 for a ResNet) |
+//! | `encoder` | `unet`, `resnet18`, `resnet34` or `resnet50` |
+//! | `second_head`, `second_head_classes` | with a second head only: its task and class names |
 //! | `roadseg_version` | the version that exported the file |
 //! | `run` | FNV-1a 64 of the run's config.json |
 //!
@@ -29,7 +32,8 @@ use onnx_ir::{Message, ModelProto, TensorProto};
 use super::{LoadedRun, fingerprint, load_run};
 use crate::core::dataset::image_io::write_atomic;
 use crate::core::kernels::ops;
-use crate::core::model::unet::{UNet, Upsample};
+use crate::core::model::segmenter::Segmenter;
+use crate::core::model::unet::Upsample;
 use crate::core::train::config::RunConfig;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError};
 
@@ -102,7 +106,7 @@ pub fn export_run(
         bytes: bytes.len() as u64,
         checkpoint,
         traced,
-        size_multiple: 1 << config.model.depth,
+        size_multiple: config.segmenter().multiple(),
         dynamic,
         operators: operators(&proto),
         metadata,
@@ -114,7 +118,7 @@ pub fn metadata(config: &RunConfig, run: &str) -> Vec<(String, String)> {
     let join = |v: &[f32; 3]| v.map(|x| x.to_string()).join(",");
     let normalize = &config.train.normalize;
     let [w, h] = config.train.size;
-    vec![
+    let mut props: Vec<(String, String)> = vec![
         ("mean".into(), join(&normalize.mean)),
         ("std".into(), join(&normalize.std)),
         (
@@ -124,26 +128,35 @@ pub fn metadata(config: &RunConfig, run: &str) -> Vec<(String, String)> {
         ("input_size".into(), format!("{h}x{w}")),
         (
             "size_multiple".into(),
-            (1usize << config.model.depth).to_string(),
+            config.segmenter().multiple().to_string(),
         ),
+        ("encoder".into(), config.train.encoder.to_string()),
         (
             "roadseg_version".into(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
         ("run".into(), run.to_string()),
-    ]
+    ];
+    if let Some(task) = config.train.aux {
+        props.push(("second_head".into(), task.to_string()));
+        props.push((
+            "second_head_classes".into(),
+            serde_json::to_string(task.class_names()).unwrap_or_default(),
+        ));
+    }
+    props
 }
 
 /// The ONNX bytes of `model` (as saved: batch norm is folded here), traced at the training
-/// size rounded up to a multiple of `2^depth`, which is returned as `[height, width]`.
+/// size rounded up to the model's size multiple, which is returned as `[height, width]`.
 pub fn export_model(
-    model: &UNet,
+    model: &Segmenter,
     config: &RunConfig,
     dynamic: bool,
     metadata: &[(String, String)],
 ) -> Result<(Vec<u8>, [usize; 2]), OnnxError> {
     let model = model.clone().valid().map(&mut Dequantize).fold_batch_norm();
-    let multiple = 1usize << model.depth();
+    let multiple = model.multiple();
     let [w, h] = config
         .train
         .size
@@ -157,13 +170,29 @@ pub fn export_model(
         AxisSpec::Static,
         AxisSpec::Static,
     ]);
+    // The traced size is a multiple: the forward pass pads and crops nothing.
     let exported = OnnxExporter::new()
-        .export_dynamic(&model, sample, validation, &[spec], |m: &UNet, x| {
-            m.forward(x)
+        .export_dynamic(&model, sample, validation, &[spec], |m: &Segmenter, x| {
+            let out = m.forward(x);
+            std::iter::once(out.logits)
+                .chain(out.aux)
+                .collect::<Vec<_>>()
         })
         .map_err(|e| lowering_error(e, config))?;
-    let bytes = finish(exported.as_bytes(), dynamic, metadata)?;
+    let bytes = finish(
+        exported.as_bytes(),
+        dynamic,
+        &output_names(config),
+        metadata,
+    )?;
     Ok((bytes, [h, w]))
+}
+
+/// The graph's outputs: `logits`, then the second head's `<task>_logits`.
+pub fn output_names(config: &RunConfig) -> Vec<String> {
+    std::iter::once("logits".to_string())
+        .chain(config.train.aux.map(|task| format!("{task}_logits")))
+        .collect()
 }
 
 /// A friendly error for an exporter failure: the operation's name instead of its whole IR.
@@ -204,23 +233,35 @@ const SHAPE_FOLLOWING: &[&str] = &[
 fn finish(
     bytes: &[u8],
     dynamic: bool,
+    outputs: &[String],
     metadata: &[(String, String)],
 ) -> Result<Vec<u8>, OnnxError> {
     let bad = |e: String| OnnxError::Export(format!("reading the exported graph: {e}"));
     let mut model = ModelProto::parse_from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
     let graph = model.graph.mut_or_insert_default();
-    let (Some(input), Some(output)) = (graph.input.first(), graph.output.first()) else {
-        return Err(bad("no input or output".into()));
+    let Some(input) = graph.input.first() else {
+        return Err(bad("no input".into()));
     };
-    let (old_in, old_out) = (input.name.clone(), output.name.clone());
+    if graph.output.len() != outputs.len() {
+        return Err(bad(format!(
+            "{} outputs where {} were traced",
+            graph.output.len(),
+            outputs.len()
+        )));
+    }
+    let mut renames = vec![(input.name.clone(), "image".to_string())];
+    for (output, name) in graph.output.iter_mut().zip(outputs) {
+        renames.push((
+            std::mem::replace(&mut output.name, name.clone()),
+            name.clone(),
+        ));
+    }
     graph.input[0].name = "image".into();
-    graph.output[0].name = "logits".into();
     for node in &mut graph.node {
-        for name in node.input.iter_mut().filter(|n| **n == old_in) {
-            *name = "image".into();
-        }
-        for name in node.output.iter_mut().filter(|n| **n == old_out) {
-            *name = "logits".into();
+        for name in node.input.iter_mut().chain(node.output.iter_mut()) {
+            if let Some((_, new)) = renames.iter().find(|(old, _)| old == name) {
+                *name = new.clone();
+            }
         }
     }
     // Intermediate shapes, if any were written, are those of the trace.
@@ -234,7 +275,7 @@ fn finish(
         {
             return Err(OnnxError::NotDynamic(node.op_type.clone()));
         }
-        for value in [&mut graph.input[0], &mut graph.output[0]] {
+        for value in std::iter::once(&mut graph.input[0]).chain(graph.output.iter_mut()) {
             let shape = value
                 .type_
                 .mut_or_insert_default()
@@ -270,10 +311,12 @@ fn finish(
 
     model.producer_name = "roadseg".into();
     model.producer_version = env!("CARGO_PKG_VERSION").into();
-    model.doc_string = "Road segmentation UNet. Input `image`: float32 [batch, 3, height, width], \
-        RGB / 255 normalised with the `mean` and `std` metadata; height and width multiples of \
-        `size_multiple`. Output `logits`: float32 [batch, classes, height, width]; the class \
-        of a pixel is the arg-max over axis 1, its name and colour in `classes`."
+    model.doc_string = "Road segmentation UNet (its encoder in `encoder`). Input `image`: \
+        float32 [batch, 3, height, width], RGB / 255 normalised with the `mean` and `std` \
+        metadata; height and width multiples of `size_multiple`. Output `logits`: float32 \
+        [batch, classes, height, width]; the class of a pixel is the arg-max over axis 1, its \
+        name and colour in `classes`. With a second head (`second_head`), a second output \
+        `<task>_logits` of the same layout, its classes in `second_head_classes`."
         .into();
     for (key, value) in metadata {
         model.metadata_props.push(Default::default());
@@ -329,7 +372,7 @@ mod tests {
     #[test]
     fn the_graph_is_named_and_carries_the_metadata() {
         let cfg = UNetConfig::new(3).with_depth(2).with_base_width(2);
-        let model = cfg.init(&Device::flex());
+        let model = Segmenter::from(cfg.init(&Device::flex()));
         let config = config(cfg);
         let meta = metadata(&config, "abc");
         let (bytes, traced) = export_model(&model, &config, false, &meta).unwrap();
@@ -359,7 +402,7 @@ mod tests {
     #[test]
     fn dynamic_export_has_symbolic_height_and_width_and_resize_scales() {
         let cfg = UNetConfig::new(2).with_depth(1).with_base_width(2);
-        let model = cfg.init(&Device::flex());
+        let model = Segmenter::from(cfg.init(&Device::flex()));
         let config = config(cfg);
         let (bytes, _) = export_model(&model, &config, true, &[]).unwrap();
         let proto = ModelProto::parse_from_bytes(&bytes).unwrap();
@@ -384,7 +427,7 @@ mod tests {
             .with_depth(1)
             .with_base_width(2)
             .with_upsample(Upsample::Transposed);
-        let model = cfg.init(&Device::flex());
+        let model = Segmenter::from(cfg.init(&Device::flex()));
         let err = export_model(&model, &config(cfg), false, &[]).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, OnnxError::Unsupported { .. }), "{text}");

@@ -16,8 +16,6 @@ use burn::tensor::quantization::{
 };
 use burn::tensor::{DType, Tensor};
 
-use crate::core::model::unet::UNet;
-
 /// How weights are quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -66,7 +64,7 @@ impl Scheme {
 }
 
 /// `model` with every convolution weight quantized with `scheme`.
-pub fn quantize_weights(model: UNet, scheme: Scheme) -> UNet {
+pub fn quantize_weights<M: Module>(model: M, scheme: Scheme) -> M {
     model.map(&mut WeightQuantizer { scheme })
 }
 
@@ -101,7 +99,7 @@ fn kernel_too_large(dims: &[usize]) -> bool {
 /// How many values are stored quantized, and how many float values the model stores in all
 /// (batch-norm statistics included: more than the inference model's parameters, which have
 /// batch norm folded into the convolutions).
-pub fn quantized_params(model: &UNet) -> (usize, usize) {
+pub fn quantized_params<M: Module>(model: &M) -> (usize, usize) {
     struct Count(usize, usize);
     impl burn::module::ModuleVisitor for Count {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {

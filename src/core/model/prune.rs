@@ -57,7 +57,7 @@ impl Sparsity {
 
 /// Zeroes the `amount` fraction (0..1) of smallest-magnitude weights in each convolution
 /// (4-D parameter), the head included.
-pub fn prune_unstructured(model: UNet, amount: f64) -> UNet {
+pub fn prune_unstructured<M: Module>(model: M, amount: f64) -> M {
     struct Zero(f64);
     impl ModuleMapper for Zero {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -85,7 +85,7 @@ pub fn prune_unstructured(model: UNet, amount: f64) -> UNet {
 }
 
 /// Zeros per convolution weight.
-pub fn sparsity(model: &UNet) -> Sparsity {
+pub fn sparsity<M: Module>(model: &M) -> Sparsity {
     #[derive(Default)]
     struct Count {
         path: Vec<String>,

@@ -49,14 +49,15 @@ pub enum ResNetKind {
 
 impl ResNetKind {
     /// Blocks per stage.
-    fn blocks(self) -> [usize; 4] {
+    pub fn blocks(self) -> [usize; 4] {
         match self {
             Self::R18 => [2, 2, 2, 2],
             Self::R34 | Self::R50 => [3, 4, 6, 3],
         }
     }
 
-    fn bottleneck(self) -> bool {
+    /// Bottleneck blocks (ResNet-50) rather than basic ones.
+    pub fn bottleneck(self) -> bool {
         self == Self::R50
     }
 

@@ -272,29 +272,6 @@ impl From<UNet> for Segmenter {
     }
 }
 
-/// A ResNet encoder or a second head where only the plain UNet is handled.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "export, prune, quantize and bench --model handle the plain UNet without a second head; \
-     the run has the {} encoder{}",
-    encoder.as_str(),
-    if *second_head { " and a second head" } else { "" }
-)]
-pub struct NotPlainUNet {
-    pub encoder: Encoder,
-    pub second_head: bool,
-}
-
-impl NotPlainUNet {
-    /// Why a run with this encoder and second head is not a plain UNet, if it is not.
-    pub fn of(encoder: Encoder, aux: Option<AuxTask>) -> Option<Self> {
-        (encoder != Encoder::Unet || aux.is_some()).then_some(Self {
-            encoder,
-            second_head: aux.is_some(),
-        })
-    }
-}
-
 impl Segmenter {
     pub fn net(&self) -> &Net {
         &self.net
@@ -425,17 +402,10 @@ mod tests {
         let unet = UNetConfig::new(3).with_depth(1).with_base_width(2);
         let plain = SegmenterConfig::new(unet.clone()).init(&device);
         assert!(plain.plain_unet().is_some());
-        assert!(NotPlainUNet::of(Encoder::Unet, None).is_none());
         let with_head = SegmenterConfig::new(unet)
             .with_aux(Some(AuxTask::Boundary))
             .init(&device);
         assert!(with_head.plain_unet().is_none());
-        let why = NotPlainUNet::of(Encoder::Resnet18, Some(AuxTask::Boundary)).unwrap();
-        assert!(
-            why.to_string()
-                .ends_with("the run has the resnet18 encoder and a second head"),
-            "{why}"
-        );
     }
 
     #[test]
