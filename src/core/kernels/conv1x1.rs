@@ -116,7 +116,7 @@ pub fn weight_gradient(
 }
 
 /// A row-major matrix operand, read as is or transposed.
-struct Operand<'a> {
+pub(super) struct Operand<'a> {
     data: &'a [f32],
     /// Strides between consecutive rows and consecutive columns of the matrix as read.
     row_stride: isize,
@@ -125,7 +125,7 @@ struct Operand<'a> {
 
 impl<'a> Operand<'a> {
     /// `data` as a row-major matrix with rows of `length`.
-    fn rows(data: &'a [f32], length: usize) -> Self {
+    pub(super) fn rows(data: &'a [f32], length: usize) -> Self {
         Self {
             data,
             row_stride: length as isize,
@@ -134,7 +134,7 @@ impl<'a> Operand<'a> {
     }
 
     /// The transpose of `data` taken as a row-major matrix with rows of `length`.
-    fn columns(data: &'a [f32], length: usize) -> Self {
+    pub(super) fn columns(data: &'a [f32], length: usize) -> Self {
         Self {
             data,
             row_stride: 1,
@@ -145,7 +145,13 @@ impl<'a> Operand<'a> {
 
 /// `dst = lhs · rhs` (`accumulate`: `dst += lhs · rhs`) for `dst: [m, n]` row-major, `lhs` read
 /// as `[m, k]`, `rhs` as `[k, n]`, on the calling thread (the callers parallelise over images).
-fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, [m, n, k]: [usize; 3], accumulate: bool) {
+pub(super) fn product(
+    dst: &mut [f32],
+    lhs: Operand,
+    rhs: Operand,
+    [m, n, k]: [usize; 3],
+    accumulate: bool,
+) {
     assert_eq!(dst.len(), m * n, "product size");
     let extent = |o: &Operand, rows: usize, columns: usize| {
         (rows.saturating_sub(1)) as isize * o.row_stride

@@ -539,8 +539,98 @@ pub fn weight_gradient(x: &Padded, dy: &[f32], out_channels: usize) -> Vec<f32> 
     weight_gradient_with(simd::isa(), x, dy, out_channels)
 }
 
-/// [`weight_gradient`] with a chosen instruction set.
+/// [`weight_gradient`] with a chosen instruction set: narrow maps (the last stages: 3x4 to
+/// 12x16 at 128x96) as one matrix product over unfolded patches, where a row sweep would
+/// spend more on its reductions than on its products; wider ones by [`weight_gradient_rows`].
 pub fn weight_gradient_with(isa: Isa, x: &Padded, dy: &[f32], out_channels: usize) -> Vec<f32> {
+    match x.width < NARROW {
+        true => weight_gradient_unfolded(x, dy, out_channels),
+        false => weight_gradient_rows(isa, x, dy, out_channels),
+    }
+}
+
+/// Maps narrower than this take [`weight_gradient_unfolded`]. Measured on a 2-core EPYC,
+/// batch 8: ResNet-18 UNet training 15.1 -> 19.4 images/s at 128x96 with widths up to 16
+/// unfolded, 16.9 with widths up to 32 too; the UNet 68 -> 80 images/s at 128x96, the same at
+/// 256x192.
+const NARROW: usize = 3 * LANES;
+
+/// Floats of unfolded patches one product of [`weight_gradient_unfolded`] takes at most
+/// (64 MiB): more images are done in groups.
+const UNFOLDED_FLOATS: usize = 1 << 24;
+
+/// `dw[o, c·9 + tap] = Σ_{b, p} dy[b, o, p] · patch[b, c·9 + tap, p]`: the input unfolded into
+/// its 3x3 patches (`[c·9, b·h·w]`), the output gradient gathered to `[o, b·h·w]`, and one
+/// matrix product (the `gemm` crate, its kernels chosen at run time), its output rows split
+/// across threads.
+pub fn weight_gradient_unfolded(x: &Padded, dy: &[f32], out_channels: usize) -> Vec<f32> {
+    unfolded_in_groups(x, dy, out_channels, UNFOLDED_FLOATS)
+}
+
+/// [`weight_gradient_unfolded`] with at most `floats` unfolded patches at a time.
+fn unfolded_in_groups(x: &Padded, dy: &[f32], out_channels: usize, floats: usize) -> Vec<f32> {
+    let (batch, channels, height, width) = (x.batch, x.channels, x.height, x.width);
+    let area = height * width;
+    assert_eq!(
+        dy.len(),
+        batch * out_channels * area,
+        "output gradient size"
+    );
+    let columns = channels * 9;
+    let mut dw = vec![0.0f32; out_channels * columns];
+    if area == 0 || columns == 0 {
+        return dw;
+    }
+    let group = (floats / (columns * area)).clamp(1, batch.max(1));
+    let threads = rayon::current_num_threads().max(1);
+    let rows_per_task = out_channels.div_ceil(threads).max(1);
+    for first in (0..batch).step_by(group) {
+        let images = group.min(batch - first);
+        let k = images * area;
+        // patches[(c·9 + ky·3 + kx)·k + b·area + i·width + j] = xp[b, c, i + ky, j + kx]
+        let mut patches = vec![0.0f32; columns * k];
+        patches
+            .par_chunks_mut(9 * k)
+            .enumerate()
+            .for_each(|(c, taps)| {
+                for (tap, out) in taps.chunks_mut(k).enumerate() {
+                    let (ky, kx) = (tap / 3, tap % 3);
+                    for b in 0..images {
+                        let plane = ((first + b) * channels + c) * x.plane;
+                        for i in 0..height {
+                            let start = plane + (i + ky) * x.row + kx;
+                            out[b * area + i * width..][..width]
+                                .copy_from_slice(&x.data[start..start + width]);
+                        }
+                    }
+                }
+            });
+        // gathered[o·k + b·area + p] = dy[first + b, o, p]
+        let mut gathered = vec![0.0f32; out_channels * k];
+        for (o, row) in gathered.chunks_mut(k).enumerate() {
+            for b in 0..images {
+                let start = ((first + b) * out_channels + o) * area;
+                row[b * area..][..area].copy_from_slice(&dy[start..start + area]);
+            }
+        }
+        dw.par_chunks_mut(rows_per_task * columns)
+            .zip(gathered.par_chunks(rows_per_task * k))
+            .for_each(|(dst, lhs)| {
+                let m = lhs.len() / k;
+                super::conv1x1::product(
+                    dst,
+                    super::conv1x1::Operand::rows(lhs, k),
+                    super::conv1x1::Operand::columns(&patches, k),
+                    [m, columns, k],
+                    true,
+                );
+            });
+    }
+    dw
+}
+
+/// [`weight_gradient`] by sweeping rows of the padded input, 4 output channels at a time.
+pub fn weight_gradient_rows(isa: Isa, x: &Padded, dy: &[f32], out_channels: usize) -> Vec<f32> {
     let (batch, height, width) = (x.batch, x.height, x.width);
     let area = height * width;
     assert_eq!(
@@ -893,11 +983,18 @@ mod tests {
                 assert_close(&dx, &dx_ref, 1e-5, &format!("dx {what}"));
 
                 let padded_x = Padded::new(&[&x], &[c], b, h, w);
-                let dw = weight_gradient_with(isa, &padded_x, &dy, o);
                 // Each dw element sums b·h·w products in f32 lanes: rounding grows with the
-                // square root of that count.
+                // square root of that count. Both ways, whatever the width.
                 let tolerance = (5e-7 * ((b * h * w) as f32).sqrt()).max(1e-5);
+                let dw = weight_gradient_with(isa, &padded_x, &dy, o);
                 assert_close(&dw, &dw_ref, tolerance, &format!("dw {what}"));
+                let dw = weight_gradient_rows(isa, &padded_x, &dy, o);
+                assert_close(&dw, &dw_ref, tolerance, &format!("dw (rows) {what}"));
+                let dw = weight_gradient_unfolded(&padded_x, &dy, o);
+                assert_close(&dw, &dw_ref, tolerance, &format!("dw (unfolded) {what}"));
+                // One image per product, summed.
+                let dw = unfolded_in_groups(&padded_x, &dy, o, c * 9 * h * w);
+                assert_close(&dw, &dw_ref, tolerance, &format!("dw (grouped) {what}"));
 
                 let db = bias_gradient(&dy, b, o, h * w);
                 for (oi, &g) in db.iter().enumerate() {
