@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch peer of `roadseg bench --train`: the same UNet, the same step, the same shapes.
 
+With `--encoder resnet18|resnet34|resnet50`: torchvision's ResNet with roadseg's decoder on top
+(`ResNetUNet` below), as `roadseg bench --train --encoder ...` builds it.
+
 The network mirrors `src/core/model/unet.rs` with the training defaults (base width 8, depth 4,
 7 classes): per stage two 3x3 convolutions without bias, each followed by batch norm and ReLU;
 2x2 max-pool; bilinear x2 up-sampling (half-pixel centres) + a 3x3 convolution with bias that
@@ -77,6 +80,46 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+class ResNetUNet(nn.Module):
+    """torchvision's ResNet (no classifier) with roadseg's decoder (`src/core/model/resnet.rs`):
+    five stages from H/32 up to H, each bilinear x2 + 3x3 conv (bias) to 16b, 8b, 4b, 2b, b, then
+    cat(skip, up) with layer3, layer2, layer1, the stem (none at full resolution) and a
+    ConvBlock; a 1x1 head."""
+
+    def __init__(self, encoder="resnet18", classes=7, width=8):
+        super().__init__()
+        import torchvision
+
+        net = getattr(torchvision.models, encoder)(weights=None)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+        self.pool = net.maxpool
+        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        expansion = 4 if encoder == "resnet50" else 1
+        channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
+        below = channels[4]
+        self.ups = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        for s in reversed(range(5)):
+            skip = channels[s - 1] if s >= 1 else 0
+            self.ups.append(Up(below, width << s))
+            self.blocks.append(ConvBlock(skip + (width << s), width << s))
+            below = width << s
+        self.head = nn.Conv2d(width, classes, 1)
+
+    def forward(self, x):
+        stem = self.stem(x)
+        x = self.pool(stem)
+        skips = [stem]
+        for layer in self.layers:
+            x = layer(x)
+            skips.append(x)
+        x = skips.pop()  # layer4
+        for up, block in zip(self.ups, self.blocks):
+            u = up(x)
+            x = block(torch.cat([skips.pop(), u], 1) if skips else u)
+        return self.head(x)
+
+
 def parse_size(text):
     w, h = text.lower().split("x")
     return int(w), int(h)
@@ -98,10 +141,14 @@ def median_seconds(fn, reps, device):
     return statistics.median(times)
 
 
-def bench(size, batch, steps, device, width, depth):
+def bench(size, batch, steps, device, width, depth, encoder):
     w, h = size
     torch.manual_seed(1)
-    model = UNet(width=width, depth=depth).to(device)
+    model = (
+        UNet(width=width, depth=depth)
+        if encoder == "unet"
+        else ResNetUNet(encoder, width=width)
+    ).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     images = torch.randn(batch, 3, h, w, device=device)
     masks = torch.randint(0, 7, (batch, h, w), device=device)
@@ -133,6 +180,7 @@ def bench(size, batch, steps, device, width, depth):
         "batch_size": batch,
         "base_width": width,
         "depth": depth,
+        "encoder": encoder,
         "train_images_per_sec": batch / step_s,
         "inference_ms_per_image": infer_s * 1000.0,
     }
@@ -147,12 +195,18 @@ def main():
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--encoder", default="unet", choices=["unet", "resnet18", "resnet34", "resnet50"]
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     sizes = args.size or [(128, 96)]
-    results = [bench(s, args.batch_size, args.steps, device, args.width, args.depth) for s in sizes]
+    results = [
+        bench(s, args.batch_size, args.steps, device, args.width, args.depth, args.encoder)
+        for s in sizes
+    ]
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
