@@ -232,6 +232,12 @@ impl Studio {
             studio.push(Command::SelectByName(name));
         }
         if let Some(run) = options.model {
+            // Its curves too, as Runs > Open shows them (a folder that is no run is said by
+            // UseModel).
+            if let Ok(curves) = crate::studio::panels::training::Curves::load(&run) {
+                studio.training.curves = curves;
+                studio.training.run_dir = Some(run.clone());
+            }
             studio.push(Command::UseModel(run));
         }
         studio

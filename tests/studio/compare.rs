@@ -132,6 +132,10 @@ fn compare_views_errors_table_and_model_assisted_labelling() {
     let mut harness = harness(studio, egui::vec2(1200.0, 800.0));
     assert!(harness.state().canvas.uses_gpu());
     assert_eq!(harness.state().selected_name(), Some("road_0002"));
+    // --model shows the run's curves, as Runs > Open does (issue 21).
+    let training = &harness.state().training;
+    assert_eq!(training.run_dir.as_deref(), Some(run.as_path()));
+    assert!(!training.curves.train_loss.is_empty() && !training.curves.mean_iou.is_empty());
     wait_for(&mut harness, "the run's prediction", |s| {
         s.canvas.has_prediction()
     });
