@@ -83,6 +83,29 @@ fn reference_cases(run: &Path, dir: &Path, shapes: &[[usize; 4]]) -> PathBuf {
     path
 }
 
+/// Predicts `data`'s images with `roadseg predict` into `preds`, has the peer predict them from
+/// `onnx` and its metadata alone, and asserts that no pixel differs; returns how many images.
+fn masks_differ(onnx: &Path, run: &Path, data: &Path, preds: &Path) -> usize {
+    let images = data.join("images");
+    ok(&[
+        "predict",
+        "--model",
+        s(run),
+        "--input",
+        s(&images),
+        "--out",
+        s(preds),
+        "--device",
+        "cpu",
+    ]);
+    let result = peer(&[s(onnx), "masks", s(&images), s(preds)]);
+    let images = result["images"].as_array().unwrap();
+    for image in images {
+        assert_eq!(image["differing_pixels"], 0, "{image}");
+    }
+    images.len()
+}
+
 fn assert_cases_match(result: &Value, expected_cases: usize) {
     let cases = result["cases"].as_array().unwrap();
     assert_eq!(cases.len(), expected_cases);
@@ -138,24 +161,10 @@ fn export_runs_in_onnxruntime_with_the_same_logits_and_masks() {
     assert_eq!(classes[0]["name"], "road");
 
     // The same masks as `roadseg predict`, from the file and its metadata alone.
-    let preds = tmp.path().join("preds");
-    ok(&[
-        "predict",
-        "--model",
-        s(run),
-        "--input",
-        s(&data.join("images")),
-        "--out",
-        s(&preds),
-        "--device",
-        "cpu",
-    ]);
-    let result = peer(&[s(&onnx), "masks", s(&data.join("images")), s(&preds)]);
-    let images = result["images"].as_array().unwrap();
-    assert_eq!(images.len(), 12);
-    for image in images {
-        assert_eq!(image["differing_pixels"], 0, "{image}");
-    }
+    assert_eq!(
+        masks_differ(&onnx, run, data, &tmp.path().join("preds")),
+        12
+    );
 
     // --dynamic: any multiple of 4 in height and width, any batch.
     let dynamic = tmp.path().join("dynamic.onnx");
@@ -900,22 +909,10 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
     assert_eq!(meta["size_multiple"], "32");
     assert_eq!(meta["second_head"], "boundary");
     // The masks `roadseg predict` writes, from the file and its metadata alone.
-    let preds = tmp.path().join("preds");
-    ok(&[
-        "predict",
-        "--model",
-        s(&run),
-        "--input",
-        s(&data.join("images")),
-        "--out",
-        s(&preds),
-        "--device",
-        "cpu",
-    ]);
-    let result = peer(&[s(&onnx), "masks", s(&data.join("images")), s(&preds)]);
-    for image in result["images"].as_array().unwrap() {
-        assert_eq!(image["differing_pixels"], 0, "{image}");
-    }
+    assert_eq!(
+        masks_differ(&onnx, &run, &data, &tmp.path().join("preds")),
+        6
+    );
 
     let quantized = tmp.path().join("run-int8");
     let q: Value = serde_json::from_str(&ok(&[

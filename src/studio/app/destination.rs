@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::labels_export::free_folder;
+use super::open_folder::{browse_folder, folder_window, path_field};
 use super::{Command, Studio};
 use crate::core::dataset::Format;
 use crate::core::dataset::convert::check_output;
@@ -82,50 +83,33 @@ impl Studio {
         let mut open = true;
         let mut chosen: Option<PathBuf> = None;
         let form = &mut self.destination;
-        egui::Window::new(purpose.title())
-            .pivot(egui::Align2::CENTER_TOP)
-            .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 120.0))
-            .open(&mut open)
-            .collapsible(false)
-            .default_width(460.0)
-            .show(ctx, |ui| {
-                ui.label(format!(
-                    "A copy of {} is written to this new folder, then {}:",
-                    root.display(),
-                    match purpose {
-                        Purpose::ConvertToNative => "opened for labelling",
-                        Purpose::ExportLabels(_) => "left as it is",
-                    }
-                ));
-                let field = ui.add(
-                    egui::TextEdit::singleline(&mut form.typed)
-                        .hint_text("new folder")
-                        .desired_width(f32::INFINITY),
-                );
-                if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+        folder_window(purpose.title(), ctx, &mut open).show(ctx, |ui| {
+            ui.label(format!(
+                "A copy of {} is written to this new folder, then {}:",
+                root.display(),
+                match purpose {
+                    Purpose::ConvertToNative => "opened for labelling",
+                    Purpose::ExportLabels(_) => "left as it is",
+                }
+            ));
+            if let Some(path) = path_field(ui, &mut form.typed, "new folder") {
+                chosen = Some(path);
+            }
+            ui.horizontal(|ui| {
+                if ui.button(purpose.action()).clicked() {
                     chosen = Some(PathBuf::from(form.typed.trim()));
                 }
-                ui.horizontal(|ui| {
-                    if ui.button(purpose.action()).clicked() {
-                        chosen = Some(PathBuf::from(form.typed.trim()));
+                if ui.button("Browse...").clicked() {
+                    match browse_folder() {
+                        Ok(dir) => form.typed = dir.display().to_string(),
+                        Err(problem) => form.problem = Some(problem),
                     }
-                    if ui.button("Browse...").clicked() {
-                        match rfd::FileDialog::new().pick_folder() {
-                            Some(dir) => form.typed = dir.display().to_string(),
-                            None => {
-                                form.problem = Some(
-                                    "no folder chosen; if no dialog appeared, this system has no \
-                                     file dialog (no portal or GTK): type the path above"
-                                        .into(),
-                                )
-                            }
-                        }
-                    }
-                });
-                if let Some(problem) = &form.problem {
-                    ui.colored_label(ui.visuals().error_fg_color, problem);
                 }
             });
+            if let Some(problem) = &form.problem {
+                ui.colored_label(ui.visuals().error_fg_color, problem);
+            }
+        });
         if chosen
             .as_ref()
             .is_some_and(|out| out.as_os_str().is_empty())

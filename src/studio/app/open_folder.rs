@@ -56,6 +56,41 @@ pub fn completions(typed: &str) -> Vec<PathBuf> {
     found
 }
 
+/// A window that asks for a folder, centred across and clear of the menu bar it was opened
+/// from; pinned by its top so that text coming and going below never moves its field and buttons.
+pub(super) fn folder_window<'a>(
+    title: impl Into<egui::WidgetText>,
+    ctx: &egui::Context,
+    open: &'a mut bool,
+) -> egui::Window<'a> {
+    egui::Window::new(title)
+        .pivot(egui::Align2::CENTER_TOP)
+        .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 120.0))
+        .open(open)
+        .collapsible(false)
+        .default_width(460.0)
+}
+
+/// The typed path, the window's width; the trimmed path when Enter was pressed in it.
+pub(super) fn path_field(ui: &mut egui::Ui, typed: &mut String, hint: &str) -> Option<PathBuf> {
+    let field = ui.add(
+        egui::TextEdit::singleline(typed)
+            .hint_text(hint)
+            .desired_width(f32::INFINITY),
+    );
+    (field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)))
+        .then(|| PathBuf::from(typed.trim()))
+}
+
+/// The system's folder dialog; when it gives nothing, why (it may not exist here).
+pub(super) fn browse_folder() -> Result<PathBuf, String> {
+    rfd::FileDialog::new().pick_folder().ok_or_else(|| {
+        "no folder chosen; if no dialog appeared, this system has no file dialog (no portal or \
+         GTK): type the path above"
+            .into()
+    })
+}
+
 impl Studio {
     /// Shows the window (File > Open dataset…).
     pub(super) fn ask_for_folder(&mut self) {
@@ -91,80 +126,61 @@ impl Studio {
         let mut chosen: Option<PathBuf> = None;
         let recent = self.state.recent_folders.clone();
         let form = &mut self.open_folder;
-        egui::Window::new("Open dataset")
-            // Centred across, clear of the menu bar it was opened from; pinned by its top so
-            // that completions coming and going never move the field and buttons.
-            .pivot(egui::Align2::CENTER_TOP)
-            .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 120.0))
-            .open(&mut open)
-            .collapsible(false)
-            .default_width(460.0)
-            .show(ctx, |ui| {
-                let field = ui.add(
-                    egui::TextEdit::singleline(&mut form.typed)
-                        .hint_text("folder path")
-                        .desired_width(f32::INFINITY),
-                );
-                if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+        folder_window("Open dataset", ctx, &mut open).show(ctx, |ui| {
+            if let Some(path) = path_field(ui, &mut form.typed, "folder path") {
+                chosen = Some(path);
+            }
+            // The buttons first: completions below them come and go as one types.
+            ui.horizontal(|ui| {
+                if ui.button("Open").clicked() {
                     chosen = Some(PathBuf::from(form.typed.trim()));
                 }
-                // The buttons first: completions below them come and go as one types.
-                ui.horizontal(|ui| {
-                    if ui.button("Open").clicked() {
-                        chosen = Some(PathBuf::from(form.typed.trim()));
-                    }
-                    if ui.button("Browse...").clicked() {
-                        match rfd::FileDialog::new().pick_folder() {
-                            Some(dir) => chosen = Some(dir),
-                            None => {
-                                form.problem = Some(
-                                    "no folder chosen; if no dialog appeared, this system has no \
-                                     file dialog (no portal or GTK): type the path above"
-                                        .into(),
-                                )
-                            }
-                        }
-                    }
-                });
-                if let Some(problem) = &form.problem {
-                    ui.colored_label(ui.visuals().error_fg_color, problem);
-                }
-                if form
-                    .listed
-                    .as_ref()
-                    .is_none_or(|(typed, _)| *typed != form.typed)
-                {
-                    form.listed = Some((form.typed.clone(), completions(&form.typed)));
-                }
-                let listed = form
-                    .listed
-                    .as_ref()
-                    .map(|(_, l)| l.clone())
-                    .unwrap_or_default();
-                for folder in listed {
-                    let name = folder
-                        .file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    if ui
-                        .small_button(format!("{name}{}", std::path::MAIN_SEPARATOR))
-                        .clicked()
-                    {
-                        form.typed = format!("{}{}", folder.display(), std::path::MAIN_SEPARATOR);
-                    }
-                }
-                if !recent.is_empty() {
-                    ui.separator();
-                    ui.label("Recent");
-                    for folder in &recent {
-                        if ui
-                            .selectable_label(false, folder.display().to_string())
-                            .clicked()
-                        {
-                            chosen = Some(folder.clone());
-                        }
+                if ui.button("Browse...").clicked() {
+                    match browse_folder() {
+                        Ok(dir) => chosen = Some(dir),
+                        Err(problem) => form.problem = Some(problem),
                     }
                 }
             });
+            if let Some(problem) = &form.problem {
+                ui.colored_label(ui.visuals().error_fg_color, problem);
+            }
+            if form
+                .listed
+                .as_ref()
+                .is_none_or(|(typed, _)| *typed != form.typed)
+            {
+                form.listed = Some((form.typed.clone(), completions(&form.typed)));
+            }
+            let listed = form
+                .listed
+                .as_ref()
+                .map(|(_, l)| l.clone())
+                .unwrap_or_default();
+            for folder in listed {
+                let name = folder
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                if ui
+                    .small_button(format!("{name}{}", std::path::MAIN_SEPARATOR))
+                    .clicked()
+                {
+                    form.typed = format!("{}{}", folder.display(), std::path::MAIN_SEPARATOR);
+                }
+            }
+            if !recent.is_empty() {
+                ui.separator();
+                ui.label("Recent");
+                for folder in &recent {
+                    if ui
+                        .selectable_label(false, folder.display().to_string())
+                        .clicked()
+                    {
+                        chosen = Some(folder.clone());
+                    }
+                }
+            }
+        });
         if let Some(dir) = chosen {
             if dir.is_dir() {
                 self.open_folder.open = false;
