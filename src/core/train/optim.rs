@@ -414,6 +414,13 @@ impl ScheduleConfig {
     }
 }
 
+/// The warm-up a run of `total_steps` steps gets: the configured length, at most a fifth of
+/// the run, so that a short run reaches its peak rate and decays (a Quick run of 16 steps on
+/// 30 images had a 20-step warm-up: its rate climbed to 0.0024 and stopped there).
+pub fn warmup_for(warmup_steps: usize, total_steps: usize) -> usize {
+    warmup_steps.min(total_steps / 5)
+}
+
 /// Learning rate for 0-based optimiser step `step` of a run of `total_steps` steps.
 ///
 /// A pure function of its arguments, so a resumed run recomputes exactly the rate it would have
@@ -423,7 +430,8 @@ impl ScheduleConfig {
 /// - `Step`: `base_lr * gamma^(step / step_size)` (integer division).
 /// - `Cosine`: `min + (base - min) * (1 + cos(pi * step / total)) / 2`.
 /// - `WarmupCosine`: `base * (step + 1) / warmup` during the first `warmup` steps (so step 0
-///   already learns), then the cosine above over the remaining `total - warmup` steps.
+///   already learns), then the cosine above over the remaining `total - warmup` steps; `warmup`
+///   is at most a fifth of the run ([`warmup_for`]).
 pub fn lr_at(schedule: &ScheduleConfig, base_lr: f64, step: usize, total_steps: usize) -> f64 {
     let cosine = |min_lr: f64, done: usize, length: usize| {
         if length == 0 {
@@ -443,6 +451,7 @@ pub fn lr_at(schedule: &ScheduleConfig, base_lr: f64, step: usize, total_steps: 
             warmup_steps,
             min_lr,
         } => {
+            let warmup_steps = warmup_for(warmup_steps, total_steps);
             if step < warmup_steps {
                 base_lr * (step + 1) as f64 / warmup_steps as f64
             } else {
@@ -497,6 +506,22 @@ mod tests {
         // Halfway through the 100 cosine steps: (0.1 + 0.01) / 2.
         assert!(close(lr_at(&warm, 0.1, 60, 110), 0.055));
         assert!(close(lr_at(&warm, 0.1, 110, 110), 0.01));
+
+        // A run of 16 steps with a 20-step warm-up: 3 steps up (a fifth of 16), then down.
+        let warm = ScheduleConfig::WarmupCosine {
+            warmup_steps: 20,
+            min_lr: 0.0,
+        };
+        assert_eq!(warmup_for(20, 16), 3);
+        assert!(close(lr_at(&warm, 0.1, 2, 16), 0.1), "the peak is reached");
+        assert!(
+            close(lr_at(&warm, 0.1, 16, 16), 0.0),
+            "and the decay completes"
+        );
+        let rates: Vec<f64> = (3..16).map(|s| lr_at(&warm, 0.1, s, 16)).collect();
+        assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
+        // A run too short to warm up starts at the base rate.
+        assert!(close(lr_at(&warm, 0.1, 0, 4), 0.1));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use super::config::{ConfigError, Distill, EarlyStopping, RunConfig, TrainConfig};
 use super::control::{Control, PredictRequest};
 use super::init::starting_model;
-use super::optim::{SegOptimizer, build_optimizer, group_rates, lr_at};
+use super::optim::{ScheduleConfig, SegOptimizer, build_optimizer, group_rates, lr_at, warmup_for};
 use super::prepare::{Prepared, prepare};
 use super::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
@@ -441,6 +441,16 @@ impl<'a> Loop<'a> {
             batch_size: config.batch_size,
             class_names: class_names.clone(),
         })));
+        if let ScheduleConfig::WarmupCosine { warmup_steps, .. } = config.schedule {
+            let warmup = warmup_for(warmup_steps, total_steps);
+            if warmup < warmup_steps && state.step == 0 {
+                on_event(TrainEvent::Log(format!(
+                    "warm-up: {warmup} step{}, not the configured {warmup_steps} (at most a fifth \
+                     of this run's {total_steps} steps, so that the rate peaks and decays)",
+                    if warmup == 1 { "" } else { "s" }
+                )));
+            }
+        }
         let teacher = match &config.distill {
             Some(distill) => Some(Teacher::load(distill, &class_names, &device)?),
             None => None,
