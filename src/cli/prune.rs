@@ -167,6 +167,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let epochs = args.finetune_epochs.unwrap_or(0);
     let teacher = std::path::absolute(&args.model)?;
     let (model, model_config, mut method) = if args.structured {
+        // Refused before the widths are checked or probe images measured for a model that
+        // cannot take them.
+        let unet = source.model.plain_unet().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--structured narrows the stages of a plain UNet without a second head; this \
+                 run has the {} encoder{}: prune it without --structured (zeroes the smallest \
+                 weights of every convolution, decoder and encoder alike)",
+                source.config.train.encoder,
+                match source.config.train.aux {
+                    Some(task) => format!(" and a {task} head"),
+                    None => String::new(),
+                }
+            )
+        })?;
         let (allocation, how) = match &args.widths {
             Some(widths) => {
                 let full = source.config.model.stage_widths();
@@ -200,18 +214,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 format!("{amount} (measured)"),
             ),
         };
-        let unet = source.model.plain_unet().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--structured narrows the stages of a plain UNet without a second head; this \
-                 run has the {} encoder{}: prune it without --structured (zeroes the smallest \
-                 weights of every convolution, decoder and encoder alike)",
-                source.config.train.encoder,
-                match source.config.train.aux {
-                    Some(task) => format!(" and a {task} head"),
-                    None => String::new(),
-                }
-            )
-        })?;
         let (model, config) = prune_structured(unet, &source.config.model, &allocation, amount);
         (model.into(), config, format!("prune structured {how}"))
     } else {
