@@ -1,5 +1,6 @@
 //! GUI-free engine: datasets, masks, model, training, metrics. Knows nothing of egui.
 pub mod analysis;
+pub mod assist;
 pub mod boundary;
 pub mod dataset;
 pub mod device;
