@@ -4,7 +4,9 @@
 //!
 //! A region is a [`Mask`] of the image's size holding 1 inside and 0 outside.
 
+pub mod maxflow;
 pub mod region;
+pub mod superpixels;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
