@@ -1,42 +1,312 @@
-//! Click-to-segment ("Smart region").
+//! Click-to-segment ("Smart region"): a graph cut over the image's superpixels.
+//!
+//! Per image, once ([`Prepared::new`], in the background when the studio opens an image):
+//! CIELAB, SLIC superpixels ([`super::superpixels`]), and their adjacency graph, each edge
+//! carrying the length of the shared boundary and its contrast (the mean CIELAB difference of
+//! the pixel pairs across it, so a sharp edge between two similar means still counts).
+//!
+//! Per click ([`smart_region`]), on the superpixel graph:
+//! 1. Geodesic distances from the positive and from the negative clicks, an edge costing its
+//!    contrast above the image's typical contrast (the median edge's): a road's texture is
+//!    free to cross however long the road, a kerb or a car's outline is not.
+//! 2. A foreground probability per superpixel from those distances, `d_neg / (d_pos + d_neg)`
+//!    (Bai and Sapiro's geodesic probability; without a negative click the background sits at a
+//!    fixed distance), multiplied, as odds, with the model's probability for the class when a
+//!    run is open, averaged over the superpixel.
+//! 3. A minimum cut ([`super::maxflow`]) of `-ln p` unaries weighted by area and contrast-
+//!    sensitive pairwise terms weighted by boundary length, the clicked superpixels tied to
+//!    their side; then only the part connected to a positive click is kept.
+//!
+//! Cost: preparing a 2048x1024 image is dominated by SLIC (~150 ms on 2 cores); each click
+//! is two Dijkstra runs and a cut over ~8,000 superpixels plus one pass over the pixels to draw
+//! the region, a few milliseconds.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use image::RgbImage;
 
+use super::maxflow::Graph;
+use super::superpixels::{LabImage, SlicParams, Superpixels, slic};
 use super::{AssistError, Click};
 use crate::core::mask::Mask;
 
-/// What click-to-segment precomputes once per image (in the background when it opens).
+/// Superpixel size for click-to-segment at a given image size: about 8,000 superpixels, no
+/// smaller than 6 pixels across (small images) and no larger than 24.
+pub fn region_size_for(width: u32, height: u32) -> u32 {
+    let area = width as f64 * height as f64;
+    ((area / 8000.0).sqrt().round() as u32).clamp(6, 24)
+}
+
+/// How strongly neighbouring superpixels are pulled to the same side, per pixel of shared
+/// boundary (the unaries are per pixel of area).
+const SMOOTHNESS: f64 = 1.5;
+/// The background's distance when there is no negative click, in units of the image's
+/// contrast scale: how much edge a region crosses before it stops.
+const BACKGROUND_DISTANCE: f64 = 4.0;
+/// Probabilities are kept inside `[EPS, 1 - EPS]` before taking logs.
+const EPS: f64 = 0.01;
+
+#[derive(Clone, Copy, Debug)]
+struct Edge {
+    a: u32,
+    b: u32,
+    /// Pixel pairs across the shared boundary.
+    length: f32,
+    /// Mean CIELAB distance of those pairs.
+    contrast: f32,
+}
+
+/// What click-to-segment precomputes once per image.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    width: u32,
-    height: u32,
+    superpixels: Superpixels,
+    /// Pixels per superpixel.
+    area: Vec<f32>,
+    edges: Vec<Edge>,
+    /// Per superpixel: (neighbour, edge index).
+    adjacency: Vec<Vec<(u32, u32)>>,
+    /// The typical edge contrast (median): what texture looks like in this image.
+    contrast_scale: f32,
 }
 
 impl Prepared {
     pub fn new(image: &RgbImage) -> Self {
-        let (width, height) = image.dimensions();
-        Self { width, height }
+        let (w, h) = image.dimensions();
+        Self::with_params(
+            image,
+            SlicParams {
+                region_size: region_size_for(w, h),
+                ..SlicParams::default()
+            },
+        )
+    }
+
+    pub fn with_params(image: &RgbImage, params: SlicParams) -> Self {
+        let lab = LabImage::from_rgb(image);
+        let superpixels = slic(&lab, params);
+        Self::from_superpixels(&lab, superpixels)
+    }
+
+    fn from_superpixels(lab: &LabImage, superpixels: Superpixels) -> Self {
+        let (w, h) = (lab.width as usize, lab.height as usize);
+        let labels = &superpixels.labels;
+        let mut area = vec![0f32; superpixels.count];
+        for &l in labels {
+            area[l as usize] += 1.0;
+        }
+        // Every pair of 4-neighbours with different labels, as (low, high, contrast).
+        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
+        let distance = |i: usize, j: usize| {
+            let (p, q) = (lab.data[i], lab.data[j]);
+            ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt()
+        };
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                for j in [(x + 1 < w).then_some(i + 1), (y + 1 < h).then_some(i + w)]
+                    .into_iter()
+                    .flatten()
+                {
+                    let (a, b) = (labels[i], labels[j]);
+                    if a != b {
+                        pairs.push((a.min(b), a.max(b), distance(i, j)));
+                    }
+                }
+            }
+        }
+        pairs.sort_unstable_by_key(|&(a, b, _)| (a, b));
+        let mut edges: Vec<Edge> = Vec::new();
+        for (a, b, c) in pairs {
+            match edges.last_mut() {
+                Some(e) if (e.a, e.b) == (a, b) => {
+                    e.length += 1.0;
+                    e.contrast += c;
+                }
+                _ => edges.push(Edge {
+                    a,
+                    b,
+                    length: 1.0,
+                    contrast: c,
+                }),
+            }
+        }
+        let mut adjacency = vec![Vec::new(); superpixels.count];
+        for (k, e) in edges.iter_mut().enumerate() {
+            e.contrast /= e.length;
+            adjacency[e.a as usize].push((e.b, k as u32));
+            adjacency[e.b as usize].push((e.a, k as u32));
+        }
+        let mut contrasts: Vec<f32> = edges.iter().map(|e| e.contrast).collect();
+        let contrast_scale = match contrasts.is_empty() {
+            true => 1.0,
+            false => {
+                let mid = contrasts.len() / 2;
+                *contrasts.select_nth_unstable_by(mid, f32::total_cmp).1
+            }
+        }
+        .max(1.0);
+        Self {
+            superpixels,
+            area,
+            edges,
+            adjacency,
+            contrast_scale,
+        }
     }
 
     pub fn size(&self) -> [u32; 2] {
-        [self.width, self.height]
+        [self.superpixels.width, self.superpixels.height]
+    }
+
+    pub fn superpixels(&self) -> &Superpixels {
+        &self.superpixels
+    }
+
+    fn label_at(&self, x: u32, y: u32) -> usize {
+        self.superpixels.labels[(y * self.superpixels.width + x) as usize] as usize
+    }
+
+    /// What crossing edge `k` costs on a geodesic path.
+    fn edge_cost(&self, k: usize) -> f64 {
+        let excess = self.edges[k].contrast - self.contrast_scale;
+        (excess.max(0.0) / self.contrast_scale) as f64
+    }
+
+    /// Geodesic distance of every superpixel from the nearest of `seeds` (Dijkstra).
+    fn distances(&self, seeds: &[usize]) -> Vec<f64> {
+        let mut dist = vec![f64::INFINITY; self.area.len()];
+        let mut heap = BinaryHeap::new();
+        for &s in seeds {
+            dist[s] = 0.0;
+            heap.push(Reverse((Ordered(0.0), s)));
+        }
+        while let Some(Reverse((Ordered(d), i))) = heap.pop() {
+            if d > dist[i] {
+                continue;
+            }
+            for &(j, k) in &self.adjacency[i] {
+                let nd = d + self.edge_cost(k as usize);
+                if nd < dist[j as usize] {
+                    dist[j as usize] = nd;
+                    heap.push(Reverse((Ordered(nd), j as usize)));
+                }
+            }
+        }
+        dist
     }
 }
 
-/// The region the clicks ask for (1 inside, 0 outside). `prior`, when given, is the model's
-/// probability (0..=1) per pixel, row-major, that the pixel belongs to the class being labelled.
+/// An `f64` that sorts (distances are never NaN).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+struct Ordered(f64);
+impl Eq for Ordered {}
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The region the clicks ask for (1 inside, 0 outside). Clicks apply in order: a later click
+/// on the same superpixel overrides an earlier one. `prior`, when given, is the model's
+/// probability (0..=1) per pixel, row-major, that the pixel belongs to the class being
+/// labelled.
 pub fn smart_region(
     prepared: &Prepared,
     clicks: &[Click],
     prior: Option<&[f32]>,
 ) -> Result<Mask, AssistError> {
     check(prepared, clicks, prior)?;
-    // Work in progress: the energy minimisation comes next.
-    let mut mask = Mask::filled(prepared.width, prepared.height, 0);
-    for c in clicks.iter().filter(|c| c.positive) {
-        mask.set(c.x, c.y, 1);
+    let n = prepared.area.len();
+    // The side each clicked superpixel is tied to, the last click winning.
+    let mut tied: Vec<Option<bool>> = vec![None; n];
+    for c in clicks {
+        tied[prepared.label_at(c.x, c.y)] = Some(c.positive);
     }
-    Ok(mask)
+    let positive: Vec<usize> = (0..n).filter(|&i| tied[i] == Some(true)).collect();
+    let negative: Vec<usize> = (0..n).filter(|&i| tied[i] == Some(false)).collect();
+    if positive.is_empty() {
+        // Every positive click was overridden by a negative one on its superpixel.
+        let [w, h] = prepared.size();
+        return Ok(Mask::filled(w, h, 0));
+    }
+    let d_pos = prepared.distances(&positive);
+    let d_neg = match negative.is_empty() {
+        true => vec![BACKGROUND_DISTANCE; n],
+        false => {
+            let d = prepared.distances(&negative);
+            d.into_iter().map(|d| d.min(BACKGROUND_DISTANCE)).collect()
+        }
+    };
+    let model = prior.map(|p| mean_per_superpixel(prepared, p));
+    let mut graph = Graph::new(n);
+    for i in 0..n {
+        let (a, b) = (d_pos[i], d_neg[i]);
+        let mut p = match (a.is_finite(), a + b == 0.0) {
+            (false, _) => 0.0,
+            (true, true) => 0.5,
+            (true, false) => b / (a + b),
+        };
+        if let Some(model) = &model {
+            // Odds multiply: the clicks' geodesic evidence and the model's.
+            let m = (model[i] as f64).clamp(EPS, 1.0 - EPS);
+            let odds = p.clamp(EPS, 1.0 - EPS) / (1.0 - p.clamp(EPS, 1.0 - EPS)) * m / (1.0 - m);
+            p = odds / (1.0 + odds);
+        }
+        let p = p.clamp(EPS, 1.0 - EPS);
+        let area = prepared.area[i] as f64;
+        match tied[i] {
+            Some(true) => graph.add_terminal_weights(i, f64::MAX / 4.0, 0.0),
+            Some(false) => graph.add_terminal_weights(i, 0.0, f64::MAX / 4.0),
+            // Source capacity: what putting it outside costs, and the reverse.
+            None => graph.add_terminal_weights(i, -(1.0 - p).ln() * area, -p.ln() * area),
+        }
+    }
+    let scale = prepared.contrast_scale as f64;
+    for e in &prepared.edges {
+        let c = e.contrast as f64 / scale;
+        let w = SMOOTHNESS * e.length as f64 * (-0.5 * c * c).exp();
+        graph.add_edge(e.a as usize, e.b as usize, w, w);
+    }
+    graph.maxflow();
+    // Keep what is connected to a positive click.
+    let mut inside = vec![false; n];
+    let mut stack = positive.clone();
+    for &s in &positive {
+        inside[s] = true;
+    }
+    while let Some(i) = stack.pop() {
+        for &(j, _) in &prepared.adjacency[i] {
+            let j = j as usize;
+            if !inside[j] && graph.in_source(j) {
+                inside[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    let [w, h] = prepared.size();
+    let data = prepared
+        .superpixels
+        .labels
+        .iter()
+        .map(|&l| inside[l as usize] as u8)
+        .collect();
+    Ok(Mask {
+        width: w,
+        height: h,
+        data,
+    })
+}
+
+fn mean_per_superpixel(prepared: &Prepared, values: &[f32]) -> Vec<f32> {
+    let mut sum = vec![0f64; prepared.area.len()];
+    for (&l, &v) in prepared.superpixels.labels.iter().zip(values) {
+        sum[l as usize] += v as f64;
+    }
+    sum.iter()
+        .zip(&prepared.area)
+        .map(|(s, a)| (s / *a as f64) as f32)
+        .collect()
 }
 
 fn check(prepared: &Prepared, clicks: &[Click], prior: Option<&[f32]>) -> Result<(), AssistError> {
@@ -65,4 +335,120 @@ fn check(prepared: &Prepared, clicks: &[Click], prior: Option<&[f32]>) -> Result
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    /// A noisy textured image: a grey "road" band with a darker "car" rectangle on it, a pink
+    /// "sidewalk" above and green below; the answer masks drawn with it.
+    fn scene() -> (RgbImage, Mask, Mask) {
+        let (w, h) = (320u32, 200u32);
+        let mut image = RgbImage::new(w, h);
+        let mut road = Mask::filled(w, h, 0);
+        let mut car = Mask::filled(w, h, 0);
+        let mut state = 99u32;
+        for (x, y, p) in image.enumerate_pixels_mut() {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (state >> 24) as i32 % 30 - 15;
+            let in_car = (140..210).contains(&x) && (90..130).contains(&y);
+            let base: [i32; 3] = if in_car {
+                [30, 40, 110]
+            } else if (60..160).contains(&y) {
+                [110, 110, 115]
+            } else if y < 60 {
+                [200, 150, 190]
+            } else {
+                [80, 140, 60]
+            };
+            if in_car {
+                car.set(x, y, 1);
+            } else if (60..160).contains(&y) {
+                road.set(x, y, 1);
+            }
+            *p = Rgb(base.map(|c| (c + noise).clamp(0, 255) as u8));
+        }
+        (image, road, car)
+    }
+
+    fn iou(a: &Mask, b: &Mask) -> f64 {
+        let inter = a.data.iter().zip(&b.data).filter(|(a, b)| **a == 1 && **b == 1);
+        let union = a.data.iter().zip(&b.data).filter(|(a, b)| **a == 1 || **b == 1);
+        inter.count() as f64 / union.count().max(1) as f64
+    }
+
+    fn click(x: u32, y: u32, positive: bool) -> Click {
+        Click { x, y, positive }
+    }
+
+    #[test]
+    fn one_click_takes_the_object_under_it() {
+        let (image, road, car) = scene();
+        let prepared = Prepared::new(&image);
+        let region = smart_region(&prepared, &[click(50, 110, true)], None).unwrap();
+        assert!(iou(&region, &road) > 0.9, "road {}", iou(&region, &road));
+        let region = smart_region(&prepared, &[click(175, 110, true)], None).unwrap();
+        assert!(iou(&region, &car) > 0.9, "car {}", iou(&region, &car));
+    }
+
+    #[test]
+    fn a_negative_click_takes_a_part_away() {
+        let (image, road, _) = scene();
+        let prepared = Prepared::new(&image);
+        // Road and car together first (two positives), then the car taken away.
+        let both = [click(50, 110, true), click(175, 110, true)];
+        let region = smart_region(&prepared, &both, None).unwrap();
+        assert!(region.get(175, 110) == 1 && region.get(50, 110) == 1);
+        let fixed = [both[0], both[1], click(175, 110, false)];
+        let region = smart_region(&prepared, &fixed, None).unwrap();
+        assert_eq!(region.get(175, 110), 0);
+        assert!(iou(&region, &road) > 0.9, "{}", iou(&region, &road));
+    }
+
+    #[test]
+    fn the_model_prior_pulls_the_region_where_colour_cannot() {
+        // The sidewalk is split in two colours; the model knows it is one class.
+        let (mut image, _, _) = scene();
+        for y in 0..60 {
+            for x in 160..320 {
+                image.put_pixel(x, y, Rgb([240, 240, 90]));
+            }
+        }
+        let prepared = Prepared::new(&image);
+        let clicks = [click(40, 30, true)];
+        let alone = smart_region(&prepared, &clicks, None).unwrap();
+        assert_eq!(alone.get(250, 30), 0, "colour alone stops at the change");
+        let prior: Vec<f32> = (0..320 * 200)
+            .map(|i| if i / 320 < 60 { 0.95 } else { 0.05 })
+            .collect();
+        let helped = smart_region(&prepared, &clicks, Some(&prior)).unwrap();
+        assert_eq!(helped.get(250, 30), 1, "the model carries it across");
+        assert_eq!(helped.get(40, 110), 0, "and not onto the road");
+    }
+
+    #[test]
+    fn bad_clicks_are_errors() {
+        let (image, _, _) = scene();
+        let prepared = Prepared::new(&image);
+        assert_eq!(
+            smart_region(&prepared, &[click(320, 5, true)], None),
+            Err(AssistError::ClickOutside {
+                index: 0,
+                x: 320,
+                y: 5,
+                width: 320,
+                height: 200
+            })
+        );
+        assert_eq!(
+            smart_region(&prepared, &[click(3, 5, false)], None),
+            Err(AssistError::NoPositiveClick)
+        );
+        assert!(matches!(
+            smart_region(&prepared, &[click(3, 5, true)], Some(&[0.5; 10])),
+            Err(AssistError::PriorSize { got: 10, .. })
+        ));
+    }
 }
