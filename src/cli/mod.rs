@@ -1,5 +1,6 @@
 //! Command-line front end: one file per subcommand; errors are printed once, here.
 
+mod assist;
 mod bench;
 mod bench_model;
 #[cfg(feature = "gui")]
@@ -59,6 +60,8 @@ enum Command {
     /// Prune a run: zero its smallest weights, or with --structured remove channels (a new,
     /// smaller and faster run), optionally fine-tuned.
     Prune(prune::Args),
+    /// Click-to-segment: the region a list of clicks asks for on an image, as a 0/1 PNG.
+    Assist(assist::Args),
 }
 
 #[cfg(feature = "gui")]
@@ -90,6 +93,7 @@ pub fn main() -> ExitCode {
         Some(Command::Export(args)) => export::run(args),
         Some(Command::Quantize(args)) => quantize::run(args),
         Some(Command::Prune(args)) => prune::run(args),
+        Some(Command::Assist(args)) => assist::run(args),
         #[cfg(feature = "gui")]
         Some(Command::Studio(args)) => roadseg::studio::run(roadseg::studio::StartOptions {
             dir: args.dir,

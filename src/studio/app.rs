@@ -824,6 +824,13 @@ impl Studio {
                 accept_threshold: self.state.accept_threshold_byte(),
                 editable: self.session.as_ref().is_some_and(Session::editable),
                 show_aux: self.state.show_aux,
+                class_colour: self
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.classes.iter().find(|c| c.id == self.tools.class))
+                    .map_or([255, 255, 255], |c| c.color),
+                superpixel_size: self.state.superpixel_size,
+                show_superpixels: self.state.show_superpixels,
             };
             let canvas_rect = ui.max_rect();
             if self.blink {

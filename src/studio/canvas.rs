@@ -19,6 +19,7 @@ use crate::core::paint::accept::{self, AcceptScope, Suggestion};
 use crate::core::paint::{DirtyRect, MaskDocument};
 
 mod aux_layer;
+mod smart;
 mod tools;
 
 pub use aux_layer::aux_colour;
@@ -39,10 +40,15 @@ pub enum Tool {
     AcceptBrush,
     /// A click accepts the predicted region under the cursor.
     AcceptRegion,
+    /// Click-to-segment: clicks inside (left) and outside (right or Alt) make a candidate
+    /// region; Enter commits it.
+    SmartRegion,
+    /// A brush that paints whole superpixels.
+    SuperpixelBrush,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 7] = [
+    pub const ALL: [Tool; 9] = [
         Tool::Brush,
         Tool::Eraser,
         Tool::Fill,
@@ -50,6 +56,8 @@ impl Tool {
         Tool::Picker,
         Tool::AcceptBrush,
         Tool::AcceptRegion,
+        Tool::SmartRegion,
+        Tool::SuperpixelBrush,
     ];
 
     pub fn label(self) -> &'static str {
@@ -61,6 +69,8 @@ impl Tool {
             Tool::Picker => "Picker",
             Tool::AcceptBrush => "Accept brush",
             Tool::AcceptRegion => "Accept region",
+            Tool::SmartRegion => "Smart region",
+            Tool::SuperpixelBrush => "Superpixel brush",
         }
     }
 
@@ -74,6 +84,8 @@ impl Tool {
             Tool::Picker => egui::Key::K,
             Tool::AcceptBrush => egui::Key::A,
             Tool::AcceptRegion => egui::Key::W,
+            Tool::SmartRegion => egui::Key::Q,
+            Tool::SuperpixelBrush => egui::Key::U,
         }
     }
 
@@ -89,12 +101,20 @@ impl Tool {
             Tool::Picker => "Click: picks the class under the cursor.",
             Tool::AcceptBrush => "Paints the prediction where the model is confident enough.",
             Tool::AcceptRegion => "Click: accepts the predicted region under the cursor.",
+            Tool::SmartRegion => {
+                "Left click: inside, right or Alt+click: outside; Enter commits, Backspace \
+                 removes the last click, Esc discards."
+            }
+            Tool::SuperpixelBrush => "Paints whole superpixels with the current class.",
         }
     }
 
     /// Whether the brush radius applies.
     pub fn is_brush(self) -> bool {
-        matches!(self, Tool::Brush | Tool::Eraser | Tool::AcceptBrush)
+        matches!(
+            self,
+            Tool::Brush | Tool::Eraser | Tool::AcceptBrush | Tool::SuperpixelBrush
+        )
     }
 }
 
@@ -118,6 +138,12 @@ pub struct CanvasSettings {
     pub editable: bool,
     /// Draw the second head's map (road boundary, drivable area) on top.
     pub show_aux: bool,
+    /// The current class's colour (the Smart region's candidate is drawn in it).
+    pub class_colour: [u8; 3],
+    /// The superpixel brush's superpixels are about this many pixels across.
+    pub superpixel_size: u32,
+    /// Draw the edges of those superpixels.
+    pub show_superpixels: bool,
 }
 
 /// Things the canvas reports back.
@@ -205,6 +231,8 @@ pub struct Canvas {
     /// included), to check that painting uploads only dirty rectangles.
     pub uploaded_pixels: u64,
     canvas_rect: Rect,
+    /// The assists' state for this image (superpixels, Smart region clicks and candidate).
+    smart: smart::SmartState,
 }
 
 impl Default for Canvas {
@@ -229,6 +257,7 @@ impl Default for Canvas {
             outline: false,
             uploaded_pixels: 0,
             canvas_rect: Rect::NOTHING,
+            smart: smart::SmartState::default(),
         }
     }
 }
@@ -260,6 +289,7 @@ impl Canvas {
         self.aux = None;
         self.stroke_last = None;
         self.polygon.clear();
+        self.reset_smart();
         self.fit_pending = true;
         self.uploaded_pixels = 0;
         self.dirty = None;
@@ -587,6 +617,17 @@ impl Canvas {
             on_divider = divider.hovered() || divider.dragged();
         }
 
+        // The assists' superpixels, computed in the background once a tool needs them.
+        if settings.tool == Tool::SmartRegion {
+            let size = self.smart_size();
+            if self.prepare(ui.ctx(), size) {
+                self.update_candidate(settings.class);
+            }
+        }
+        if settings.tool == Tool::SuperpixelBrush || settings.show_superpixels {
+            self.prepare(ui.ctx(), settings.superpixel_size);
+        }
+
         self.cursor = pointer.and_then(|p| self.pixel_at(self.screen_to_image(p)));
         // Space held means the hand: no tool acts, not even on the press before a drag starts
         // (that press used to leave a dab), and a stroke under way ends.
@@ -610,6 +651,31 @@ impl Canvas {
         self.draw_layers(&painter, rect, blend);
         if settings.show_aux {
             self.draw_aux(ui.ctx(), &painter);
+        }
+        if settings.show_superpixels {
+            self.draw_superpixel_edges(ui.ctx(), &painter, settings.superpixel_size);
+        }
+        if settings.tool == Tool::SmartRegion {
+            self.draw_smart(ui.ctx(), &painter, settings.class_colour);
+        }
+        let preparing = match settings.tool {
+            Tool::SmartRegion => !self.smart_ready(),
+            Tool::SuperpixelBrush => !self.superpixels_ready(settings.superpixel_size),
+            _ => false,
+        };
+        let message = match (&self.smart.problem, preparing) {
+            (Some(problem), _) if settings.tool == Tool::SmartRegion => Some(problem.clone()),
+            (_, true) => Some("Computing superpixels…".to_string()),
+            _ => None,
+        };
+        if let Some(message) = message {
+            painter.text(
+                rect.center_bottom() - Vec2::new(0.0, 8.0),
+                egui::Align2::CENTER_BOTTOM,
+                message,
+                egui::FontId::proportional(14.0),
+                ui.visuals().warn_fg_color,
+            );
         }
         if let Some(pos) = pointer
             && settings.tool.is_brush()

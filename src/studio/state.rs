@@ -35,6 +35,10 @@ pub struct PersistedState {
     pub right_panel_width: f32,
     /// The training and errors panel under the canvas.
     pub bottom_panel_height: f32,
+    /// The superpixel brush's granularity: superpixels about this many pixels across.
+    pub superpixel_size: u32,
+    /// Draw the superpixels' edges over the image.
+    pub show_superpixels: bool,
 }
 
 impl Default for PersistedState {
@@ -55,6 +59,8 @@ impl Default for PersistedState {
             left_panel_width: 240.0,
             right_panel_width: 210.0,
             bottom_panel_height: 240.0,
+            superpixel_size: 16,
+            show_superpixels: false,
         }
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! A region is a [`Mask`] of the image's size holding 1 inside and 0 outside.
 
+pub mod brush;
 pub mod maxflow;
+pub mod prior;
 pub mod region;
 pub mod superpixels;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

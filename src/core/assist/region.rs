@@ -30,6 +30,7 @@ use super::maxflow::Graph;
 use super::superpixels::{LabImage, SlicParams, Superpixels, slic};
 use super::{AssistError, Click};
 use crate::core::mask::Mask;
+use crate::core::paint::DirtyRect;
 
 /// Superpixel size for click-to-segment at a given image size: about 8,000 superpixels, no
 /// smaller than 6 pixels across (small images) and no larger than 24.
@@ -60,6 +61,7 @@ struct Edge {
 /// What click-to-segment precomputes once per image.
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    params: SlicParams,
     superpixels: Superpixels,
     /// Pixels per superpixel.
     area: Vec<f32>,
@@ -68,6 +70,8 @@ pub struct Prepared {
     adjacency: Vec<Vec<(u32, u32)>>,
     /// The typical edge contrast (median): what texture looks like in this image.
     contrast_scale: f32,
+    /// Per superpixel, its bounding box.
+    bounds: Vec<DirtyRect>,
 }
 
 impl Prepared {
@@ -85,16 +89,29 @@ impl Prepared {
     pub fn with_params(image: &RgbImage, params: SlicParams) -> Self {
         let lab = LabImage::from_rgb(image);
         let superpixels = slic(&lab, params);
-        Self::from_superpixels(&lab, superpixels)
+        Self::from_superpixels(&lab, superpixels, params)
     }
 
-    fn from_superpixels(lab: &LabImage, superpixels: Superpixels) -> Self {
+    fn from_superpixels(lab: &LabImage, superpixels: Superpixels, params: SlicParams) -> Self {
         let (w, h) = (lab.width as usize, lab.height as usize);
         let labels = &superpixels.labels;
         let mut area = vec![0f32; superpixels.count];
-        for &l in labels {
+        let mut extent = vec![[u32::MAX, u32::MAX, 0, 0]; superpixels.count];
+        for (i, &l) in labels.iter().enumerate() {
             area[l as usize] += 1.0;
+            let (x, y) = ((i % w) as u32, (i / w) as u32);
+            let e = &mut extent[l as usize];
+            *e = [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)];
         }
+        let bounds = extent
+            .iter()
+            .map(|e| DirtyRect {
+                x: e[0],
+                y: e[1],
+                width: e[2] - e[0] + 1,
+                height: e[3] - e[1] + 1,
+            })
+            .collect();
         // Every pair of 4-neighbours with different labels, as (low, high, contrast).
         let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
         let distance = |i: usize, j: usize| {
@@ -147,12 +164,43 @@ impl Prepared {
         }
         .max(1.0);
         Self {
+            params,
             superpixels,
             area,
             edges,
             adjacency,
             contrast_scale,
+            bounds,
         }
+    }
+
+    /// Bounding box of superpixel `label`.
+    pub fn bounds_of(&self, label: usize) -> DirtyRect {
+        self.bounds[label]
+    }
+
+    /// The bounding box of a region's pixels (1s), `None` when it is empty.
+    pub fn region_bounds(region: &Mask) -> Option<DirtyRect> {
+        let w = region.width as usize;
+        let mut b: Option<[u32; 4]> = None;
+        for (i, _) in region.data.iter().enumerate().filter(|(_, v)| **v == 1) {
+            let (x, y) = ((i % w) as u32, (i / w) as u32);
+            b = Some(match b {
+                None => [x, y, x, y],
+                Some(e) => [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)],
+            });
+        }
+        b.map(|e| DirtyRect {
+            x: e[0],
+            y: e[1],
+            width: e[2] - e[0] + 1,
+            height: e[3] - e[1] + 1,
+        })
+    }
+
+    /// The superpixels' parameters.
+    pub fn params(&self) -> SlicParams {
+        self.params
     }
 
     pub fn size(&self) -> [u32; 2] {

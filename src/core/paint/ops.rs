@@ -126,6 +126,36 @@ pub fn flood_fill(mask: &mut Mask, x: u32, y: u32, value: u8) -> Option<DirtyRec
     changed
 }
 
+/// Writes `value` wherever `region` (the mask's size, 1 inside) is 1, within `bounds`; returns
+/// the rectangle changed. A click-to-segment candidate is committed this way.
+pub fn paint_region(mask: &mut Mask, region: &Mask, bounds: DirtyRect, value: u8) -> Option<DirtyRect> {
+    assert_eq!((region.width, region.height), (mask.width, mask.height), "a region of another image");
+    let width = mask.width as usize;
+    let mut changed: Option<DirtyRect> = None;
+    for y in bounds.y..bounds.bottom() {
+        let row = y as usize * width;
+        let (mut first, mut last) = (u32::MAX, 0u32);
+        for x in bounds.x..bounds.right() {
+            let i = row + x as usize;
+            if region.data[i] == 1 && mask.data[i] != value {
+                mask.data[i] = value;
+                first = first.min(x);
+                last = last.max(x);
+            }
+        }
+        if first <= last {
+            let line = DirtyRect {
+                x: first,
+                y,
+                width: last - first + 1,
+                height: 1,
+            };
+            changed = DirtyRect::merge(changed, Some(line));
+        }
+    }
+    changed
+}
+
 /// Bounding rectangle of a polygon.
 pub fn polygon_bounds(mask: &Mask, points: &[Point]) -> Option<DirtyRect> {
     if points.len() < 3 {

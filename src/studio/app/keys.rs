@@ -68,6 +68,10 @@ impl Studio {
             }
             if i.key_pressed(Key::Escape) {
                 self.canvas.polygon.clear();
+                self.canvas.smart_discard();
+            }
+            if i.key_pressed(Key::Backspace) && self.state.tool == Tool::SmartRegion {
+                self.canvas.smart_undo_click(self.tools.class);
             }
             for mode in ViewMode::ALL {
                 if i.key_pressed(mode.key()) && i.modifiers.is_none() {
@@ -78,6 +82,9 @@ impl Studio {
             self.blink = i.key_down(Key::B);
         });
         let (enter, shift) = ctx.input(|i| (i.key_pressed(Key::Enter), i.modifiers.shift));
+        if enter && self.state.tool == Tool::SmartRegion {
+            self.canvas.smart_commit(self.tools.class);
+        }
         if enter && self.state.tool == Tool::Polygon {
             match shift {
                 true => self.commands.push(Command::AcceptPolygon),

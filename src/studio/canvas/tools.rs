@@ -42,7 +42,7 @@ impl Canvas {
             return;
         }
         match settings.tool {
-            Tool::Brush | Tool::Eraser | Tool::AcceptBrush => {
+            Tool::Brush | Tool::Eraser | Tool::AcceptBrush | Tool::SuperpixelBrush => {
                 let down =
                     response.is_pointer_button_down_on() && ui.input(|i| i.pointer.primary_down());
                 let clicked = response.clicked_by(egui::PointerButton::Primary);
@@ -78,6 +78,16 @@ impl Canvas {
                             settings.accept_threshold,
                         );
                     }
+                    Tool::SuperpixelBrush => {
+                        let changed = self.superpixel_stroke(
+                            a,
+                            b,
+                            radius,
+                            settings.superpixel_size,
+                            settings.class,
+                        );
+                        self.after_edit(changed);
+                    }
                     tool => {
                         let value = match tool {
                             Tool::Eraser => IGNORE,
@@ -112,6 +122,20 @@ impl Canvas {
             Tool::Polygon => {
                 if response.clicked_by(egui::PointerButton::Primary) {
                     self.polygon.push(p);
+                }
+            }
+            Tool::SmartRegion => {
+                let primary = response.clicked_by(egui::PointerButton::Primary);
+                let secondary = response.clicked_by(egui::PointerButton::Secondary);
+                if (primary || secondary)
+                    && let Some([x, y]) = self.pixel_at(p)
+                {
+                    let alt = ui.input(|i| i.modifiers.alt);
+                    let positive = primary && !alt;
+                    self.smart_click(
+                        crate::core::assist::Click { x, y, positive },
+                        settings.class,
+                    );
                 }
             }
             Tool::Picker => {

@@ -96,6 +96,17 @@ impl ToolsPanel {
                 .text("Brush radius"),
         )
         .on_disabled_hover_text(format!("{} has no radius", state.tool.label()));
+        ui.horizontal(|ui| {
+            ui.add_enabled(
+                state.tool == Tool::SuperpixelBrush || state.show_superpixels,
+                egui::Slider::new(&mut state.superpixel_size, 6..=64)
+                    .logarithmic(true)
+                    .suffix(" px")
+                    .text("Superpixels"),
+            )
+            .on_hover_text("The superpixel brush's granularity: superpixels about this wide");
+        });
+        ui.checkbox(&mut state.show_superpixels, "Show superpixel edges");
         // The chosen tool's hint in one line (its tooltip has it whole), so switching tools
         // never moves the panel.
         ui.add(egui::Label::new(egui::RichText::new(state.tool.hint()).weak()).truncate());

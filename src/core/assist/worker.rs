@@ -1,0 +1,83 @@
+//! Preparing an image for the assists off the UI thread: one named thread per request, its
+//! answer on a channel of one, and a wake-up closure so the caller redraws when it lands.
+
+use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
+
+use image::RgbImage;
+
+use super::region::Prepared;
+use super::superpixels::SlicParams;
+
+/// A preparation under way.
+pub struct PrepareJob {
+    params: SlicParams,
+    rx: Receiver<Prepared>,
+}
+
+impl PrepareJob {
+    /// Starts preparing `image` with `params`; `wake` is called once the result is ready.
+    pub fn spawn(
+        image: RgbImage,
+        params: SlicParams,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        // One result, sent once: the thread never blocks on it.
+        let (tx, rx) = sync_channel(1);
+        std::thread::Builder::new()
+            .name("assist-prepare".into())
+            .spawn(move || {
+                let prepared = Prepared::with_params(&image, params);
+                // The receiver is gone when the user moved on: nothing to do.
+                if tx.send(prepared).is_ok() {
+                    wake();
+                }
+            })?;
+        Ok(Self { params, rx })
+    }
+
+    pub fn params(&self) -> SlicParams {
+        self.params
+    }
+
+    /// The result, once ready. `Err` when the thread died without one (it panicked).
+    pub fn try_take(&self) -> Result<Option<Prepared>, ()> {
+        match self.rx.try_recv() {
+            Ok(prepared) => Ok(Some(prepared)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn the_result_arrives_and_wakes_the_caller() {
+        let woken = Arc::new(AtomicBool::new(false));
+        let flag = woken.clone();
+        let image = RgbImage::from_pixel(64, 48, image::Rgb([10, 20, 30]));
+        let job = PrepareJob::spawn(image, SlicParams::default(), move || {
+            flag.store(true, Ordering::SeqCst)
+        })
+        .unwrap();
+        let prepared = loop {
+            if let Some(p) = job.try_take().unwrap() {
+                break p;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        assert_eq!(prepared.size(), [64, 48]);
+        // The wake-up follows the send; give it a moment.
+        for _ in 0..500 {
+            if woken.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("never woken");
+    }
+}
