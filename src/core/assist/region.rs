@@ -45,6 +45,9 @@ const SMOOTHNESS: f64 = 1.5;
 /// The background's distance when there is no negative click, in units of the image's
 /// contrast scale: how much edge a region crosses before it stops.
 const BACKGROUND_DISTANCE: f64 = 4.0;
+/// How much a colour unlike the clicks' counts against a superpixel, against the edges on its
+/// way there.
+const COLOUR_WEIGHT: f32 = 0.5;
 /// Probabilities are kept inside `[EPS, 1 - EPS]` before taking logs.
 const EPS: f64 = 0.01;
 
@@ -72,6 +75,8 @@ pub struct Prepared {
     contrast_scale: f32,
     /// Per superpixel, its bounding box.
     bounds: Vec<DirtyRect>,
+    /// Per superpixel, its mean colour.
+    mean: Vec<[f32; 3]>,
 }
 
 impl Prepared {
@@ -97,8 +102,11 @@ impl Prepared {
         let labels = &superpixels.labels;
         let mut area = vec![0f32; superpixels.count];
         let mut extent = vec![[u32::MAX, u32::MAX, 0, 0]; superpixels.count];
+        let mut sum = vec![[0f64; 3]; superpixels.count];
         for (i, &l) in labels.iter().enumerate() {
             area[l as usize] += 1.0;
+            let (p, s) = (lab.data[i], &mut sum[l as usize]);
+            s.iter_mut().zip(p).for_each(|(s, p)| *s += p as f64);
             let (x, y) = ((i % w) as u32, (i / w) as u32);
             let e = &mut extent[l as usize];
             *e = [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)];
@@ -148,9 +156,19 @@ impl Prepared {
                 }),
             }
         }
+        let mean: Vec<[f32; 3]> = sum
+            .iter()
+            .zip(&area)
+            .map(|(s, &a)| s.map(|v| (v / a as f64) as f32))
+            .collect();
         let mut adjacency = vec![Vec::new(); superpixels.count];
         for (k, e) in edges.iter_mut().enumerate() {
-            e.contrast /= e.length;
+            // The sharper of the boundary's own contrast and the step between the two means:
+            // a superpixel that straddles two surfaces blurs the first, not the second.
+            e.contrast = (e.contrast / e.length).max(colour_distance(
+                mean[e.a as usize],
+                mean[e.b as usize],
+            ));
             adjacency[e.a as usize].push((e.b, k as u32));
             adjacency[e.b as usize].push((e.a, k as u32));
         }
@@ -171,6 +189,7 @@ impl Prepared {
             adjacency,
             contrast_scale,
             bounds,
+            mean,
         }
     }
 
@@ -245,6 +264,10 @@ impl Prepared {
     }
 }
 
+fn colour_distance(p: [f32; 3], q: [f32; 3]) -> f32 {
+    ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt()
+}
+
 /// An `f64` that sorts (distances are never NaN).
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 struct Ordered(f64);
@@ -278,13 +301,30 @@ pub fn smart_region(
         let [w, h] = prepared.size();
         return Ok(Mask::filled(w, h, 0));
     }
-    let d_pos = prepared.distances(&positive);
-    let d_neg = match negative.is_empty() {
+    // Distance = the edges crossed on the way plus how far the colour is from the nearest
+    // click's: a region that leaked through a blurred spot still looks unlike the click.
+    let colour_cost = |seeds: &[usize], i: usize| {
+        let nearest = seeds
+            .iter()
+            .map(|&s| colour_distance(prepared.mean[s], prepared.mean[i]))
+            .fold(f32::INFINITY, f32::min);
+        (COLOUR_WEIGHT * ((nearest - prepared.contrast_scale).max(0.0) / prepared.contrast_scale))
+            as f64
+    };
+    let d_pos: Vec<f64> = prepared
+        .distances(&positive)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| d + colour_cost(&positive, i))
+        .collect();
+    let d_neg: Vec<f64> = match negative.is_empty() {
         true => vec![BACKGROUND_DISTANCE; n],
-        false => {
-            let d = prepared.distances(&negative);
-            d.into_iter().map(|d| d.min(BACKGROUND_DISTANCE)).collect()
-        }
+        false => prepared
+            .distances(&negative)
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (d + colour_cost(&negative, i)).min(BACKGROUND_DISTANCE))
+            .collect(),
     };
     let model = prior.map(|p| mean_per_superpixel(prepared, p));
     let mut graph = Graph::new(n);
