@@ -11,6 +11,7 @@ mod labeller;
 mod layout;
 mod paint;
 mod reliability;
+mod smart_region;
 mod soak;
 mod support;
 mod train;
