@@ -1,6 +1,7 @@
 //! Command-line front end: one file per subcommand; errors are printed once, here.
 
 mod bench;
+mod bench_assist;
 mod bench_model;
 #[cfg(feature = "gui")]
 mod bench_studio;

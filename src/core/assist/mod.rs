@@ -4,6 +4,9 @@
 //!
 //! A region is a [`Mask`] of the image's size holding 1 inside and 0 outside.
 
+pub mod distance;
+pub mod objects;
+pub mod protocol;
 pub mod region;
 
 use serde::{Deserialize, Serialize};
