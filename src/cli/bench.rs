@@ -18,12 +18,14 @@ use roadseg::core::train::step::train_step;
 use serde::Serialize;
 
 /// Which flags go with which measurement is told to clap (`requires`, `conflicts_with`), so a
-/// flag that would be ignored is refused instead: `--paint`, `--studio`, `--soak`, `--model`
-/// and the default data pipeline (+ `--train`) measure different things.
+/// flag that would be ignored is refused instead: `--paint`, `--studio`, `--soak`, `--assist`,
+/// `--model` and the default data pipeline (+ `--train`) measure different things. One pair
+/// clap cannot say: `--data` with `--model` only goes with `--assist` (checked in [`run`]).
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset for the data pipeline figure (default: the bundled sample).
-    #[arg(long, conflicts_with_all = ["model", "paint"])]
+    /// Dataset for the data pipeline figure (default: the bundled sample); with --assist, the
+    /// dataset to measure click-to-segment on (default: hard scenes drawn for the run).
+    #[arg(long, conflicts_with = "paint")]
     data: Option<PathBuf>,
     /// Sizes to measure, WIDTHxHEIGHT (repeatable; default: the training default).
     #[arg(long, value_parser = super::parse_size, conflicts_with = "paint")]
@@ -61,10 +63,21 @@ pub struct Args {
     /// Time brush dabs on a 4096x3072 mask instead (edit, undo tiles, RGBA of the dirty rect).
     #[arg(long, conflicts_with = "model")]
     paint: bool,
+    /// Measure click-to-segment instead: RITM's protocol (a simulated user clicks the largest
+    /// error until IoU 0.90, at most 20 clicks) on each road, sidewalk and vehicle; NoC@85,
+    /// NoC@90, IoU after one click, failures and ms per click per class. Without --data, on 6
+    /// hard scenes at 2048x1024 drawn for the run. With --model RUN, the run's probabilities
+    /// are the prior.
+    #[arg(long, conflicts_with_all = ["paint", "train", "size", "batch_size", "workers",
+        "batches", "compare", "runs", "isolated"])]
+    assist: bool,
+    /// With --assist: how many images to measure on (default 6).
+    #[arg(long, value_parser = super::parse_count, requires = "assist")]
+    images: Option<usize>,
     /// Time the studio without a screen instead: opening 10,000 images, painting on 4K.
     #[cfg(feature = "gui")]
     #[arg(long, conflicts_with_all = ["paint", "train", "data", "size", "batch_size",
-        "workers", "batches", "compare", "runs", "device"])]
+        "workers", "batches", "compare", "runs", "device", "assist"])]
     studio: bool,
     /// The studio soak: a scripted hour of use (memory curve), or killed sessions.
     #[cfg(feature = "gui")]
@@ -118,6 +131,21 @@ struct ModelBench {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.paint {
         return paint_bench(args.json);
+    }
+    if args.assist {
+        return super::bench_assist::run(super::bench_assist::Options {
+            data: args.data.as_deref(),
+            model: args.model.as_deref(),
+            images: args.images,
+            device: args.device,
+            json: args.json,
+        });
+    }
+    if args.data.is_some() && args.model.is_some() {
+        anyhow::bail!(
+            "the argument '--data <DATA>' cannot be used with '--model <MODEL>' (the data \
+             pipeline and a run's latency are separate measurements; --assist takes both)"
+        );
     }
     #[cfg(feature = "gui")]
     if args.studio {

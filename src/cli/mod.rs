@@ -2,6 +2,7 @@
 
 mod assist;
 mod bench;
+mod bench_assist;
 mod bench_model;
 #[cfg(feature = "gui")]
 mod bench_studio;

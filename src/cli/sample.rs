@@ -1,9 +1,9 @@
-//! `roadseg sample --out DIR [--count N] [--seed S] [--size WxH]`
+//! `roadseg sample --out DIR [--count N] [--seed S] [--size WxH] [--look plain|hard]`
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use roadseg::core::dataset::sample::{SampleConfig, generate};
+use roadseg::core::dataset::sample::{Look, SampleConfig, generate};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,6 +18,11 @@ pub struct Args {
     /// Image size, WIDTHxHEIGHT: 16 to 16384 a side, at most 32 megapixels.
     #[arg(long, default_value = "480x360", value_parser = super::parse_size)]
     size: [u32; 2],
+    /// plain (clean surfaces, PNG: the bundled sample) or hard (textured asphalt, shadows
+    /// across road and sidewalk, sidewalk close to the road's grey, heavy noise, JPEG images:
+    /// the scenes `bench --assist` measures on). The masks are the same for a seed.
+    #[arg(long, default_value_t = Look::Plain)]
+    look: Look,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -26,6 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         width: args.size[0],
         height: args.size[1],
+        look: args.look,
     };
     // Before looking at --out: nothing is written for a sample roadseg could not use.
     if let Err(reason) = cfg.check() {

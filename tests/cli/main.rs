@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod assist_bench;
 mod config;
 mod dataset;
 mod export;

@@ -40,6 +40,7 @@ fn sample(dir: &Path, seed: u64) -> PathBuf {
         seed,
         width: 64,
         height: 48,
+        ..Default::default()
     };
     generate(&data, &cfg).unwrap();
     data

@@ -25,6 +25,7 @@ fn tiny(dir: &Path, epochs: usize) -> TrainStart {
         seed: 2,
         width: 48,
         height: 32,
+        ..Default::default()
     };
     generate(&data, &cfg).unwrap();
     let mut config = TrainConfig {

@@ -22,6 +22,7 @@ fn tiny_sample(dir: &Path) -> PathBuf {
         seed: 5,
         width: 64,
         height: 48,
+        ..Default::default()
     };
     generate(&data, &cfg).unwrap();
     data

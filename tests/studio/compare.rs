@@ -39,6 +39,7 @@ fn sample_and_run(dir: &Path) -> (PathBuf, PathBuf) {
             seed: 5,
             width: 64,
             height: 48,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -402,6 +403,7 @@ fn a_bad_run_or_image_is_a_message_not_a_crash() {
             seed: 1,
             width: 32,
             height: 24,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -520,6 +522,7 @@ fn readme_screenshots() {
             seed: 9,
             width: 160,
             height: 120,
+            ..Default::default()
         },
     )
     .unwrap();

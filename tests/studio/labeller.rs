@@ -273,6 +273,7 @@ fn keyboard_navigation_scrolls_the_list_to_the_selected_image() {
         seed: 2,
         width: 48,
         height: 32,
+        ..Default::default()
     };
     roadseg::core::dataset::sample::generate(&data, &config).unwrap();
     let mut harness = harness_sized(&data, 1280.0, 800.0);

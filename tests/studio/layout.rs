@@ -315,6 +315,7 @@ fn sample(dir: &Path) -> std::path::PathBuf {
             seed: 3,
             width: 160,
             height: 120,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -24,6 +24,7 @@ fn sample(dir: &Path) -> PathBuf {
             seed: 9,
             width: 160,
             height: 120,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -29,6 +29,7 @@ fn data(dir: &Path) -> PathBuf {
         seed: 11,
         width: 96,
         height: 64,
+        ..Default::default()
     };
     generate(&data, &cfg).unwrap();
     data

@@ -25,6 +25,7 @@ fn sample(dir: &Path) -> (PathBuf, Mask) {
             seed: 4,
             width: 240,
             height: 160,
+            ..Default::default()
         },
     )
     .unwrap();

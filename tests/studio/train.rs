@@ -28,6 +28,7 @@ fn train_from_the_window_then_stop() {
         seed: 4,
         width: 64,
         height: 48,
+        ..Default::default()
     };
     generate(&data, &cfg).unwrap();
     let mut studio = Studio::new(PersistedState::default(), Some(data.clone()));

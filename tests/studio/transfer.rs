@@ -57,6 +57,7 @@ fn the_resnet_preset_trains_with_a_boundary_layer() {
         seed: 6,
         width: 64,
         height: 48,
+        ..Default::default()
     };
     generate(&data, &cfg).unwrap();
     let weights = tmp.path().join("resnet18.safetensors");

@@ -62,7 +62,7 @@ pub struct Args {
 }
 
 /// The other benchmarks' flags, which a soak would ignore.
-const SOLO: [&str; 12] = [
+const SOLO: [&str; 13] = [
     "paint",
     "studio",
     "train",
@@ -75,6 +75,7 @@ const SOLO: [&str; 12] = [
     "compare",
     "runs",
     "device",
+    "assist",
 ];
 
 impl Args {
@@ -172,6 +173,7 @@ fn dataset(dir: &Path, count: usize, seed: u64, size: [u32; 2]) -> anyhow::Resul
         seed,
         width: size[0],
         height: size[1],
+        ..Default::default()
     };
     generate(dir, &cfg)?;
     Ok(dir.to_path_buf())

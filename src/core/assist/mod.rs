@@ -5,8 +5,11 @@
 //! A region is a [`Mask`] of the image's size holding 1 inside and 0 outside.
 
 pub mod brush;
+pub mod distance;
 pub mod maxflow;
+pub mod objects;
 pub mod prior;
+pub mod protocol;
 pub mod region;
 pub mod superpixels;
 pub mod worker;

@@ -296,6 +296,15 @@ pub fn write_rgb_png(path: &Path, img: &RgbImage) -> Result<(), DatasetError> {
     write_atomic(path, &encode_png(img))
 }
 
+/// Writes a baseline JPEG of `quality` (1-100) atomically.
+pub fn write_rgb_jpeg(path: &Path, img: &RgbImage, quality: u8) -> Result<(), DatasetError> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality.clamp(1, 100))
+        .encode_image(img)
+        .expect("JPEG encoding of an RGB image to memory cannot fail");
+    write_atomic(path, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

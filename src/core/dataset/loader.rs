@@ -436,6 +436,7 @@ mod tests {
             seed: 2,
             width: 80,
             height: 60,
+            ..Default::default()
         };
         generate(dir, &cfg).unwrap();
         DatasetIndex::open(dir, None).unwrap()

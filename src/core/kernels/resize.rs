@@ -148,9 +148,120 @@ pub fn resized_argmax(
     )
 }
 
+/// The softmax probabilities of the classes `wanted` (ids below `classes`) in the
+/// `out_h x out_w` resize of `logits: [classes, h, w]`, one row-major plane of `out_h * out_w`
+/// per wanted class, in `wanted`'s order. Resized as [`resized_argmax`] does (the logits, then
+/// the softmax per pixel), row by row: memory is the planes asked for plus `O(classes · (w +
+/// out_w))` per thread.
+pub fn resized_softmax(
+    logits: &[f32],
+    [classes, height, width]: [usize; 3],
+    [out_h, out_w]: [usize; 2],
+    wanted: &[usize],
+) -> Vec<Vec<f32>> {
+    assert_eq!(logits.len(), classes * height * width, "logits size");
+    assert!(
+        wanted.iter().all(|&k| k < classes),
+        "class ids {wanted:?} of {classes} classes"
+    );
+    let mut planes: Vec<Vec<f32>> = wanted.iter().map(|_| vec![0.0; out_h * out_w]).collect();
+    if out_h * out_w == 0 || height * width == 0 || wanted.is_empty() {
+        return planes;
+    }
+    let rows = samples(height, out_h);
+    let columns = samples(width, out_w);
+    // Each output row: one slice of it per wanted plane.
+    let mut outputs: Vec<Vec<&mut [f32]>> = (0..out_h)
+        .map(|_| Vec::with_capacity(wanted.len()))
+        .collect();
+    for plane in &mut planes {
+        for (row, chunk) in outputs.iter_mut().zip(plane.chunks_mut(out_w)) {
+            row.push(chunk);
+        }
+    }
+    outputs.par_iter_mut().enumerate().for_each_init(
+        || {
+            (
+                vec![0.0f32; classes * width],
+                vec![0.0f32; classes * out_w],
+                vec![0.0f32; out_w],
+                vec![0.0f32; out_w],
+            )
+        },
+        |(blended, values, best, sum), (row, out)| {
+            let Sample { low, high, weight } = rows[row];
+            for (k, blend) in blended.chunks_exact_mut(width).enumerate() {
+                let plane = &logits[k * height * width..(k + 1) * height * width];
+                let (a, b) = (
+                    &plane[low * width..][..width],
+                    &plane[high * width..][..width],
+                );
+                for ((o, &a), &b) in blend.iter_mut().zip(a).zip(b) {
+                    *o = a + (b - a) * weight;
+                }
+            }
+            best.fill(f32::NEG_INFINITY);
+            for (class, value) in blended
+                .chunks_exact(width)
+                .zip(values.chunks_exact_mut(out_w))
+            {
+                for ((v, c), b) in value.iter_mut().zip(&columns).zip(best.iter_mut()) {
+                    *v = class[c.low] + (class[c.high] - class[c.low]) * c.weight;
+                    *b = b.max(*v);
+                }
+            }
+            // p_k = exp(v_k - max) / Σ_j exp(v_j - max): the largest term is 1, so no overflow.
+            sum.fill(0.0);
+            for value in values.chunks_exact(out_w) {
+                for ((s, &v), &b) in sum.iter_mut().zip(value).zip(best.iter()) {
+                    *s += (v - b).exp();
+                }
+            }
+            for (plane, &k) in out.iter_mut().zip(wanted) {
+                let value = &values[k * out_w..][..out_w];
+                for (((p, &v), &b), &s) in
+                    plane.iter_mut().zip(value).zip(best.iter()).zip(sum.iter())
+                {
+                    *p = (v - b).exp() / s;
+                }
+            }
+        },
+    );
+    planes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn softmax_at_the_same_size_is_the_softmax() {
+        // 3 classes, 2 pixels: logits (0, ln 2, ln 5) and (1, 1, 1).
+        let logits = [0.0, 1.0, 2f32.ln(), 1.0, 5f32.ln(), 1.0];
+        let planes = resized_softmax(&logits, [3, 1, 2], [1, 2], &[2, 0]);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6);
+        assert!(close(&planes[0], &[5.0 / 8.0, 1.0 / 3.0]), "{planes:?}");
+        assert!(close(&planes[1], &[1.0 / 8.0, 1.0 / 3.0]), "{planes:?}");
+    }
+
+    #[test]
+    fn resized_probabilities_sum_to_one_and_agree_with_the_argmax() {
+        let (classes, h, w) = (4, 5, 7);
+        let mut rng = crate::core::rng::Rng::new(3);
+        let logits: Vec<f32> = (0..classes * h * w).map(|_| rng.range(-4.0, 4.0)).collect();
+        let all: Vec<usize> = (0..classes).collect();
+        let (out_h, out_w) = (13, 9);
+        let planes = resized_softmax(&logits, [classes, h, w], [out_h, out_w], &all);
+        let (ids, _) = resized_argmax(&logits, [classes, h, w], [out_h, out_w], false);
+        for p in 0..out_h * out_w {
+            let total: f32 = planes.iter().map(|plane| plane[p]).sum();
+            assert!((total - 1.0).abs() < 1e-5, "pixel {p}: {total}");
+            let best = (0..classes)
+                .max_by(|&a, &b| planes[a][p].total_cmp(&planes[b][p]))
+                .unwrap();
+            assert_eq!(best, ids[p] as usize, "pixel {p}");
+        }
+    }
 
     #[test]
     fn samples_follow_half_pixel_centres() {

@@ -2,7 +2,7 @@
 
 use image::RgbImage;
 
-use super::{BUILDING, LANE_MARKING, ROAD, SIDEWALK, SKY, VEGETATION, VEHICLE};
+use super::{BUILDING, LANE_MARKING, Look, ROAD, SIDEWALK, SKY, VEGETATION, VEHICLE};
 use crate::core::mask::Mask;
 use crate::core::rng::{Rng, mix64};
 
@@ -154,8 +154,83 @@ struct Vehicle {
     color: Rgb,
 }
 
-/// Draws one scene; returns the image and its exact label mask.
-pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
+/// What [`Look::Hard`] changes, drawn from a stream of its own so that the scene (geometry,
+/// labels, every other colour) is the plain look's for the same seed.
+struct Hard {
+    seed: u64,
+    /// Sidewalk paving as a multiple of the asphalt's grey: close to it.
+    paving: f32,
+    /// The buildings' (or trees') shadow on the shaded side: how far it reaches across the road
+    /// from its edge, in metres, and how dark it is.
+    side_shadow: f32,
+    shadow_factor: f32,
+    /// Shadows of poles, trees and bridges across road and sidewalk: (z at x = 0, z change per
+    /// metre of x, width), in metres.
+    bands: Vec<(f32, f32, f32)>,
+    /// Whether tree canopies dapple the ground with shadow.
+    dappled: bool,
+    noise_sigma: f32,
+    vignette: f32,
+}
+
+impl Hard {
+    fn new(seed: u64, road_half: f32) -> Self {
+        let mut rng = Rng::new(mix64(seed ^ 0x4A52_D0C4_11A9_7E53));
+        let bands = (0..2 + rng.below(5))
+            .map(|_| {
+                (
+                    rng.range(4.0, 60.0),
+                    rng.range(-0.6, 0.6),
+                    rng.range(0.3, 3.0),
+                )
+            })
+            .collect();
+        Self {
+            seed: rng.next_u64(),
+            paving: rng.range(1.08, 1.3),
+            side_shadow: rng.range(0.3, road_half * 1.3),
+            shadow_factor: rng.range(0.42, 0.6),
+            bands,
+            dappled: rng.chance(0.5),
+            noise_sigma: rng.range(0.04, 0.07),
+            vignette: rng.range(0.25, 0.38),
+        }
+    }
+
+    /// Asphalt brightness (a factor of its base colour) at ground point (wx, z) and pixel grain
+    /// `g`: wear patches metres across, stains a hand across, aggregate a few centimetres across,
+    /// and darker wheel tracks in each lane.
+    fn asphalt(&self, wx: f32, z: f32, g: f32, lane_w: f32, road_half: f32) -> f32 {
+        let coarse = fbm(self.seed ^ 1, wx * 0.12, z * 0.05);
+        let medium = fbm(self.seed ^ 2, wx * 1.3, z * 1.3);
+        let fine = value_noise(self.seed ^ 3, wx * 14.0, z * 14.0);
+        let in_lane = (wx + road_half).rem_euclid(lane_w) / lane_w; // 0..1 across the lane
+        let track = ((in_lane - 0.25).abs().min((in_lane - 0.75).abs()) < 0.07) as u8 as f32;
+        0.62 + 0.45 * coarse + 0.22 * medium + 0.18 * fine + 0.2 * g - 0.08 * track
+    }
+
+    /// The shadow factor at ground point (wx, z) (1 in the sun), the same for every surface.
+    fn shadow(&self, wx: f32, z: f32, sun_left: bool, road_half: f32) -> f32 {
+        // Shaded side: its edge wobbles along z (roof lines, gaps between buildings).
+        let wobble = 0.8 * (fbm(self.seed ^ 4, z * 0.08, 0.5) - 0.5);
+        let gap = fbm(self.seed ^ 5, z * 0.04, 2.5) > 0.72;
+        let edge = road_half - self.side_shadow + wobble;
+        let shaded_side = if sun_left { -wx > edge } else { wx > edge };
+        let mut dark = shaded_side && !gap;
+        for &(z0, slope, width) in &self.bands {
+            let edge_noise = 0.25 * width * (fbm(self.seed ^ 6, wx * 0.5, z0) - 0.5);
+            dark |= (z - (z0 + slope * wx)).abs() < width / 2.0 + edge_noise;
+        }
+        if self.dappled {
+            dark |= fbm(self.seed ^ 7, wx * 0.35, z * 0.35) > 0.64;
+        }
+        if dark { self.shadow_factor } else { 1.0 }
+    }
+}
+
+/// Draws one scene; returns the image and its exact label mask. The label does not depend on
+/// `look`.
+pub fn render(seed: u64, width: u32, height: u32, look: Look) -> (RgbImage, Mask) {
     let mut rng = Rng::new(seed);
     let (w, h) = (width as i32, height as i32);
     let wf = width as f32;
@@ -229,7 +304,16 @@ pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
     let asphalt_shade = rng.range(0.22, 0.42);
     let asphalt: Rgb = [asphalt_shade, asphalt_shade, asphalt_shade * 1.04];
     let paving = rng.range(0.55, 0.72);
-    let paving: Rgb = [paving, paving * 0.97, paving * 0.92];
+    let hard = (look == Look::Hard).then(|| Hard::new(seed, road_half));
+    let paving = match &hard {
+        Some(hard) => asphalt_shade * hard.paving,
+        None => paving,
+    };
+    let paving: Rgb = match &hard {
+        // Grey concrete or worn asphalt paving, barely warmer than the road.
+        Some(_) => [paving * 1.01, paving, paving * 0.99],
+        None => [paving, paving * 0.97, paving * 0.92],
+    };
     let grass: Rgb = [
         rng.range(0.18, 0.3),
         rng.range(0.35, 0.45),
@@ -338,8 +422,13 @@ pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
         let abs_x = wx.abs();
         let side = usize::from(wx > 0.0);
         let (mut color, label) = if abs_x <= road_half {
-            let patch = fbm(tex_seed ^ 7, wx * 0.4, z * 0.15);
-            let mut c = scale3(asphalt, 0.85 + 0.3 * patch + 0.12 * g);
+            let mut c = match &hard {
+                Some(hard) => scale3(asphalt, hard.asphalt(wx, z, g, lane_w, road_half)),
+                None => {
+                    let patch = fbm(tex_seed ^ 7, wx * 0.4, z * 0.15);
+                    scale3(asphalt, 0.85 + 0.3 * patch + 0.12 * g)
+                }
+            };
             let lines: Vec<(f32, bool, bool)> = (1..lanes)
                 .map(|k| {
                     let lx = -road_half + k as f32 * lane_w;
@@ -373,25 +462,40 @@ pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
             } else {
                 road_half - shadow_width
             };
-            if (sun_left && wx < shadow_edge) || (!sun_left && wx > shadow_edge) {
+            if hard.is_none() && ((sun_left && wx < shadow_edge) || (!sun_left && wx > shadow_edge))
+            {
                 c = scale3(c, 0.5);
             }
             (c, label)
         } else if abs_x <= road_half + sidewalk_w[side] || buildings[side] {
             let seam = (z * 1.2).fract() < 0.06 || ((abs_x - road_half) * 1.2).fract() < 0.06;
             let curb = abs_x - road_half < 0.25;
-            let mut c = scale3(paving, 0.92 + 0.16 * g);
+            let mut c = match &hard {
+                Some(hard) => {
+                    let stain = fbm(hard.seed ^ 8, wx * 0.9, z * 0.9);
+                    scale3(paving, 0.8 + 0.3 * stain + 0.22 * g)
+                }
+                None => scale3(paving, 0.92 + 0.16 * g),
+            };
+            let (seam_shade, curb_shade) = if hard.is_some() {
+                (0.93, 1.12)
+            } else {
+                (0.8, 1.1)
+            };
             if seam {
-                c = scale3(c, 0.8);
+                c = scale3(c, seam_shade);
             }
             if curb {
-                c = scale3(c, 1.1);
+                c = scale3(c, curb_shade);
             }
             (c, SIDEWALK)
         } else {
             let n = fbm(tex_seed ^ 11, wx * 0.7, z * 0.7);
             (scale3(grass, 0.75 + 0.5 * n + 0.15 * g), VEGETATION)
         };
+        if let Some(hard) = &hard {
+            color = scale3(color, hard.shadow(wx, z, sun_left, road_half));
+        }
         color = haze(color, z);
         Some((color, label))
     };
@@ -543,6 +647,10 @@ pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
 
     // Camera: exposure, white balance, vignette, sensor noise.
     let noise_sigma = rng.range(0.006, 0.03);
+    let (noise_sigma, vignetting) = match &hard {
+        Some(hard) => (hard.noise_sigma, hard.vignette),
+        None => (noise_sigma, 0.18),
+    };
     let mut noise_rng = Rng::new(rng.next_u64());
     let mut img = RgbImage::new(width, height);
     let (cx, cy) = (wf / 2.0, hf / 2.0);
@@ -550,7 +658,7 @@ pub fn render(seed: u64, width: u32, height: u32) -> (RgbImage, Mask) {
         for x in 0..w {
             let i = (y * w + x) as usize;
             let (dx, dy) = ((x as f32 - cx) / cx, (y as f32 - cy) / cy);
-            let vignette = 1.0 - 0.18 * (dx * dx + dy * dy);
+            let vignette = 1.0 - vignetting * (dx * dx + dy * dy);
             let c = canvas.rgb[i];
             let wb = [1.0 + warmth, 1.0, 1.0 - warmth];
             let mut px = [0u8; 3];
@@ -576,11 +684,11 @@ mod tests {
 
     #[test]
     fn deterministic_for_a_seed_and_varied_across_seeds() {
-        let (a, ma) = render(7, 96, 72);
-        let (b, mb) = render(7, 96, 72);
+        let (a, ma) = render(7, 96, 72, Look::Plain);
+        let (b, mb) = render(7, 96, 72, Look::Plain);
         assert_eq!(a, b);
         assert_eq!(ma, mb);
-        let (c, _) = render(8, 96, 72);
+        let (c, _) = render(8, 96, 72, Look::Plain);
         assert_ne!(a, c);
     }
 
@@ -588,7 +696,7 @@ mod tests {
     fn scenes_have_the_main_classes() {
         let mut seen = [0u64; 7];
         for seed in 0..20 {
-            let (_, mask) = render(seed, 160, 120);
+            let (_, mask) = render(seed, 160, 120, Look::Plain);
             for &v in &mask.data {
                 seen[v as usize] += 1;
             }
