@@ -108,7 +108,11 @@ fn clicks_make_a_candidate_that_enter_commits_and_undo_takes_back() {
         .smart_candidate()
         .expect("a candidate after one click")
         .clone();
-    assert_eq!(candidate.get(road[0], road[1]), 1, "the clicked pixel is in it");
+    assert_eq!(
+        candidate.get(road[0], road[1]),
+        1,
+        "the clicked pixel is in it"
+    );
     assert!(
         count(&mask(&harness), IGNORE) == truth.data.len(),
         "nothing is written before Enter"
@@ -127,8 +131,15 @@ fn clicks_make_a_candidate_that_enter_commits_and_undo_takes_back() {
     harness.key_press(Key::Enter);
     harness.run_steps(2);
     let painted = mask(&harness);
-    assert!(harness.state().canvas.smart_clicks().is_empty(), "committed");
-    assert_eq!(count(&painted, ROAD), count(&candidate, 1), "the candidate, as road");
+    assert!(
+        harness.state().canvas.smart_clicks().is_empty(),
+        "committed"
+    );
+    assert_eq!(
+        count(&painted, ROAD),
+        count(&candidate, 1),
+        "the candidate, as road"
+    );
     let hits = painted
         .data
         .iter()
@@ -143,7 +154,11 @@ fn clicks_make_a_candidate_that_enter_commits_and_undo_takes_back() {
 
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.run_steps(2);
-    assert_eq!(count(&mask(&harness), IGNORE), truth.data.len(), "one undo step");
+    assert_eq!(
+        count(&mask(&harness), IGNORE),
+        truth.data.len(),
+        "one undo step"
+    );
 
     // Esc drops the clicks without writing.
     click(&mut harness, road, PointerButton::Primary);

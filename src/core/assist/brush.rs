@@ -47,7 +47,12 @@ impl Prepared {
     }
 
     /// Writes `value` over the touched superpixels; returns the rectangle changed.
-    pub fn paint_touched(&self, mask: &mut Mask, touched: &Touched, value: u8) -> Option<DirtyRect> {
+    pub fn paint_touched(
+        &self,
+        mask: &mut Mask,
+        touched: &Touched,
+        value: u8,
+    ) -> Option<DirtyRect> {
         let sp = self.superpixels();
         assert_eq!((mask.width, mask.height), (sp.width, sp.height));
         let r = touched.bounds;
@@ -103,13 +108,27 @@ mod tests {
         let changed = prepared.paint_touched(&mut mask, &touched, 3).unwrap();
         let label = sp.labels[15 * 80 + 25];
         for (i, &l) in sp.labels.iter().enumerate() {
-            assert_eq!(mask.data[i] == 3, l == label, "pixel {i}: its superpixel, whole");
+            assert_eq!(
+                mask.data[i] == 3,
+                l == label,
+                "pixel {i}: its superpixel, whole"
+            );
         }
-        assert!(mask.data.iter().filter(|&&v| v == 3).count() > 9, "more than the dab");
-        assert!((0..40).all(|y| mask.get(45, y) != 3), "nothing across the edge");
+        assert!(
+            mask.data.iter().filter(|&&v| v == 3).count() > 9,
+            "more than the dab"
+        );
+        assert!(
+            (0..40).all(|y| mask.get(45, y) != 3),
+            "nothing across the edge"
+        );
         assert!(changed.right() <= 40);
         // Painting it again changes nothing.
         assert!(prepared.paint_touched(&mut mask, &touched, 3).is_none());
-        assert!(prepared.touched([-50.0, -5.0], [-40.0, -5.0], 2.0).is_none());
+        assert!(
+            prepared
+                .touched([-50.0, -5.0], [-40.0, -5.0], 2.0)
+                .is_none()
+        );
     }
 }

@@ -290,7 +290,11 @@ mod tests {
         let close = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 0.1);
         assert!(close(lab.data[0], [100.0, 0.0, 0.0]), "{:?}", lab.data[0]);
         assert!(close(lab.data[1], [0.0, 0.0, 0.0]), "{:?}", lab.data[1]);
-        assert!(close(lab.data[2], [53.24, 80.09, 67.20]), "{:?}", lab.data[2]);
+        assert!(
+            close(lab.data[2], [53.24, 80.09, 67.20]),
+            "{:?}",
+            lab.data[2]
+        );
     }
 
     #[test]

@@ -128,8 +128,17 @@ pub fn flood_fill(mask: &mut Mask, x: u32, y: u32, value: u8) -> Option<DirtyRec
 
 /// Writes `value` wherever `region` (the mask's size, 1 inside) is 1, within `bounds`; returns
 /// the rectangle changed. A click-to-segment candidate is committed this way.
-pub fn paint_region(mask: &mut Mask, region: &Mask, bounds: DirtyRect, value: u8) -> Option<DirtyRect> {
-    assert_eq!((region.width, region.height), (mask.width, mask.height), "a region of another image");
+pub fn paint_region(
+    mask: &mut Mask,
+    region: &Mask,
+    bounds: DirtyRect,
+    value: u8,
+) -> Option<DirtyRect> {
+    assert_eq!(
+        (region.width, region.height),
+        (mask.width, mask.height),
+        "a region of another image"
+    );
     let width = mask.width as usize;
     let mut changed: Option<DirtyRect> = None;
     for y in bounds.y..bounds.bottom() {

@@ -68,9 +68,9 @@ impl Canvas {
                     ..SlicParams::default()
                 };
                 let ctx = ctx.clone();
-                if let Ok(job) = PrepareJob::spawn(image.clone(), params, move || {
-                    ctx.request_repaint()
-                }) {
+                if let Ok(job) =
+                    PrepareJob::spawn(image.clone(), params, move || ctx.request_repaint())
+                {
                     self.smart.jobs.push(job);
                 }
             }
@@ -82,7 +82,9 @@ impl Canvas {
                 .smart
                 .prepared
                 .iter()
-                .position(|p| p.params().region_size != keep && p.params().region_size != region_size)
+                .position(|p| {
+                    p.params().region_size != keep && p.params().region_size != region_size
+                })
                 .unwrap_or(0);
             self.smart.prepared.remove(index);
         }
@@ -192,7 +194,12 @@ impl Canvas {
     }
 
     /// Draws the candidate (a light fill and its outline, in `colour`) and the clicks.
-    pub(super) fn draw_smart(&mut self, ctx: &egui::Context, painter: &egui::Painter, colour: [u8; 3]) {
+    pub(super) fn draw_smart(
+        &mut self,
+        ctx: &egui::Context,
+        painter: &egui::Painter,
+        colour: [u8; 3],
+    ) {
         let origin = self.image_to_screen([0.0, 0.0]);
         let size = Vec2::new(self.size[0] as f32, self.size[1] as f32) * self.zoom;
         if let Some(region) = &self.smart.candidate {
