@@ -5,6 +5,7 @@
 //! A region is a [`Mask`] of the image's size holding 1 inside and 0 outside.
 
 pub mod region;
+pub mod wand;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
