@@ -6,6 +6,7 @@ mod compare;
 mod destination;
 mod export;
 mod keys;
+mod labelling;
 mod labels_export;
 mod messages;
 mod open_folder;
@@ -45,6 +46,8 @@ pub enum Command {
     Save,
     Undo,
     Redo,
+    /// Copy the previous image's mask (the row above in the list) into this one.
+    StartFromPrevious,
     /// Ask where the native copy of this view-only dataset goes.
     ConvertToNative,
     /// Copy the dataset, with the strokes painted on it, into this new folder and open it.
@@ -401,6 +404,7 @@ impl Studio {
                 self.canvas
                     .set_image(ctx, &loaded.image, document, &session.classes);
                 self.selected = Some(loaded.index);
+                self.sync_locks();
                 let image = self.canvas.image().cloned();
                 if let Some(image) = image.clone() {
                     self.model.predict(loaded.index as u64, image);
@@ -496,6 +500,7 @@ impl Studio {
             Command::Redo => {
                 self.canvas.redo();
             }
+            Command::StartFromPrevious => self.start_from_previous(),
             Command::ConvertToNative => {
                 self.ask_for_destination(destination::Purpose::ConvertToNative);
             }
@@ -712,6 +717,10 @@ impl Studio {
                     if ui.button("Redo (Ctrl+Shift+Z)").clicked() {
                         self.commands.push(Command::Redo);
                     }
+                    let previous = egui::Button::new("Start from previous image");
+                    if ui.add_enabled(self.session.is_some(), previous).clicked() {
+                        self.commands.push(Command::StartFromPrevious);
+                    }
                 });
                 ui.menu_button("View", |ui| {
                     if ui.button("Fit").clicked() {
@@ -768,6 +777,7 @@ impl Studio {
             .default_size(self.state.right_panel_width)
             .show(ui, |ui| {
                 let classes = self.session.as_ref().map(|s| &s.classes);
+                let dataset = self.session.as_ref().map(|s| s.root.as_path());
                 let editable = self.session.as_ref().is_some_and(Session::editable);
                 let has_prediction = self.canvas.has_prediction();
                 let aux = self.canvas.aux().map(|a| a.task);
@@ -775,6 +785,7 @@ impl Studio {
                     self.tools.ui(
                         ui,
                         &mut self.state,
+                        dataset,
                         classes,
                         editable,
                         has_prediction,
@@ -811,6 +822,8 @@ impl Studio {
                 });
             self.state.bottom_panel_height = bottom.response.rect.height();
         }
+        // The tools panel may have changed them this frame: the canvas edits with them now.
+        self.sync_locks();
         egui::CentralPanel::no_frame().show(ui, |ui| {
             let settings = CanvasSettings {
                 tool: self.state.tool,
@@ -831,6 +844,7 @@ impl Studio {
                     .map_or([255, 255, 255], |c| c.color),
                 superpixel_size: self.state.superpixel_size,
                 show_superpixels: self.state.show_superpixels,
+                wand_tolerance: self.state.wand_tolerance,
             };
             let canvas_rect = ui.max_rect();
             if self.blink {

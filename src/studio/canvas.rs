@@ -16,7 +16,7 @@ use super::compare::gpu::{Frame, GpuOverlay};
 use crate::core::dataset::ClassTable;
 use crate::core::mask::Mask;
 use crate::core::paint::accept::{self, AcceptScope, Suggestion};
-use crate::core::paint::{DirtyRect, MaskDocument};
+use crate::core::paint::{DirtyRect, Locks, MaskDocument};
 
 mod aux_layer;
 mod smart;
@@ -45,10 +45,12 @@ pub enum Tool {
     SmartRegion,
     /// A brush that paints whole superpixels.
     SuperpixelBrush,
+    /// A click paints the connected pixels of about the clicked colour (magic wand).
+    Wand,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 9] = [
+    pub const ALL: [Tool; 10] = [
         Tool::Brush,
         Tool::Eraser,
         Tool::Fill,
@@ -58,6 +60,7 @@ impl Tool {
         Tool::AcceptRegion,
         Tool::SmartRegion,
         Tool::SuperpixelBrush,
+        Tool::Wand,
     ];
 
     pub fn label(self) -> &'static str {
@@ -71,10 +74,12 @@ impl Tool {
             Tool::AcceptRegion => "Accept region",
             Tool::SmartRegion => "Smart region",
             Tool::SuperpixelBrush => "Superpixel brush",
+            Tool::Wand => "Wand",
         }
     }
 
-    /// The key that picks the tool (B is blink and G, I, P, D, C, S the views).
+    /// The key that picks the tool (B is blink and G, I, P, D, C, S the views; Ctrl+Y, Z, S
+    /// are taken too).
     pub fn key(self) -> egui::Key {
         match self {
             Tool::Brush => egui::Key::R,
@@ -86,6 +91,7 @@ impl Tool {
             Tool::AcceptRegion => egui::Key::W,
             Tool::SmartRegion => egui::Key::Q,
             Tool::SuperpixelBrush => egui::Key::U,
+            Tool::Wand => egui::Key::M,
         }
     }
 
@@ -106,6 +112,9 @@ impl Tool {
                  removes the last click, Esc discards."
             }
             Tool::SuperpixelBrush => "Paints whole superpixels with the current class.",
+            Tool::Wand => {
+                "Click: paints the connected pixels of about the clicked colour (Wand tolerance)."
+            }
         }
     }
 
@@ -144,6 +153,8 @@ pub struct CanvasSettings {
     pub superpixel_size: u32,
     /// Draw the edges of those superpixels.
     pub show_superpixels: bool,
+    /// The wand's colour distance (largest channel difference).
+    pub wand_tolerance: u8,
 }
 
 /// Things the canvas reports back.
@@ -202,6 +213,8 @@ pub struct Canvas {
     /// The photo (the CPU path composites from it; the GPU path uploads it once).
     image: Option<RgbImage>,
     pub document: Option<MaskDocument>,
+    /// What no edit may overwrite; every document shown gets them.
+    locks: Locks,
     prediction: Option<PredictionLayer>,
     aux: Option<aux_layer::AuxLayer>,
     renderer: Renderer,
@@ -240,6 +253,7 @@ impl Default for Canvas {
         Self {
             image: None,
             document: None,
+            locks: Locks::default(),
             prediction: None,
             aux: None,
             renderer: Renderer::Cpu(CpuOverlay::default()),
@@ -285,6 +299,9 @@ impl Canvas {
         let (w, h) = image.dimensions();
         self.size = [w, h];
         self.document = document;
+        if let Some(doc) = self.document.as_mut() {
+            doc.set_locks(self.locks.clone());
+        }
         self.prediction = None;
         self.aux = None;
         self.stroke_last = None;
@@ -415,6 +432,44 @@ impl Canvas {
 
     pub fn redo(&mut self) -> bool {
         let changed = self.document.as_mut().and_then(MaskDocument::redo);
+        self.after_edit(changed)
+    }
+
+    /// What edits may not overwrite, for the document shown and every later one.
+    pub fn set_locks(&mut self, locks: Locks) {
+        if let Some(doc) = self.document.as_mut()
+            && doc.locks() != &locks
+        {
+            doc.set_locks(locks.clone());
+        }
+        self.locks = locks;
+    }
+
+    pub fn locks(&self) -> &Locks {
+        &self.locks
+    }
+
+    /// Paints `region` (the image's size, nonzero inside) with `value` as one undo step: how
+    /// an assist's region is committed. Returns whether anything changed (the locks may
+    /// refuse all of it).
+    pub fn paint_region(&mut self, region: &Mask, value: u8) -> bool {
+        if [region.width, region.height] != self.size {
+            return false;
+        }
+        let changed = self
+            .document
+            .as_mut()
+            .and_then(|doc| doc.paint_region(region, value));
+        self.after_edit(changed)
+    }
+
+    /// Makes the mask a copy of `source` (same size) as one undo step; whether anything
+    /// changed.
+    pub fn copy_mask_from(&mut self, source: &Mask) -> bool {
+        if [source.width, source.height] != self.size {
+            return false;
+        }
+        let changed = self.document.as_mut().and_then(|doc| doc.copy_from(source));
         self.after_edit(changed)
     }
 

@@ -1,11 +1,42 @@
 //! What the studio remembers across restarts (eframe storage, serde).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::canvas::Tool;
 use super::compare::blend::{ANY_CLASS, ViewMode};
+use crate::core::paint::Locks;
+
+/// What the studio remembers for one dataset (by its folder).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatasetPrefs {
+    /// Classes no tool may overwrite, ascending.
+    pub locked_classes: Vec<u8>,
+    /// Tools change only unlabelled pixels.
+    pub unlabelled_only: bool,
+}
+
+impl DatasetPrefs {
+    /// The locks every mask document of the dataset gets.
+    pub fn locks(&self) -> Locks {
+        Locks::new(self.locked_classes.iter().copied(), self.unlabelled_only)
+    }
+
+    pub fn is_locked(&self, class: u8) -> bool {
+        self.locked_classes.contains(&class)
+    }
+
+    pub fn set_locked(&mut self, class: u8, locked: bool) {
+        self.locked_classes.retain(|&c| c != class);
+        if locked {
+            self.locked_classes.push(class);
+            self.locked_classes.sort_unstable();
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -39,6 +70,11 @@ pub struct PersistedState {
     pub superpixel_size: u32,
     /// Draw the superpixels' edges over the image.
     pub show_superpixels: bool,
+    /// The magic wand takes pixels within this colour distance of the clicked one (largest
+    /// channel difference, 0..=255).
+    pub wand_tolerance: u8,
+    /// Per dataset folder: locked classes, "paint only unlabelled pixels".
+    pub dataset_prefs: BTreeMap<PathBuf, DatasetPrefs>,
 }
 
 impl Default for PersistedState {
@@ -61,6 +97,8 @@ impl Default for PersistedState {
             bottom_panel_height: 240.0,
             superpixel_size: 16,
             show_superpixels: false,
+            wand_tolerance: 24,
+            dataset_prefs: BTreeMap::new(),
         }
     }
 }
@@ -69,5 +107,18 @@ impl PersistedState {
     /// The threshold as the canvas uses it (confidence bytes).
     pub fn accept_threshold_byte(&self) -> u8 {
         (self.accept_threshold.clamp(0.0, 1.0) * 255.0).round() as u8
+    }
+
+    /// The preferences of the dataset at `root` (the defaults when it has none).
+    pub fn prefs(&self, root: &Path) -> DatasetPrefs {
+        self.dataset_prefs.get(root).cloned().unwrap_or_default()
+    }
+
+    /// Sets the preferences of the dataset at `root`; the defaults are stored as no entry.
+    pub fn set_prefs(&mut self, root: &Path, prefs: DatasetPrefs) {
+        match prefs == DatasetPrefs::default() {
+            true => self.dataset_prefs.remove(root),
+            false => self.dataset_prefs.insert(root.to_path_buf(), prefs),
+        };
     }
 }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod assist_tools;
 mod compare;
 mod formats;
 mod labeller;

@@ -12,6 +12,7 @@ pub mod prior;
 pub mod protocol;
 pub mod region;
 pub mod superpixels;
+pub mod wand;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

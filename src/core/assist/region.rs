@@ -193,25 +193,6 @@ impl Prepared {
         self.bounds[label]
     }
 
-    /// The bounding box of a region's pixels (1s), `None` when it is empty.
-    pub fn region_bounds(region: &Mask) -> Option<DirtyRect> {
-        let w = region.width as usize;
-        let mut b: Option<[u32; 4]> = None;
-        for (i, _) in region.data.iter().enumerate().filter(|(_, v)| **v == 1) {
-            let (x, y) = ((i % w) as u32, (i / w) as u32);
-            b = Some(match b {
-                None => [x, y, x, y],
-                Some(e) => [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)],
-            });
-        }
-        b.map(|e| DirtyRect {
-            x: e[0],
-            y: e[1],
-            width: e[2] - e[0] + 1,
-            height: e[3] - e[1] + 1,
-        })
-    }
-
     /// The superpixels' parameters.
     pub fn params(&self) -> SlicParams {
         self.params
@@ -264,9 +245,14 @@ fn colour_distance(p: [f32; 3], q: [f32; 3]) -> f32 {
 }
 
 /// An `f64` that sorts (distances are never NaN).
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Ordered(f64);
 impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for Ordered {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)

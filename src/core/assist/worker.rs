@@ -8,6 +8,14 @@ use image::RgbImage;
 use super::region::Prepared;
 use super::superpixels::SlicParams;
 
+/// What a look at a [`PrepareJob`] finds.
+pub enum Taken {
+    Ready(Prepared),
+    Pending,
+    /// The thread died without a result (it panicked).
+    Lost,
+}
+
 /// A preparation under way.
 pub struct PrepareJob {
     params: SlicParams,
@@ -39,12 +47,12 @@ impl PrepareJob {
         self.params
     }
 
-    /// The result, once ready. `Err` when the thread died without one (it panicked).
-    pub fn try_take(&self) -> Result<Option<Prepared>, ()> {
+    /// The result, once ready.
+    pub fn try_take(&self) -> Taken {
         match self.rx.try_recv() {
-            Ok(prepared) => Ok(Some(prepared)),
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(()),
+            Ok(prepared) => Taken::Ready(prepared),
+            Err(TryRecvError::Empty) => Taken::Pending,
+            Err(TryRecvError::Disconnected) => Taken::Lost,
         }
     }
 }
@@ -65,7 +73,7 @@ mod tests {
         })
         .unwrap();
         let prepared = loop {
-            if let Some(p) = job.try_take().unwrap() {
+            if let Taken::Ready(p) = job.try_take() {
                 break p;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));

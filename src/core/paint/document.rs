@@ -7,11 +7,15 @@
 //! A mask without a single labelled pixel is no label: saving it removes the file, so that the
 //! image counts as unlabelled everywhere (the native layout's rule: an image without a mask is
 //! unlabelled), as it does after undoing every stroke.
+//!
+//! Every edit goes through [`MaskDocument::edit`], which is where the [`Locks`] hold: a pixel
+//! whose old value they protect is put back before the undo step closes, whatever tool wrote it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::history::History;
+use super::history::{History, copy_rect};
+use super::locks::Locks;
 use super::ops::{self, Point};
 use super::rect::DirtyRect;
 use crate::core::dataset::image_io::{read_index, write_gray_png};
@@ -24,6 +28,8 @@ pub struct MaskDocument {
     path: PathBuf,
     mask: Mask,
     history: History,
+    /// What edits may not overwrite (set by the studio; none by default).
+    locks: Locks,
     /// Bumped by every change (edits, undo, redo).
     revision: u64,
     saved_revision: u64,
@@ -58,6 +64,7 @@ impl MaskDocument {
             path,
             mask,
             history: History::default(),
+            locks: Locks::default(),
             revision: 0,
             saved_revision: 0,
         }
@@ -81,6 +88,15 @@ impl MaskDocument {
 
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// What every later edit must leave alone (undo and redo are not edits: they restore).
+    pub fn set_locks(&mut self, locks: Locks) {
+        self.locks = locks;
+    }
+
+    pub fn locks(&self) -> &Locks {
+        &self.locks
     }
 
     /// Whether there are changes not yet on disk.
@@ -120,9 +136,35 @@ impl MaskDocument {
         self.edit(Some(bounds), |mask| ops::polygon_fill(mask, points, value))
     }
 
+    /// Writes `value` wherever `region` (the mask's size, nonzero inside) is set: how a region
+    /// found by an assist (the wand, click-to-segment) is committed, as one undo step (or part
+    /// of the open edit). Returns the rectangle changed.
+    ///
+    /// # Panics
+    /// If `region` is not the mask's size.
+    pub fn paint_region(&mut self, region: &Mask, value: u8) -> Option<DirtyRect> {
+        assert_eq!(
+            (region.width, region.height),
+            (self.mask.width, self.mask.height),
+            "a region of another image"
+        );
+        let bounds = ops::region_bounds(region)?;
+        self.edit(Some(bounds), |mask| ops::paint_region(mask, region, value))
+    }
+
+    /// Makes the mask `source` (another image's mask of the same size: "start from the
+    /// previous image"), as one undo step. Returns the rectangle changed.
+    ///
+    /// # Panics
+    /// If `source` is not the mask's size.
+    pub fn copy_from(&mut self, source: &Mask) -> Option<DirtyRect> {
+        self.edit(None, |mask| ops::copy_mask(mask, source))
+    }
+
     /// Runs `op` on the mask as an edit: its own undo step, or part of the open one. `bounds`
     /// must hold every pixel `op` may change (`None`: the whole mask); `op` returns what it
-    /// changed.
+    /// changed. Pixels the [`Locks`] protect are then put back, and the result is what really
+    /// changed: `None` (no undo step, no revision) when the locks refused everything.
     pub fn edit(
         &mut self,
         bounds: Option<DirtyRect>,
@@ -138,10 +180,19 @@ impl MaskDocument {
             width: self.mask.width,
             height: self.mask.height,
         };
+        let saved = bounds.unwrap_or(all);
         if all.area() > 0 {
-            self.history.touch(&self.mask, bounds.unwrap_or(all));
+            self.history.touch(&self.mask, saved);
         }
+        // With locks, the pixels `op` may change are kept to compare with (a few KiB for a
+        // brush segment; the whole mask, one copy, for a fill or an accept).
+        let before =
+            (!self.locks.is_empty() && all.area() > 0).then(|| copy_rect(&self.mask, saved));
         let changed = op(&mut self.mask);
+        let changed = match (before, changed) {
+            (Some(before), Some(rect)) => self.locks.restore(&mut self.mask, saved, &before, rect),
+            (_, changed) => changed,
+        };
         if own_step {
             self.history.end(&self.mask);
         }

@@ -126,45 +126,6 @@ pub fn flood_fill(mask: &mut Mask, x: u32, y: u32, value: u8) -> Option<DirtyRec
     changed
 }
 
-/// Writes `value` wherever `region` (the mask's size, 1 inside) is 1, within `bounds`; returns
-/// the rectangle changed. A click-to-segment candidate is committed this way.
-pub fn paint_region(
-    mask: &mut Mask,
-    region: &Mask,
-    bounds: DirtyRect,
-    value: u8,
-) -> Option<DirtyRect> {
-    assert_eq!(
-        (region.width, region.height),
-        (mask.width, mask.height),
-        "a region of another image"
-    );
-    let width = mask.width as usize;
-    let mut changed: Option<DirtyRect> = None;
-    for y in bounds.y..bounds.bottom() {
-        let row = y as usize * width;
-        let (mut first, mut last) = (u32::MAX, 0u32);
-        for x in bounds.x..bounds.right() {
-            let i = row + x as usize;
-            if region.data[i] == 1 && mask.data[i] != value {
-                mask.data[i] = value;
-                first = first.min(x);
-                last = last.max(x);
-            }
-        }
-        if first <= last {
-            let line = DirtyRect {
-                x: first,
-                y,
-                width: last - first + 1,
-                height: 1,
-            };
-            changed = DirtyRect::merge(changed, Some(line));
-        }
-    }
-    changed
-}
-
 /// Bounding rectangle of a polygon.
 pub fn polygon_bounds(mask: &Mask, points: &[Point]) -> Option<DirtyRect> {
     if points.len() < 3 {
@@ -220,6 +181,105 @@ pub fn polygon_fill(mask: &mut Mask, points: &[Point], value: u8) -> Option<Dirt
                 changed = DirtyRect::merge(changed, Some(span));
             }
         }
+    }
+    changed
+}
+
+/// Bounding rectangle of a region's inside (its nonzero pixels); `None` when it is empty.
+pub fn region_bounds(region: &Mask) -> Option<DirtyRect> {
+    let width = region.width.max(1) as usize;
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (y, row) in region.data.chunks_exact(width).enumerate() {
+        let Some(first) = row.iter().position(|&v| v != 0) else {
+            continue;
+        };
+        let last = row.iter().rposition(|&v| v != 0).unwrap_or(first);
+        x0 = x0.min(first as u32);
+        x1 = x1.max(last as u32 + 1);
+        y0 = y0.min(y as u32);
+        y1 = y as u32 + 1;
+    }
+    DirtyRect::clipped(
+        x0 as i64,
+        y0 as i64,
+        x1 as i64,
+        y1 as i64,
+        region.width,
+        region.height,
+    )
+}
+
+/// Writes `value` wherever `region` is nonzero (a region from an assist: 1 inside, 0 outside,
+/// the mask's size). Returns the rectangle changed.
+///
+/// # Panics
+/// If `region` is not the mask's size (the caller pairs a region with its image).
+pub fn paint_region(mask: &mut Mask, region: &Mask, value: u8) -> Option<DirtyRect> {
+    assert_eq!(
+        (region.width, region.height),
+        (mask.width, mask.height),
+        "a region of another image"
+    );
+    let rect = region_bounds(region)?;
+    let width = mask.width as usize;
+    let mut changed: Option<DirtyRect> = None;
+    for y in rect.y..rect.bottom() {
+        let start = y as usize * width;
+        let (mut first, mut last) = (u32::MAX, 0u32);
+        for x in rect.x..rect.right() {
+            let i = start + x as usize;
+            if region.data[i] != 0 && mask.data[i] != value {
+                mask.data[i] = value;
+                first = first.min(x);
+                last = last.max(x);
+            }
+        }
+        if first <= last {
+            let line = DirtyRect {
+                x: first,
+                y,
+                width: last - first + 1,
+                height: 1,
+            };
+            changed = DirtyRect::merge(changed, Some(line));
+        }
+    }
+    changed
+}
+
+/// Makes `mask` a copy of `source` (of the same size); returns the rectangle changed.
+///
+/// # Panics
+/// If the sizes differ.
+pub fn copy_mask(mask: &mut Mask, source: &Mask) -> Option<DirtyRect> {
+    assert_eq!(
+        (source.width, source.height),
+        (mask.width, mask.height),
+        "a mask of another size"
+    );
+    let width = mask.width.max(1) as usize;
+    let mut changed: Option<DirtyRect> = None;
+    let rows = mask
+        .data
+        .chunks_exact_mut(width)
+        .zip(source.data.chunks_exact(width));
+    for (y, (row, from)) in rows.enumerate() {
+        let Some(first) = row.iter().zip(from).position(|(a, b)| a != b) else {
+            continue;
+        };
+        let last = row
+            .iter()
+            .zip(from)
+            .rposition(|(a, b)| a != b)
+            .unwrap_or(first);
+        row[first..=last].copy_from_slice(&from[first..=last]);
+        let line = DirtyRect {
+            x: first as u32,
+            y: y as u32,
+            width: (last - first + 1) as u32,
+            height: 1,
+        };
+        changed = DirtyRect::merge(changed, Some(line));
     }
     changed
 }
@@ -317,5 +377,49 @@ mod tests {
         let n = count(&mask, 1);
         assert!((28..=36).contains(&n), "{n}");
         assert!(polygon_fill(&mut mask, &[[0.0, 0.0], [1.0, 1.0]], 1).is_none());
+    }
+
+    #[test]
+    fn paint_region_writes_the_inside_only() {
+        let mut region = Mask::filled(8, 6, 0);
+        assert_eq!(region_bounds(&region), None);
+        for (x, y) in [(2, 1), (3, 1), (5, 4)] {
+            region.set(x, y, 1);
+        }
+        let bounds = region_bounds(&region).unwrap();
+        assert_eq!(
+            (bounds.x, bounds.y, bounds.width, bounds.height),
+            (2, 1, 4, 4)
+        );
+        let mut mask = Mask::unlabelled(8, 6);
+        mask.set(3, 1, 4);
+        let changed = paint_region(&mut mask, &region, 4).unwrap();
+        assert_eq!(count(&mask, 4), 3);
+        assert_eq!(mask.get(4, 1), IGNORE, "between the inside pixels");
+        // (3, 1) already held the value: the change starts at (2, 1) and ends at (5, 4).
+        assert_eq!(
+            (changed.x, changed.y, changed.right(), changed.bottom()),
+            (2, 1, 6, 5)
+        );
+        assert_eq!(
+            paint_region(&mut mask, &region, 4),
+            None,
+            "nothing left to change"
+        );
+    }
+
+    #[test]
+    fn copy_mask_reports_the_rows_that_differ() {
+        let mut mask = Mask::unlabelled(6, 5);
+        let mut source = mask.clone();
+        assert_eq!(copy_mask(&mut mask, &source), None);
+        source.set(1, 2, 0);
+        source.set(4, 3, 7);
+        let changed = copy_mask(&mut mask, &source).unwrap();
+        assert_eq!(mask, source);
+        assert_eq!(
+            (changed.x, changed.y, changed.right(), changed.bottom()),
+            (1, 2, 5, 4)
+        );
     }
 }

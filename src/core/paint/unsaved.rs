@@ -32,6 +32,11 @@ impl Unsaved {
         Some(self.docs.remove(i))
     }
 
+    /// The kept document of `path`, left kept.
+    pub fn get(&self, path: &Path) -> Option<&MaskDocument> {
+        self.docs.iter().find(|d| d.path() == path)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
     }

@@ -7,7 +7,7 @@ use egui::{Color32, ColorImage, Pos2, Rect, TextureHandle, TextureOptions, Vec2}
 use super::Canvas;
 use crate::core::assist::region::region_size_for;
 use crate::core::assist::superpixels::SlicParams;
-use crate::core::assist::worker::PrepareJob;
+use crate::core::assist::worker::{PrepareJob, Taken};
 use crate::core::assist::{Click, Prepared, prior, smart_region};
 use crate::core::paint::DirtyRect;
 
@@ -49,30 +49,30 @@ impl Canvas {
         let mut arrived = false;
         let smart = &mut self.smart;
         smart.jobs.retain(|job| match job.try_take() {
-            Ok(Some(prepared)) => {
+            Taken::Ready(prepared) => {
                 smart.prepared.push(prepared);
                 arrived = true;
                 false
             }
-            Ok(None) => true,
-            Err(()) => false,
+            Taken::Pending => true,
+            Taken::Lost => false,
         });
         let busy = smart
             .jobs
             .iter()
             .any(|j| j.params().region_size == region_size);
-        if smart.get(region_size).is_none() && !busy {
-            if let Some(image) = &self.image {
-                let params = SlicParams {
-                    region_size,
-                    ..SlicParams::default()
-                };
-                let ctx = ctx.clone();
-                if let Ok(job) =
-                    PrepareJob::spawn(image.clone(), params, move || ctx.request_repaint())
-                {
-                    self.smart.jobs.push(job);
-                }
+        if smart.get(region_size).is_none()
+            && !busy
+            && let Some(image) = &self.image
+        {
+            let params = SlicParams {
+                region_size,
+                ..SlicParams::default()
+            };
+            let ctx = ctx.clone();
+            if let Ok(job) = PrepareJob::spawn(image.clone(), params, move || ctx.request_repaint())
+            {
+                self.smart.jobs.push(job);
             }
         }
         // Keep the two most recent sizes (the Smart region's and the brush's).
@@ -165,15 +165,7 @@ impl Canvas {
             return false;
         };
         self.smart_discard();
-        let Some(bounds) = Prepared::region_bounds(&region) else {
-            return false;
-        };
-        let changed = self.document.as_mut().and_then(|doc| {
-            doc.edit(Some(bounds), |mask| {
-                crate::core::paint::ops::paint_region(mask, &region, bounds, class)
-            })
-        });
-        self.after_edit(changed)
+        self.paint_region(&region, class)
     }
 
     /// One superpixel-brush segment: every superpixel of `region_size` it touches, whole.

@@ -1,7 +1,8 @@
 //! What the pointer does on the canvas with each tool: paint, erase, fill, polygon points, pick
-//! a class, accept the prediction under a brush or for a region.
+//! a class, accept the prediction under a brush or for a region, the magic wand.
 
 use super::{Canvas, CanvasEvent, CanvasSettings, Tool};
+use crate::core::assist::wand::wand;
 use crate::core::dataset::IGNORE;
 use crate::core::paint::accept::AcceptScope;
 
@@ -117,6 +118,15 @@ impl Canvas {
                     && let Some([x, y]) = self.pixel_at(p)
                 {
                     let _ = self.accept(AcceptScope::Component { x, y }, settings.accept_threshold);
+                }
+            }
+            Tool::Wand => {
+                if response.clicked_by(egui::PointerButton::Primary)
+                    && let Some([x, y]) = self.pixel_at(p)
+                    && let Some(image) = &self.image
+                {
+                    let region = wand(image, x, y, settings.wand_tolerance);
+                    self.paint_region(&region, settings.class);
                 }
             }
             Tool::Polygon => {

@@ -1,5 +1,7 @@
-//! The right panel: tools, brush size, class palette, the view (ground truth, prediction,
-//! difference, confidence, split) and model-assisted labelling.
+//! The right panel: tools, brush size, class palette with its locks, the view (ground truth,
+//! prediction, difference, confidence, split) and model-assisted labelling.
+
+use std::path::Path;
 
 use crate::core::dataset::ClassTable;
 use crate::core::model::segmenter::AuxTask;
@@ -8,6 +10,14 @@ use crate::studio::app::Command;
 use crate::studio::canvas::{Tool, aux_colour};
 use crate::studio::compare::blend::{ANY_CLASS, FALSE_NEGATIVE, FALSE_POSITIVE, HEAT, ViewMode};
 use crate::studio::state::PersistedState;
+
+/// The class list's lock toggle: a padlock, highlighted while locked and dim while not (the
+/// open padlock, U+1F513, reads as a chain link at this size). Noto Emoji, egui's emoji font,
+/// has it.
+pub const LOCK: &str = "\u{1F512}";
+
+/// The button under Undo/Redo that starts a mask from the previous image's.
+pub const FROM_PREVIOUS: &str = "From previous image";
 
 #[derive(Default)]
 pub struct ToolsPanel {
@@ -75,6 +85,7 @@ impl ToolsPanel {
         &mut self,
         ui: &mut egui::Ui,
         state: &mut PersistedState,
+        dataset: Option<&Path>,
         classes: Option<&ClassTable>,
         editable: bool,
         has_prediction: bool,
@@ -107,6 +118,15 @@ impl ToolsPanel {
             .on_hover_text("The superpixel brush's granularity: superpixels about this wide");
         });
         ui.checkbox(&mut state.show_superpixels, "Show superpixel edges");
+        ui.add_enabled(
+            state.tool == Tool::Wand,
+            egui::Slider::new(&mut state.wand_tolerance, 0..=255).text("Wand tolerance"),
+        )
+        .on_hover_text(
+            "The wand takes the connected pixels whose colour differs from the clicked one by at \
+             most this much in every channel (0: the same colour only)",
+        )
+        .on_disabled_hover_text("for the Wand tool");
         // The chosen tool's hint in one line (its tooltip has it whole), so switching tools
         // never moves the panel.
         ui.add(egui::Label::new(egui::RichText::new(state.tool.hint()).weak()).truncate());
@@ -121,11 +141,41 @@ impl ToolsPanel {
                 commands.push(Command::Save);
             }
         });
+        if ui
+            .add_enabled(dataset.is_some(), egui::Button::new(FROM_PREVIOUS))
+            .on_hover_text(
+                "Copies the mask of the image above this one in the list (same size) into this \
+                 one, as one undo step; locked classes stay",
+            )
+            .clicked()
+        {
+            commands.push(Command::StartFromPrevious);
+        }
         ui.separator();
         ui.heading("Classes");
         if let Some(classes) = classes {
+            let before = dataset.map(|root| state.prefs(root)).unwrap_or_default();
+            let mut prefs = before.clone();
             for class in classes.iter() {
                 ui.horizontal(|ui| {
+                    let mut locked = prefs.is_locked(class.id);
+                    let glyph = match locked {
+                        true => egui::RichText::new(LOCK),
+                        false => egui::RichText::new(LOCK).weak(),
+                    };
+                    let lock = ui
+                        .toggle_value(&mut locked, glyph)
+                        .on_hover_text(match locked {
+                            true => {
+                                format!("{} is locked: no tool overwrites its pixels", class.name)
+                            }
+                            false => {
+                                format!("Lock {}: no tool will overwrite its pixels", class.name)
+                            }
+                        });
+                    if lock.changed() {
+                        prefs.set_locked(class.id, locked);
+                    }
                     let [r, g, b] = class.color;
                     let (rect, _) =
                         ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
@@ -134,6 +184,11 @@ impl ToolsPanel {
                     let key = class_key(class.id).map_or_else(String::new, |k| format!("{k} "));
                     ui.selectable_value(&mut self.class, class.id, format!("{key}{}", class.name));
                 });
+            }
+            ui.checkbox(&mut prefs.unlabelled_only, "Paint only unlabelled pixels")
+                .on_hover_text("No tool changes a pixel that has a class (the eraser neither)");
+            if let Some(root) = dataset.filter(|_| prefs != before) {
+                state.set_prefs(root, prefs);
             }
         }
         if let (Some(classes), true) = (classes, editable) {
