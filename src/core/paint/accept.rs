@@ -131,15 +131,7 @@ pub fn accept(
                 last = last.max(x);
             }
         }
-        if first <= last {
-            let line = DirtyRect {
-                x: first,
-                y,
-                width: last - first + 1,
-                height: 1,
-            };
-            changed = DirtyRect::merge(changed, Some(line));
-        }
+        changed = DirtyRect::with_row(changed, y, first, last);
     }
     changed
 }

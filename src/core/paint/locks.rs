@@ -101,15 +101,7 @@ impl Locks {
                     last = last.max(x);
                 }
             }
-            if first <= last {
-                let line = DirtyRect {
-                    x: first,
-                    y,
-                    width: last - first + 1,
-                    height: 1,
-                };
-                kept = DirtyRect::merge(kept, Some(line));
-            }
+            kept = DirtyRect::with_row(kept, y, first, last);
         }
         kept
     }

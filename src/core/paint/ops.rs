@@ -55,15 +55,7 @@ pub fn stroke(mask: &mut Mask, a: Point, b: Point, radius: f32, value: u8) -> Op
                 last = last.max(x);
             }
         }
-        if first <= last {
-            let line = DirtyRect {
-                x: first,
-                y,
-                width: last - first + 1,
-                height: 1,
-            };
-            changed = DirtyRect::merge(changed, Some(line));
-        }
+        changed = DirtyRect::with_row(changed, y, first, last);
     }
     changed
 }
@@ -234,15 +226,7 @@ pub fn paint_region(mask: &mut Mask, region: &Mask, value: u8) -> Option<DirtyRe
                 last = last.max(x);
             }
         }
-        if first <= last {
-            let line = DirtyRect {
-                x: first,
-                y,
-                width: last - first + 1,
-                height: 1,
-            };
-            changed = DirtyRect::merge(changed, Some(line));
-        }
+        changed = DirtyRect::with_row(changed, y, first, last);
     }
     changed
 }

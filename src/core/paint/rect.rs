@@ -47,6 +47,21 @@ impl DirtyRect {
     }
 
     /// Union of two optional rectangles.
+    /// `changed` grown by the pixels `first..=last` of row `y`; unchanged when the row changed
+    /// nothing (`first > last`, as a row scan that started at `u32::MAX, 0` leaves it).
+    pub fn with_row(changed: Option<Self>, y: u32, first: u32, last: u32) -> Option<Self> {
+        if first > last {
+            return changed;
+        }
+        let line = Self {
+            x: first,
+            y,
+            width: last - first + 1,
+            height: 1,
+        };
+        Self::merge(changed, Some(line))
+    }
+
     pub fn merge(a: Option<Self>, b: Option<Self>) -> Option<Self> {
         match (a, b) {
             (Some(a), Some(b)) => Some(a.union(b)),
