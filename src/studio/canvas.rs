@@ -201,6 +201,13 @@ pub struct PredictionLayer {
     pub confidence: Vec<u8>,
 }
 
+/// Draws a texture of the image's size over the image (`shown`: its rectangle on screen), as the
+/// layers above the overlay are drawn.
+fn paint_layer(painter: &egui::Painter, texture: egui::TextureId, shown: Rect) {
+    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+    painter.image(texture, shown, uv, Color32::WHITE);
+}
+
 /// How the canvas reaches the screen.
 enum Renderer {
     /// Our wgpu pipeline (`shaders/overlay.wgsl`).
@@ -552,6 +559,12 @@ impl Canvas {
     /// Image pixel coordinates to screen position.
     pub fn image_to_screen(&self, p: [f32; 2]) -> Pos2 {
         self.canvas_rect.min + self.offset + Vec2::new(p[0], p[1]) * self.zoom
+    }
+
+    /// Where the whole image lies on the screen at the current zoom and pan.
+    fn image_screen_rect(&self) -> Rect {
+        let size = Vec2::new(self.size[0] as f32, self.size[1] as f32) * self.zoom;
+        Rect::from_min_size(self.image_to_screen([0.0, 0.0]), size)
     }
 
     /// Where the split divider is drawn for `fraction` of the canvas width.

@@ -1,7 +1,7 @@
 //! The second head's map (the road boundary, or the drivable area) drawn over the canvas as a
 //! layer of its own, in colours the class overlay does not use.
 
-use egui::{Color32, ColorImage, Pos2, Rect, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
 use super::Canvas;
 use crate::core::model::segmenter::AuxTask;
@@ -46,8 +46,7 @@ impl Canvas {
 
     /// Paints the layer over the image.
     pub(super) fn draw_aux(&mut self, ctx: &egui::Context, painter: &egui::Painter) {
-        let origin = self.image_to_screen([0.0, 0.0]);
-        let size = Vec2::new(self.size[0] as f32, self.size[1] as f32) * self.zoom;
+        let shown = self.image_screen_rect();
         let Some(layer) = &mut self.aux else { return };
         let [w, h] = [layer.map.map.width as usize, layer.map.map.height as usize];
         if w.max(h) > ctx.input(|i| i.max_texture_side) {
@@ -69,11 +68,6 @@ impl Canvas {
             };
             ctx.load_texture("aux-layer", image, TextureOptions::NEAREST)
         });
-        painter.image(
-            texture.id(),
-            Rect::from_min_size(origin, size),
-            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-            Color32::WHITE,
-        );
+        super::paint_layer(painter, texture.id(), shown);
     }
 }

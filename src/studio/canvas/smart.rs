@@ -2,7 +2,7 @@
 //! their graph), the Smart region tool's clicks and candidate, the superpixel brush, and the
 //! superpixel edges drawn on demand.
 
-use egui::{Color32, ColorImage, Pos2, Rect, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
 use super::Canvas;
 use crate::core::assist::region::region_size_for;
@@ -192,8 +192,7 @@ impl Canvas {
         painter: &egui::Painter,
         colour: [u8; 3],
     ) {
-        let origin = self.image_to_screen([0.0, 0.0]);
-        let size = Vec2::new(self.size[0] as f32, self.size[1] as f32) * self.zoom;
+        let shown = self.image_screen_rect();
         if let Some(region) = &self.smart.candidate {
             let (w, h) = (region.width as usize, region.height as usize);
             if w.max(h) <= ctx.input(|i| i.max_texture_side) {
@@ -226,12 +225,7 @@ impl Canvas {
                     };
                     ctx.load_texture("smart-candidate", image, TextureOptions::NEAREST)
                 });
-                painter.image(
-                    texture.id(),
-                    Rect::from_min_size(origin, size),
-                    Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-                    Color32::WHITE,
-                );
+                super::paint_layer(painter, texture.id(), shown);
             }
         }
         for c in &self.smart.clicks {
@@ -252,8 +246,7 @@ impl Canvas {
         painter: &egui::Painter,
         region_size: u32,
     ) {
-        let origin = self.image_to_screen([0.0, 0.0]);
-        let size = Vec2::new(self.size[0] as f32, self.size[1] as f32) * self.zoom;
+        let shown = self.image_screen_rect();
         if self
             .smart
             .edges_texture
@@ -299,11 +292,6 @@ impl Canvas {
                 ctx.load_texture("superpixel-edges", image, TextureOptions::NEAREST),
             )
         });
-        painter.image(
-            texture.id(),
-            Rect::from_min_size(origin, size),
-            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-            Color32::WHITE,
-        );
+        super::paint_layer(painter, texture.id(), shown);
     }
 }
