@@ -137,3 +137,60 @@ fn flags_that_do_not_go_with_the_assist_bench_are_refused() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// `roadseg assist` on a hard scene: the region is written as a 0/1 PNG holding the clicked
+/// pixel, and every bad input is refused with the file and the reason, writing nothing.
+#[test]
+fn assist_writes_the_region_and_refuses_bad_clicks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = hard_scenes(tmp.path());
+    let image = data.join("images/road_0000.jpg");
+    let image = image.to_str().unwrap();
+    let clicks = tmp.path().join("clicks.json");
+    let out = tmp.path().join("region.png");
+    let run = |text: &str| {
+        std::fs::write(&clicks, text).unwrap();
+        let args = [
+            "assist",
+            "--image",
+            image,
+            "--clicks",
+            clicks.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.map(String::from)
+    };
+    let args = run(r#"[{"x": 128, "y": 120, "positive": true}]"#);
+    ok(&refs(&args));
+    let region = image::open(&out).unwrap().into_luma8();
+    assert_eq!(region.dimensions(), (256, 128));
+    assert!(region.pixels().all(|p| p.0[0] <= 1), "only 0 and 1");
+    assert_eq!(
+        region.get_pixel(128, 120).0[0],
+        1,
+        "the clicked pixel is in it"
+    );
+    std::fs::remove_file(&out).unwrap();
+
+    for (text, says) in [
+        (
+            r#"[{"x": 256, "y": 5, "positive": true}]"#,
+            "outside the 256x128 image",
+        ),
+        (
+            r#"[{"x": 3, "y": 5, "positive": false}]"#,
+            "no positive click",
+        ),
+        ("[]", "no clicks"),
+        (r#"{"x": 3}"#, "expected a list of clicks"),
+    ] {
+        let args = run(text);
+        let err = fails(&refs(&args));
+        assert!(
+            err.contains("clicks.json") && err.contains(says),
+            "{text}: {err}"
+        );
+        assert!(!out.exists(), "{text}: nothing written");
+    }
+}
