@@ -35,6 +35,8 @@ fn train_from_the_window_then_stop() {
     studio.training.runs_root = Some(tmp.path().join("runs"));
     studio.training.device = DeviceChoice::Cpu;
     let c = &mut studio.training.config;
+    // A tiny model, nothing picked from a time budget.
+    c.auto = None;
     c.epochs = 500;
     c.batch_size = 2;
     c.size = [32, 24];

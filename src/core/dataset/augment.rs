@@ -1,8 +1,14 @@
-//! Paired image/mask augmentation and resizing to the training size.
+//! Paired image/mask augmentation and resizing to the run's input size.
 //!
 //! All geometric steps (resize, random scale + crop, rotation, horizontal flip) are folded into
 //! one affine map from output to source pixels, so each output pixel is sampled once: bilinear
 //! for the image, nearest for the mask, IGNORE for mask pixels that fall outside the source.
+//!
+//! A [`Frame`] says at which size the whole image is seen (the run's input size, which sets the
+//! scale) and how large the output is: the whole image at that size, or a training crop of it
+//! (the random scale-and-crop of segmentation recipes: the window is `crop / (scale * zoom)`
+//! source pixels, placed inside the image when it fits). A crop may be centred on a pixel of a
+//! rare class ([`AugmentConfig::focus`]), so that thin classes are in more crops.
 //! All colour steps (brightness, contrast, saturation, hue) are folded into one 3x3 matrix plus
 //! offset. Then per-channel normalisation, written planar (`[3, h, w]`).
 
@@ -28,6 +34,14 @@ pub struct AugmentConfig {
     pub saturation: f32,
     /// Hue shift, fraction of a full turn either way.
     pub hue: f32,
+    /// Chance that a training crop is centred on a pixel of one of `focus_classes` that the
+    /// image holds (class-aware crops, as nnU-Net over-samples foreground): thin and rare
+    /// classes then appear in more crops. 0 turns it off; it only matters when a crop is
+    /// smaller than the image.
+    pub focus: f32,
+    /// The classes `focus` centres crops on. Empty with `focus > 0`: the rare classes of the
+    /// training masks, found when a run starts and recorded in its config.
+    pub focus_classes: Vec<u8>,
 }
 
 impl Default for AugmentConfig {
@@ -40,6 +54,26 @@ impl Default for AugmentConfig {
             contrast: 0.25,
             saturation: 0.25,
             hue: 0.03,
+            focus: 0.0,
+            focus_classes: Vec::new(),
+        }
+    }
+}
+
+/// The geometry of a prepared pair: the whole image is seen at `input` (w, h), and the output
+/// is `out` (w, h): `input` itself, or a training crop of the image at that scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub input: (u32, u32),
+    pub out: (u32, u32),
+}
+
+impl Frame {
+    /// The whole image resized to `size`.
+    pub fn whole(size: (u32, u32)) -> Self {
+        Self {
+            input: size,
+            out: size,
         }
     }
 }
@@ -61,6 +95,53 @@ impl Default for Normalize {
     }
 }
 
+/// How far ahead of the input's scale an image is kept before it is sampled: a large image is
+/// first reduced (area-weighted) to this many times the input's scale, then sampled bilinearly.
+/// Sampled directly, a 2048-pixel-wide image seen at 256 would skip 7 of every 8 pixels (its
+/// noise and JPEG blocks alias into the input); kept ahead, a zoom of up to 1.5 still finds
+/// detail. Training, validation, `eval` and `predict` all reduce the same way.
+pub const REDUCE_AHEAD: f64 = 1.5;
+
+/// The size an image of `src` is reduced to for an `input`-sized view, `None` when it is
+/// already within [`REDUCE_AHEAD`] of it (within a quarter more: reducing would not pay).
+pub fn reduced_size(src: (u32, u32), input: (u32, u32)) -> Option<(u32, u32)> {
+    let (sw, sh) = (src.0.max(1) as f64, src.1.max(1) as f64);
+    let factor = REDUCE_AHEAD * (input.0 as f64 / sw).max(input.1 as f64 / sh);
+    (factor < 0.8).then(|| {
+        let side = |v: f64| ((v * factor).round() as u32).max(1);
+        (side(sw), side(sh))
+    })
+}
+
+/// `image` reduced for an `input`-sized view ([`reduced_size`]; triangle filter, which
+/// averages every source pixel into the result), or `None` when it needs no reduction.
+pub fn reduce_image(image: &RgbImage, input: (u32, u32)) -> Option<RgbImage> {
+    let (w, h) = reduced_size(image.dimensions(), input)?;
+    Some(image::imageops::resize(
+        image,
+        w,
+        h,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
+/// `mask` at `size` (nearest: labels do not blend).
+pub fn reduce_mask(mask: &Mask, (w, h): (u32, u32)) -> Mask {
+    let mut data = Vec::with_capacity(w as usize * h as usize);
+    for y in 0..h {
+        let sy = ((y as u64 * 2 + 1) * mask.height as u64 / (2 * h as u64)) as usize;
+        let row = &mask.data[sy * mask.width as usize..][..mask.width as usize];
+        data.extend((0..w).map(|x| {
+            row[((x as u64 * 2 + 1) * mask.width as u64 / (2 * w as u64)) as usize]
+        }));
+    }
+    Mask {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
 /// A training-ready pair.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -78,25 +159,43 @@ struct Affine {
 }
 
 impl Affine {
-    fn build(src: (u32, u32), out: (u32, u32), aug: Option<(&AugmentConfig, &mut Rng)>) -> Self {
+    /// The map of `frame`'s output onto a `src` image; with `aug`, randomly zoomed, rotated,
+    /// flipped and placed (on a pixel of a focus class of `mask`, at the config's chance).
+    fn build(
+        src: (u32, u32),
+        frame: Frame,
+        aug: Option<(&AugmentConfig, &mut Rng)>,
+        mask: Option<&Mask>,
+    ) -> Self {
         let (sw, sh) = (src.0 as f32, src.1 as f32);
-        let (ow, oh) = (out.0 as f32, out.1 as f32);
+        let (iw, ih) = (frame.input.0 as f32, frame.input.1 as f32);
+        let (ow, oh) = (frame.out.0 as f32, frame.out.1 as f32);
         let (mut zoom, mut theta, mut flip) = (1.0f32, 0.0f32, false);
         let (mut cx, mut cy) = (sw / 2.0, sh / 2.0);
         if let Some((cfg, rng)) = aug {
             flip = rng.chance(cfg.hflip);
             zoom = rng.range(cfg.scale[0], cfg.scale[1].max(cfg.scale[0] + 1e-6));
             theta = rng.range(-cfg.rotate_deg, cfg.rotate_deg).to_radians();
-            // Crop centre: anywhere that keeps the window inside (zoom >= 1), or that keeps the
-            // image inside the window (zoom < 1).
-            let (hw, hh) = (sw / 2.0 / zoom, sh / 2.0 / zoom);
+            // Window centre: anywhere that keeps the window inside the image (when it fits), or
+            // that keeps the image inside the window (when it does not). The window's half
+            // extent is the output's over the scale (input / source) and the zoom.
+            let (hw, hh) = (ow * sw / iw / 2.0 / zoom, oh * sh / ih / 2.0 / zoom);
             let (lo_x, hi_x) = (hw.min(sw - hw), hw.max(sw - hw));
             let (lo_y, hi_y) = (hh.min(sh - hh), hh.max(sh - hh));
             cx = rng.range(lo_x, hi_x.max(lo_x + 1e-6));
             cy = rng.range(lo_y, hi_y.max(lo_y + 1e-6));
+            // Drawn only when asked for, so that runs without it see the augmentation they did.
+            if cfg.focus > 0.0
+                && rng.chance(cfg.focus)
+                && let Some(mask) = mask
+                && let Some((fx, fy)) = focus_pixel(mask, &cfg.focus_classes, rng)
+            {
+                cx = fx.clamp(lo_x, hi_x);
+                cy = fy.clamp(lo_y, hi_y);
+            }
         }
         // Output pixel offset from the output centre -> flip -> rotate -> scale to source.
-        let (kx, ky) = (sw / ow / zoom, sh / oh / zoom);
+        let (kx, ky) = (sw / iw / zoom, sh / ih / zoom);
         let f = if flip { -1.0 } else { 1.0 };
         let (c, s) = (theta.cos(), theta.sin());
         // d = (u - ow/2, v - oh/2); p = (f*dx, dy); r = R p; src = (cx + kx r.x, cy + ky r.y)
@@ -114,6 +213,35 @@ impl Affine {
             self.a[1][0] * u + self.a[1][1] * v + self.t[1],
         )
     }
+}
+
+/// The centre of a random pixel of a random one of `classes` that `mask` holds (each present
+/// class equally likely, whatever its area: a thin class gets as many crops as a wide one);
+/// `None` when the mask holds none of them. Two passes over the mask.
+fn focus_pixel(mask: &Mask, classes: &[u8], rng: &mut Rng) -> Option<(f32, f32)> {
+    let mut counts = [0usize; 256];
+    for &id in &mask.data {
+        counts[id as usize] += 1;
+    }
+    let present: Vec<u8> = classes
+        .iter()
+        .copied()
+        .filter(|&c| c != IGNORE && counts[c as usize] > 0)
+        .collect();
+    if present.is_empty() {
+        return None;
+    }
+    let class = present[rng.below(present.len())];
+    let nth = rng.below(counts[class as usize]);
+    let index = mask
+        .data
+        .iter()
+        .enumerate()
+        .filter(|&(_, &id)| id == class)
+        .nth(nth)
+        .map(|(i, _)| i)?;
+    let width = mask.width as usize;
+    Some(((index % width) as f32 + 0.5, (index / width) as f32 + 0.5))
 }
 
 /// Colour transform `x' = m x + d` built from the jitter factors.
@@ -161,15 +289,15 @@ fn colour_matrix(cfg: &AugmentConfig, rng: &mut Rng, mean_luma: f32) -> ([[f32; 
     (m, d)
 }
 
-/// Resizes (and, with `aug`, augments) a pair to `out` = (w, h).
+/// Resizes (and, with `aug`, augments) a pair to `frame`.
 pub fn prepare(
     image: &RgbImage,
     mask: Option<&Mask>,
-    out: (u32, u32),
+    frame: Frame,
     aug: Option<(&AugmentConfig, &mut Rng)>,
     norm: &Normalize,
 ) -> Prepared {
-    prepare_with(image, mask, None, out, aug, norm).0
+    prepare_with(image, mask, None, frame, aug, norm).0
 }
 
 /// [`prepare`], also warping a second label map `extra` (the image's size; e.g. the
@@ -178,19 +306,19 @@ pub fn prepare_with(
     image: &RgbImage,
     mask: Option<&Mask>,
     extra: Option<&Mask>,
-    out: (u32, u32),
+    frame: Frame,
     aug: Option<(&AugmentConfig, &mut Rng)>,
     norm: &Normalize,
 ) -> (Prepared, Option<Vec<u8>>) {
     let (sw, sh) = image.dimensions();
-    let (ow, oh) = out;
+    let (ow, oh) = frame.out;
     let n = (ow * oh) as usize;
     let (affine, colour) = match aug {
         Some((cfg, rng)) => {
-            let affine = Affine::build((sw, sh), out, Some((cfg, rng)));
+            let affine = Affine::build((sw, sh), frame, Some((cfg, rng)), mask);
             (affine, Some((cfg, rng)))
         }
-        None => (Affine::build((sw, sh), out, None), None),
+        None => (Affine::build((sw, sh), frame, None, None), None),
     };
     let src = image.as_raw();
     let mut rgb = vec![0f32; n * 3];
@@ -288,7 +416,7 @@ mod tests {
     fn plain_resize_keeps_layout_and_normalises() {
         let (img, mask) = gradient(64, 48);
         let norm = Normalize::default();
-        let p = prepare(&img, Some(&mask), (32, 24), None, &norm);
+        let p = prepare(&img, Some(&mask), Frame::whole((32, 24)), None, &norm);
         assert_eq!(p.image.len(), 3 * 32 * 24);
         // Left half class 0, right half class 1, nothing ignored.
         assert_eq!(p.mask[5 * 32 + 3], 0);
@@ -311,12 +439,13 @@ mod tests {
             contrast: 0.0,
             saturation: 0.0,
             hue: 0.0,
+            ..Default::default()
         };
         let mut rng = Rng::new(1);
         let p = prepare(
             &img,
             Some(&mask),
-            (40, 20),
+            Frame::whole((40, 20)),
             Some((&cfg, &mut rng)),
             &Normalize::default(),
         );
@@ -339,7 +468,7 @@ mod tests {
             prepare(
                 &img,
                 Some(&mask),
-                (64, 48),
+                Frame::whole((64, 48)),
                 Some((&cfg, &mut rng)),
                 &Normalize::default(),
             )
@@ -368,7 +497,7 @@ mod tests {
             std: [1.0; 3],
         };
         let mut rng = Rng::new(9);
-        let p = prepare(&img, None, (8, 8), Some((&cfg, &mut rng)), &norm);
+        let p = prepare(&img, None, Frame::whole((8, 8)), Some((&cfg, &mut rng)), &norm);
         let (r, g, b) = (p.image[0], p.image[64], p.image[128]);
         assert!((r - g).abs() < 2e-3 && (g - b).abs() < 2e-3, "{r} {g} {b}");
     }
