@@ -131,9 +131,9 @@ pub fn reduce_mask(mask: &Mask, (w, h): (u32, u32)) -> Mask {
     for y in 0..h {
         let sy = ((y as u64 * 2 + 1) * mask.height as u64 / (2 * h as u64)) as usize;
         let row = &mask.data[sy * mask.width as usize..][..mask.width as usize];
-        data.extend((0..w).map(|x| {
-            row[((x as u64 * 2 + 1) * mask.width as u64 / (2 * w as u64)) as usize]
-        }));
+        data.extend(
+            (0..w).map(|x| row[((x as u64 * 2 + 1) * mask.width as u64 / (2 * w as u64)) as usize]),
+        );
     }
     Mask {
         width: w,
@@ -497,7 +497,13 @@ mod tests {
             std: [1.0; 3],
         };
         let mut rng = Rng::new(9);
-        let p = prepare(&img, None, Frame::whole((8, 8)), Some((&cfg, &mut rng)), &norm);
+        let p = prepare(
+            &img,
+            None,
+            Frame::whole((8, 8)),
+            Some((&cfg, &mut rng)),
+            &norm,
+        );
         let (r, g, b) = (p.image[0], p.image[64], p.image[128]);
         assert!((r - g).abs() < 2e-3 && (g - b).abs() < 2e-3, "{r} {g} {b}");
     }

@@ -93,9 +93,7 @@ pub fn forward_tiled(
             let (y1, x1) = ((y0 + core).min(height), (x0 + core).min(width));
             let (ty0, tx0) = (y0.saturating_sub(margin), x0.saturating_sub(margin));
             let (ty1, tx1) = ((y1 + margin).min(height), (x1 + margin).min(width));
-            let tile = input
-                .clone()
-                .slice([0..1, 0..channels, ty0..ty1, tx0..tx1]); // [1, 3, th, tw]
+            let tile = input.clone().slice([0..1, 0..channels, ty0..ty1, tx0..tx1]); // [1, 3, th, tw]
             let out = model.forward(tile);
             let place = |t: Tensor<4>, buf: &mut Option<Vec<f32>>, count: &mut usize| {
                 let [_, c, th, tw] = t.dims();
@@ -149,7 +147,10 @@ mod tests {
             a.try_into_vec_as::<f32>().unwrap(),
             b.try_into_vec_as::<f32>().unwrap(),
         );
-        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     /// Tiles whose margins reach the receptive radius give the whole pass's logits, on an

@@ -485,26 +485,27 @@ fn parse_config_file(text: &str) -> Result<ConfigFile, String> {
 }
 
 /// A config's own values win over the budget: a key it gives (`epochs`; `size` or `crop`;
-/// `model.base_width` or `model.widths`) is not picked. A run folder's `config.json` (`run`)
-/// describes a run as it trained: without an `auto` key (runs from before budgets) nothing is
-/// picked.
+/// `model.base_width` or `model.widths`) is not picked, unless its `auto` block says outright
+/// that it is (`"auto": {"epochs": true}`), as a config written out whole says. A run folder's
+/// `config.json` (`run`) describes a run as it trained: without an `auto` key (runs from before
+/// budgets) nothing is picked.
 fn keep_given(train: &mut TrainConfig, given: &serde_json::Value, run: bool) {
-    let has = |path: &[&str]| {
-        path.iter()
-            .try_fold(given, |v, key| v.get(key))
-            .is_some()
-    };
+    let has = |path: &[&str]| path.iter().try_fold(given, |v, key| v.get(key)).is_some();
     if run && !has(&["auto"]) {
         train.auto = None;
     }
     let Some(auto) = train.auto.as_mut() else {
         return;
     };
-    auto.epochs &= !has(&["epochs"]);
-    auto.size &= !(has(&["size"]) || has(&["crop"]));
-    auto.width &= !(has(&["model", "base_width"]) || has(&["model", "widths"]));
-    if !auto.picks_anything() {
-        train.auto = None;
+    let said = |flag: &str| has(&["auto", flag]);
+    if !said("epochs") {
+        auto.epochs &= !has(&["epochs"]);
+    }
+    if !said("size") {
+        auto.size &= !(has(&["size"]) || has(&["crop"]));
+    }
+    if !said("width") {
+        auto.width &= !(has(&["model", "base_width"]) || has(&["model", "widths"]));
     }
 }
 
@@ -816,6 +817,31 @@ mod tests {
             "{keys:?}"
         );
         assert!(differences(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn a_configs_own_values_are_not_picked_by_the_budget() {
+        let auto = |json: &str| TrainConfig::from_json(json).unwrap().auto;
+        // Nothing given: everything picked.
+        assert_eq!(auto("{}"), Some(Auto::default()));
+        // Each value given is kept; the rest is picked.
+        let some = auto(r#"{"epochs": 20, "model": {"base_width": 16}}"#).unwrap();
+        assert_eq!((some.epochs, some.size, some.width), (false, true, false));
+        assert!(
+            !auto(r#"{"crop": [64, 64], "size": [128, 96]}"#)
+                .unwrap()
+                .size
+        );
+        // Unless the auto block says it is picked (a config written out whole).
+        let said = auto(r#"{"epochs": 20, "auto": {"epochs": true, "budget_secs": 90}}"#).unwrap();
+        assert_eq!((said.epochs, said.budget_secs), (true, Some(90.0)));
+        assert_eq!(auto(r#"{"auto": null}"#), None);
+        // A run folder's config without an auto key (from before budgets): nothing picked.
+        assert_eq!(auto(r#"{"train": {"epochs": 2}}"#), None);
+        assert_eq!(
+            auto(r#"{"train": {"auto": {"budget_secs": 60}}}"#).map(|a| a.budget_secs),
+            Some(Some(60.0))
+        );
     }
 
     #[test]

@@ -12,13 +12,13 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
-use super::budget::{Candidate, Cost, Facts, Fixed, budget_name, ladder, pick};
+use super::budget::{Candidate, Cost, Facts, Fixed, PATIENCE_SHARE, budget_name, ladder, pick};
 use super::config::TrainConfig;
 use super::optim::build_optimizer;
+use super::resolution::typical_size;
 use super::step::train_step;
 use crate::core::dataset::loader::{LoaderConfig, SegDataset, default_workers};
 use crate::core::dataset::{DatasetIndex, Sample};
-use super::resolution::typical_size;
 use crate::core::model::segmenter::{Encoder, Segmenter, SegmenterConfig};
 use crate::core::model::unet::UNetConfig;
 
@@ -64,10 +64,14 @@ impl Probe<'_> {
         let mut net = model.init(&autodiff);
         let mut optimizer = build_optimizer(&self.config.optimizer).ok()?;
         let [w, h] = c.crop.unwrap_or(c.size).map(|v| v as usize);
-        let images = Tensor::<4>::random([batch, 3, h, w], Distribution::Normal(0.0, 1.0), &autodiff);
+        let images =
+            Tensor::<4>::random([batch, 3, h, w], Distribution::Normal(0.0, 1.0), &autodiff);
         let classes = self.num_classes as f64;
-        let masks =
-            Tensor::<3, Int>::random([batch, h, w], Distribution::Uniform(0.0, classes), &autodiff);
+        let masks = Tensor::<3, Int>::random(
+            [batch, h, w],
+            Distribution::Uniform(0.0, classes),
+            &autodiff,
+        );
         let mut times = Vec::new();
         for _ in 0..3 {
             let start = Instant::now();
@@ -201,8 +205,18 @@ pub(super) fn apply_budget(
     let left = (budget - decoding - 2.0 * probe_estimate(&steps, first)).max(1.0);
     let choice = pick(&facts, &fixed, &steps, left, &mut cost);
     let c = choice.candidate;
+    let mut patience = String::new();
     if auto.epochs {
         config.epochs = choice.epochs;
+        // Early stopping waits in proportion to the run, so that it does not stop a long
+        // schedule before its rate has decayed.
+        if let Some(early) = config.early_stopping.as_mut() {
+            let scaled = early.patience.max(config.epochs / PATIENCE_SHARE);
+            if scaled > early.patience {
+                patience = format!("; early stopping after {scaled} epochs without a gain");
+                early.patience = scaled;
+            }
+        }
     }
     if auto.size {
         config.size = c.size;
@@ -220,7 +234,7 @@ pub(super) fn apply_budget(
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
     let line = format!(
-        "budget {} picked the {}: {}",
+        "budget {} picked the {}: {}{patience}",
         budget_name(budget),
         picked.join(", "),
         choice.reason

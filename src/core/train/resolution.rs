@@ -30,7 +30,10 @@ pub fn typical_size(sizes: &[(u32, u32)]) -> Option<(u32, u32)> {
     // w / h = aspect and w * h = pixels.
     let height = (pixels / aspect).sqrt();
     let width = height * aspect;
-    Some((width.round().max(1.0) as u32, height.round().max(1.0) as u32))
+    Some((
+        width.round().max(1.0) as u32,
+        height.round().max(1.0) as u32,
+    ))
 }
 
 /// The input size of an image of `typical` size with `long` pixels on its longer side: the
@@ -47,7 +50,12 @@ pub fn input_size(typical: (u32, u32), long: u32, multiple: u32) -> [u32; 2] {
 /// `max_pixels`; else a window of at most `max_pixels` pixels, as tall as the input up to
 /// `max_side` and as wide as the rest allows (road scenes are wider than tall: a crop keeps
 /// the whole height of a lane where it can), sides multiples of `multiple`.
-pub fn crop_for(input: [u32; 2], max_pixels: u32, max_side: u32, multiple: u32) -> Option<[u32; 2]> {
+pub fn crop_for(
+    input: [u32; 2],
+    max_pixels: u32,
+    max_side: u32,
+    multiple: u32,
+) -> Option<[u32; 2]> {
     let [w, h] = input;
     if w as u64 * h as u64 <= max_pixels as u64 {
         return None;
@@ -107,7 +115,10 @@ mod tests {
         for input in [[768, 384], [1024, 512], [640, 192], [400, 1000]] {
             let [w, h] = crop_for(input, 65536, 256, 16).unwrap();
             assert!(w <= input[0] && h <= input[1], "{input:?}: {w}x{h}");
-            assert!(w * h <= 65536 && w % 16 == 0 && h % 16 == 0, "{input:?}: {w}x{h}");
+            assert!(
+                w * h <= 65536 && w % 16 == 0 && h % 16 == 0,
+                "{input:?}: {w}x{h}"
+            );
         }
     }
 }

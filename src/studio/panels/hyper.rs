@@ -105,7 +105,11 @@ pub fn hyper_parameters(ui: &mut egui::Ui, c: &mut TrainConfig) {
 
 /// An "auto" checkbox for one of the budget's picks (none without a budget); whether the value
 /// is picked.
-fn auto_toggle(ui: &mut egui::Ui, auto: &mut Option<Auto>, pick: fn(&mut Auto) -> &mut bool) -> bool {
+fn auto_toggle(
+    ui: &mut egui::Ui,
+    auto: &mut Option<Auto>,
+    pick: fn(&mut Auto) -> &mut bool,
+) -> bool {
     let Some(auto) = auto.as_mut() else {
         return false;
     };
