@@ -95,53 +95,6 @@ impl Default for Normalize {
     }
 }
 
-/// How far ahead of the input's scale an image is kept before it is sampled: a large image is
-/// first reduced (area-weighted) to this many times the input's scale, then sampled bilinearly.
-/// Sampled directly, a 2048-pixel-wide image seen at 256 would skip 7 of every 8 pixels (its
-/// noise and JPEG blocks alias into the input); kept ahead, a zoom of up to 1.5 still finds
-/// detail. Training, validation, `eval` and `predict` all reduce the same way.
-pub const REDUCE_AHEAD: f64 = 1.5;
-
-/// The size an image of `src` is reduced to for an `input`-sized view, `None` when it is
-/// already within [`REDUCE_AHEAD`] of it (within a quarter more: reducing would not pay).
-pub fn reduced_size(src: (u32, u32), input: (u32, u32)) -> Option<(u32, u32)> {
-    let (sw, sh) = (src.0.max(1) as f64, src.1.max(1) as f64);
-    let factor = REDUCE_AHEAD * (input.0 as f64 / sw).max(input.1 as f64 / sh);
-    (factor < 0.8).then(|| {
-        let side = |v: f64| ((v * factor).round() as u32).max(1);
-        (side(sw), side(sh))
-    })
-}
-
-/// `image` reduced for an `input`-sized view ([`reduced_size`]; triangle filter, which
-/// averages every source pixel into the result), or `None` when it needs no reduction.
-pub fn reduce_image(image: &RgbImage, input: (u32, u32)) -> Option<RgbImage> {
-    let (w, h) = reduced_size(image.dimensions(), input)?;
-    Some(image::imageops::resize(
-        image,
-        w,
-        h,
-        image::imageops::FilterType::Triangle,
-    ))
-}
-
-/// `mask` at `size` (nearest: labels do not blend).
-pub fn reduce_mask(mask: &Mask, (w, h): (u32, u32)) -> Mask {
-    let mut data = Vec::with_capacity(w as usize * h as usize);
-    for y in 0..h {
-        let sy = ((y as u64 * 2 + 1) * mask.height as u64 / (2 * h as u64)) as usize;
-        let row = &mask.data[sy * mask.width as usize..][..mask.width as usize];
-        data.extend(
-            (0..w).map(|x| row[((x as u64 * 2 + 1) * mask.width as u64 / (2 * w as u64)) as usize]),
-        );
-    }
-    Mask {
-        width: w,
-        height: h,
-        data,
-    }
-}
-
 /// A training-ready pair.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -481,6 +434,151 @@ mod tests {
         assert!(ignored > 64 * 48 / 10, "only {ignored} ignored pixels");
         // Mask stays a nearest-neighbour copy: only known values.
         assert!(a.mask.iter().all(|&v| v == 0 || v == 1 || v == IGNORE));
+    }
+
+    /// An image whose red and green say each pixel's column and row (0..=255), and a mask of
+    /// 10-pixel checks of four classes: an output pixel's colour tells where it came from.
+    fn coordinates(w: u32, h: u32) -> (RgbImage, Mask, impl Fn(f32, f32) -> u8) {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 90]));
+        let class = |x: u32, y: u32| ((x / 10 + y / 10) % 4) as u8;
+        let mut mask = Mask::filled(w, h, 0);
+        for y in 0..h {
+            for x in 0..w {
+                mask.set(x, y, class(x, y));
+            }
+        }
+        (img, mask, move |x: f32, y: f32| class(x as u32, y as u32))
+    }
+
+    /// No colour change, no normalisation: outputs are the source's values / 255.
+    fn geometry_only(scale: [f32; 2], rotate_deg: f32) -> (AugmentConfig, Normalize) {
+        let cfg = AugmentConfig {
+            scale,
+            rotate_deg,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            hue: 0.0,
+            ..Default::default()
+        };
+        let norm = Normalize {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        (cfg, norm)
+    }
+
+    #[test]
+    fn crops_stay_inside_the_image_at_the_inputs_scale_with_masks_aligned() {
+        // 200x100 seen at 100x50 (half scale), trained on 40x40 crops zoomed 1..1.5: each crop
+        // is a window of 80/zoom source pixels, inside the image.
+        let (img, mask, class) = coordinates(200, 100);
+        let (cfg, norm) = geometry_only([1.0, 1.5], 0.0);
+        let frame = Frame {
+            input: (100, 50),
+            out: (40, 40),
+        };
+        let (n, plane) = (40 * 40, |p: &Prepared, ch: usize, i: usize| {
+            p.image[ch * 1600 + i]
+        });
+        let (mut lefts, mut checked) = (Vec::new(), 0);
+        for seed in 0..40 {
+            let mut rng = Rng::new(seed);
+            let p = prepare(&img, Some(&mask), frame, Some((&cfg, &mut rng)), &norm);
+            assert_eq!((p.image.len(), p.mask.len()), (3 * n, n));
+            assert!(
+                p.mask.iter().all(|&v| v != IGNORE),
+                "seed {seed}: a crop left the image"
+            );
+            // Source coordinates from the colours (bilinear between pixel centres: value + 0.5).
+            let at = |i: usize| (plane(&p, 0, i) * 255.0 + 0.5, plane(&p, 1, i) * 255.0 + 0.5);
+            for i in 0..n {
+                let (x, y) = at(i);
+                // Pixels on a check's edge may round either way.
+                if (x.fract() - 0.0).abs() < 0.05 || (x.fract() - 1.0).abs() < 0.05 {
+                    continue;
+                }
+                if (y.fract() - 0.0).abs() < 0.05 || (y.fract() - 1.0).abs() < 0.05 {
+                    continue;
+                }
+                assert_eq!(
+                    p.mask[i],
+                    class(x, y),
+                    "seed {seed}, pixel {i} from ({x}, {y})"
+                );
+                checked += 1;
+            }
+            // Neighbouring output pixels are 2/zoom source pixels apart: the input's scale.
+            let (x0, _) = at(20 * 40 + 10);
+            let (x1, _) = at(20 * 40 + 11);
+            let step = (x1 - x0).abs();
+            assert!((1.3..=2.01).contains(&step), "seed {seed}: step {step}");
+            lefts.push(at(0).0.min(at(39).0));
+        }
+        assert!(checked > 40 * n / 2, "only {checked} pixels checked");
+        // Placed anywhere in the image, not always in the same spot.
+        let (lo, hi) = lefts
+            .iter()
+            .fold((f32::MAX, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(hi - lo > 60.0, "crops from {lo} to {hi}");
+    }
+
+    #[test]
+    fn a_crop_larger_than_the_image_is_padded_and_ignored_there() {
+        // Zoomed out to 0.3: the window (267 source pixels) is wider than the image.
+        let (img, mask, _) = coordinates(200, 100);
+        let (cfg, norm) = geometry_only([0.3, 0.3], 10.0);
+        let frame = Frame {
+            input: (100, 50),
+            out: (40, 40),
+        };
+        for seed in 0..10 {
+            let mut rng = Rng::new(seed);
+            let p = prepare(&img, Some(&mask), frame, Some((&cfg, &mut rng)), &norm);
+            // The blue channel is 90/255 inside the image, and 0 where padded.
+            let padded: Vec<bool> = p.image[2 * 1600..].iter().map(|&b| b == 0.0).collect();
+            let ignored: Vec<bool> = p.mask.iter().map(|&v| v == IGNORE).collect();
+            assert_eq!(padded, ignored, "seed {seed}");
+            let count = ignored.iter().filter(|&&b| b).count();
+            assert!(count > 100 && count < 1500, "seed {seed}: {count} ignored");
+        }
+    }
+
+    #[test]
+    fn focus_centres_crops_on_a_thin_class() {
+        // A line 2 pixels wide (class 9) at x = 20 of a 200x100 image, in 40x40 crops at half
+        // scale: a crop holds it by chance now and then, and every time when focused on it.
+        let (img, mut mask, _) = coordinates(200, 100);
+        for y in 0..100 {
+            mask.set(20, y, 9);
+            mask.set(21, y, 9);
+        }
+        let frame = Frame {
+            input: (100, 50),
+            out: (40, 40),
+        };
+        let holds = |focus: f32| {
+            let (mut cfg, norm) = geometry_only([1.0, 1.5], 0.0);
+            cfg.hflip = 0.0;
+            cfg.focus = focus;
+            cfg.focus_classes = vec![9];
+            (0..50)
+                .filter(|&seed| {
+                    let mut rng = Rng::new(seed);
+                    let p = prepare(&img, Some(&mask), frame, Some((&cfg, &mut rng)), &norm);
+                    p.mask.contains(&9)
+                })
+                .count()
+        };
+        let (chance, focused) = (holds(0.0), holds(1.0));
+        assert!(
+            chance < 25,
+            "{chance} of 50 crops held the line without focus"
+        );
+        assert_eq!(focused, 50);
+        // Half the time: in between.
+        let half = holds(0.5);
+        assert!(half > chance && half < 50, "{chance} {half}");
     }
 
     #[test]

@@ -14,8 +14,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
-use crate::core::dataset::augment::{Frame, prepare, reduce_image};
+use crate::core::dataset::augment::{Frame, prepare};
 use crate::core::dataset::classes::ClassInfo;
+use crate::core::dataset::decoded::reduce_image;
 use crate::core::dataset::info::load_pair;
 use crate::core::dataset::{DatasetIndex, Problem, Sample};
 use crate::core::kernels::resize::{resized_argmax, resized_softmax};
