@@ -211,6 +211,11 @@ fn apply_flags(mut config: TrainConfig, args: &Args) -> anyhow::Result<TrainConf
         auto.size &= args.size.is_none() && args.crop.is_none();
         auto.width &= args.width.is_none() && args.init_from.is_none();
         if !auto.picks_anything() {
+            anyhow::ensure!(
+                args.budget.is_none(),
+                "--budget has nothing to pick: the epochs, the input size and the width are all \
+                 given"
+            );
             config.auto = None;
         }
     }

@@ -28,6 +28,11 @@ pub const SECS_PER_MEGAPIXEL: f64 = 4.0;
 /// still ends within two minutes.
 pub const DEFAULT_MIN_SECS: f64 = 90.0;
 
+/// The share of a budget the picker plans to fill: a run's steps came out 10 to 15% slower
+/// than the probe's (the loader's threads share the cores with the step, and the probe's
+/// batches are warm in cache), so a plan of the whole budget overran it.
+pub const PLAN_SHARE: f64 = 0.88;
+
 /// Optimiser steps a run needs before a larger input pays: on 80 images of 2048x1024 with lane
 /// markings, 450 steps at 384x192 reached mIoU 0.82 and 900 steps 0.91 (at full resolution),
 /// and 450 steps at 512x256 fell behind 900 at 256x128 (0.80 against 0.87). A budget too short

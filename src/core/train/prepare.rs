@@ -3,11 +3,8 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
-
 use super::config::{ConfigError, RunConfig, TrainConfig, differences};
 use super::loss::class_weights_from_pixel_counts;
-use super::probe::apply_budget;
 use super::run_check::{Broken, check};
 use super::run_dir::{CheckpointKind, RunDir, RunDirError};
 use super::trainer::{DataSpec, TrainError, TrainOptions, TrainStart};
@@ -26,7 +23,9 @@ pub(super) struct Prepared {
     pub(super) val: Vec<Sample>,
     pub(super) index: DatasetIndex,
     pub(super) resumed: bool,
-    /// What the budget picked and why (a new run with `auto`).
+    /// The training images' sizes (width, height), in the order of `train`.
+    pub(super) sizes: Vec<(u32, u32)>,
+    /// What the budget picked and why ([`super::probe::pick_at_start`]).
     pub(super) choice: Option<String>,
 }
 
@@ -34,7 +33,6 @@ pub(super) struct Prepared {
 pub(super) fn prepare(
     start: TrainStart,
     options: &TrainOptions,
-    device: &Device,
     log: &mut dyn FnMut(String),
 ) -> Result<Prepared, TrainError> {
     let (run, data, mut config, saved, resumed) = match start {
@@ -141,25 +139,13 @@ pub(super) fn prepare(
         val = train.clone();
     }
 
-    let mut choice = None;
+    let sizes = checked_train.sizes;
     let run_config = match saved {
         Some(saved) => RunConfig {
             train: config,
             ..saved
         },
         None => {
-            let val_images = val.len();
-            choice = apply_budget(
-                &mut config,
-                device,
-                num_classes,
-                &index,
-                &train,
-                val_images,
-                &checked_train.sizes,
-                log,
-            );
-            config.validate(num_classes)?;
             if let Some(augment) = config.augment.as_mut()
                 && augment.focus > 0.0
                 && augment.focus_classes.is_empty()
@@ -199,7 +185,8 @@ pub(super) fn prepare(
         val,
         index,
         resumed,
-        choice,
+        sizes,
+        choice: None,
     })
 }
 

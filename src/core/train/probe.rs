@@ -1,5 +1,6 @@
-//! Timing candidates for the budget picker ([`super::budget::pick`]): a few optimiser steps of
-//! each on random batches of its size, on the run's device, and the loading of real images.
+//! Applying a run's time budget when it starts ([`pick_at_start`]), and timing candidates for
+//! the budget picker ([`super::budget::pick`]): a few optimiser steps of each on random batches
+//! of its size, on the run's device, and the loading of real images.
 //!
 //! A probe costs about three of the candidate's steps (one to warm up: first allocations, and
 //! two timed); the picker stops at the first candidate that does not fit, so probing takes a
@@ -12,15 +13,56 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
-use super::budget::{Candidate, Cost, Facts, Fixed, PATIENCE_SHARE, budget_name, ladder, pick};
+use super::budget::{
+    Candidate, Cost, Facts, Fixed, PATIENCE_SHARE, PLAN_SHARE, budget_name, ladder, pick,
+};
 use super::config::TrainConfig;
 use super::optim::build_optimizer;
+use super::prepare::Prepared;
 use super::resolution::typical_size;
+use super::run_dir::CheckpointKind;
 use super::step::train_step;
+use super::trainer::TrainError;
 use crate::core::dataset::loader::{LoaderConfig, SegDataset, default_workers};
 use crate::core::dataset::{DatasetIndex, Sample};
 use crate::core::model::segmenter::{Encoder, Segmenter, SegmenterConfig};
 use crate::core::model::unet::UNetConfig;
+
+/// Picks what a run's time budget leaves open (`auto` in its config), on the device it trains
+/// on, just before its first step: a new run, or one prepared elsewhere and started here by
+/// `--resume` with no checkpoint yet (as a job engine starts it). The run's `config.json` then
+/// records the outcome with `auto: null`, so it is never picked again; a run with a checkpoint
+/// keeps what it trained with.
+pub(super) fn pick_at_start(
+    prepared: &mut Prepared,
+    device: &Device,
+    log: &mut dyn FnMut(String),
+) -> Result<(), TrainError> {
+    let started = prepared.run.existing_checkpoint(CheckpointKind::Last).is_some();
+    if prepared.run_config.train.auto.is_none() || started {
+        return Ok(());
+    }
+    let num_classes = prepared.index.classes.len();
+    let config = &mut prepared.run_config.train;
+    prepared.choice = apply_budget(
+        config,
+        device,
+        num_classes,
+        &prepared.index,
+        &prepared.train,
+        prepared.val.len(),
+        &prepared.sizes,
+        log,
+    );
+    config.auto = None;
+    config.validate(num_classes)?;
+    prepared.run_config.model = UNetConfig {
+        num_classes,
+        ..config.model.clone()
+    };
+    prepared.run.write_config(&prepared.run_config)?;
+    Ok(())
+}
 
 /// Times candidates of one run.
 pub(super) struct Probe<'a> {
@@ -202,7 +244,7 @@ pub(super) fn apply_budget(
             cost
         }
     };
-    let left = (budget - decoding - 2.0 * probe_estimate(&steps, first)).max(1.0);
+    let left = (budget * PLAN_SHARE - decoding - 2.0 * probe_estimate(&steps, first)).max(1.0);
     let choice = pick(&facts, &fixed, &steps, left, &mut cost);
     let c = choice.candidate;
     let mut patience = String::new();

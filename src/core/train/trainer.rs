@@ -15,6 +15,7 @@ use super::control::{Control, PredictRequest};
 use super::init::starting_model;
 use super::optim::{ScheduleConfig, SegOptimizer, build_optimizer, group_rates, lr_at, warmup_for};
 use super::prepare::{Prepared, prepare};
+use super::probe::pick_at_start;
 use super::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
 };
@@ -226,6 +227,7 @@ pub fn train(
     on_event: &mut dyn FnMut(TrainEvent),
     control: &Control,
 ) -> Result<Summary, TrainError> {
+    let mut prepared = prepare(start, options, &mut |line| on_event(TrainEvent::Log(line)))?;
     let (device, device_name) = match resolve(options.device) {
         Ok(found) => found,
         Err(e) if options.cpu_fallback => {
@@ -236,7 +238,7 @@ pub fn train(
         }
         Err(e) => return Err(e.into()),
     };
-    let prepared = prepare(start, options, &device, &mut |line| {
+    pick_at_start(&mut prepared, &device, &mut |line| {
         on_event(TrainEvent::Log(line))
     })?;
     Loop::new(prepared, device, device_name, on_event)?.run(control)
@@ -342,6 +344,7 @@ impl<'a> Loop<'a> {
             index,
             resumed,
             choice,
+            sizes: _,
         } = prepared;
         let config = run_config.train.clone();
         let autodiff = device.clone().autodiff();
