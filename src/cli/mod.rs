@@ -15,6 +15,7 @@ mod progress;
 mod prune;
 mod quantize;
 mod sample;
+mod signals;
 #[cfg(feature = "gui")]
 mod soak;
 mod train;
@@ -113,6 +114,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(stopped) = err.downcast_ref::<signals::StoppedBySignal>() {
+                return ExitCode::from(stopped.exit_code());
+            }
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

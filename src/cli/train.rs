@@ -147,7 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let mut progress = Progress::new();
-    let control = Control::default();
+    let control = std::sync::Arc::new(Control::default());
+    super::signals::stop_on_signals(control.clone(), |line| eprintln!("\n{line}"));
     let result = train(start, &options, &mut |e| progress.on_event(e), &control);
     progress.finish();
     let summary = result?;
@@ -176,7 +177,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}{boundary}",
         summary.status, summary.epochs, summary.steps, summary.elapsed_secs, summary.device
     );
-    Ok(())
+    match super::signals::received() {
+        Some(signal) if summary.status == "stopped" => {
+            Err(super::signals::StoppedBySignal(signal).into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The config `--resume RUN` asks for: the run's own with this command's flags applied (the

@@ -12,5 +12,6 @@ mod dataset;
 mod export;
 mod formats;
 mod reliability;
+mod signals;
 mod train;
 mod transfer;
