@@ -18,6 +18,8 @@ mod sample;
 mod signals;
 #[cfg(feature = "gui")]
 mod soak;
+mod status;
+mod submit;
 mod train;
 mod variant;
 
@@ -64,6 +66,10 @@ enum Command {
     Prune(prune::Args),
     /// Click-to-segment: the region a list of clicks asks for on an image, as a 0/1 PNG.
     Assist(assist::Args),
+    /// Where a run stands: its job engine's state (Slurm, SSH, Kubernetes) and its progress.
+    Status(status::Args),
+    /// Stop a submitted run through its job engine (it checkpoints; resume it later).
+    Cancel(status::CancelArgs),
 }
 
 #[cfg(feature = "gui")]
@@ -96,6 +102,8 @@ pub fn main() -> ExitCode {
         Some(Command::Quantize(args)) => quantize::run(args),
         Some(Command::Prune(args)) => prune::run(args),
         Some(Command::Assist(args)) => assist::run(args),
+        Some(Command::Status(args)) => status::run(args),
+        Some(Command::Cancel(args)) => status::cancel(args),
         #[cfg(feature = "gui")]
         Some(Command::Studio(args)) => roadseg::studio::run(roadseg::studio::StartOptions {
             dir: args.dir,

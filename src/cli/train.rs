@@ -96,6 +96,8 @@ pub struct Args {
     /// Print the run's summary (summary.json) on stdout when it ends.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    submit: super::submit::SubmitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -105,7 +107,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         snapshot_labels: false,
         cpu_fallback: false,
     };
-    let start = match &args.resume {
+    let start = train_start(&args)?;
+    if args.submit.submit.is_some() {
+        return super::submit::run(start, &args.submit, args.device, args.skip_bad, args.json);
+    }
+    let mut progress = Progress::new();
+    let control = std::sync::Arc::new(Control::default());
+    super::signals::stop_on_signals(control.clone(), |line| eprintln!("\n{line}"));
+    let result = train(start, &options, &mut |e| progress.on_event(e), &control);
+    progress.finish();
+    let summary = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    let best = match (summary.best_mean_iou, summary.best_epoch) {
+        (Some(miou), Some(epoch)) => format!("best val mIoU {miou:.4} at epoch {epoch}"),
+        _ => "no validation yet".to_string(),
+    };
+    let road = summary
+        .last_validation
+        .as_ref()
+        .and_then(|v| v.classes.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name.eq_ignore_ascii_case("road")))
+        .and_then(|c| c.iou)
+        .map(|iou| format!(", last val road IoU {iou:.4}"))
+        .unwrap_or_default();
+    let boundary = summary
+        .last_validation
+        .as_ref()
+        .and_then(|v| v.boundary_f1)
+        .map(|f1| format!(", boundary F1 {f1:.4}"))
+        .unwrap_or_default();
+    eprintln!(
+        "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}{boundary}",
+        summary.status, summary.epochs, summary.steps, summary.elapsed_secs, summary.device
+    );
+    match super::signals::received() {
+        Some(signal) if summary.status == "stopped" => {
+            Err(super::signals::StoppedBySignal(signal).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The run the command line asks for: a new one from the flags, or `--resume RUN`.
+fn train_start(args: &Args) -> anyhow::Result<TrainStart> {
+    Ok(match &args.resume {
         Some(run) => TrainStart::Resume {
             run: run.clone(),
             epochs: args.epochs,
@@ -145,44 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 out,
             }
         }
-    };
-    let mut progress = Progress::new();
-    let control = std::sync::Arc::new(Control::default());
-    super::signals::stop_on_signals(control.clone(), |line| eprintln!("\n{line}"));
-    let result = train(start, &options, &mut |e| progress.on_event(e), &control);
-    progress.finish();
-    let summary = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    }
-    let best = match (summary.best_mean_iou, summary.best_epoch) {
-        (Some(miou), Some(epoch)) => format!("best val mIoU {miou:.4} at epoch {epoch}"),
-        _ => "no validation yet".to_string(),
-    };
-    let road = summary
-        .last_validation
-        .as_ref()
-        .and_then(|v| v.classes.as_ref())
-        .and_then(|c| c.iter().find(|c| c.name.eq_ignore_ascii_case("road")))
-        .and_then(|c| c.iou)
-        .map(|iou| format!(", last val road IoU {iou:.4}"))
-        .unwrap_or_default();
-    let boundary = summary
-        .last_validation
-        .as_ref()
-        .and_then(|v| v.boundary_f1)
-        .map(|f1| format!(", boundary F1 {f1:.4}"))
-        .unwrap_or_default();
-    eprintln!(
-        "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}{boundary}",
-        summary.status, summary.epochs, summary.steps, summary.elapsed_secs, summary.device
-    );
-    match super::signals::received() {
-        Some(signal) if summary.status == "stopped" => {
-            Err(super::signals::StoppedBySignal(signal).into())
-        }
-        _ => Ok(()),
-    }
+    })
 }
 
 /// The config `--resume RUN` asks for: the run's own with this command's flags applied (the

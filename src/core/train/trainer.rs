@@ -334,7 +334,10 @@ impl<'a> Loop<'a> {
         let autodiff = device.clone().autodiff();
         // Seeds weight initialisation (and dropout): equal seeds give equal runs.
         autodiff.seed(config.seed);
-        let mut model = if resumed {
+        // A resumed run with no checkpoint yet (killed early, or prepared here and started by
+        // a job engine elsewhere) starts as a new run would: from its pretrained encoder or
+        // `--init-from` run, not from random weights.
+        let mut model = if resumed && run.existing_checkpoint(CheckpointKind::Last).is_some() {
             run_config.segmenter().init(&autodiff)
         } else {
             starting_model(&run_config, &autodiff, &mut |line| {
