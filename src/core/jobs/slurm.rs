@@ -184,11 +184,13 @@ pub fn parse_squeue(out: &str, id: &str) -> Option<EngineStatus> {
         }
         let state = state.trim();
         let reason = reason.trim();
+        let ours = map_state(state);
         let detail = match reason {
-            "" | "None" | "(null)" => state.to_string(),
-            r => format!("{state} ({r})"),
+            "" | "None" | "(null)" if state.eq_ignore_ascii_case(ours.name()) => None,
+            "" | "None" | "(null)" => Some(state.to_string()),
+            r => Some(format!("{state} ({r})")),
         };
-        Some(EngineStatus::new(map_state(state), Some(detail)))
+        Some(EngineStatus::new(ours, detail))
     })
 }
 
@@ -202,13 +204,15 @@ pub fn parse_sacct(out: &str, id: &str) -> Option<EngineStatus> {
             return None;
         }
         let exit = fields.next().map(str::trim).unwrap_or("");
-        let detail = match exit {
-            "" | "0:0" => state.to_string(),
-            e => format!("{state}, exit code {e}"),
-        };
         // `CANCELLED by 1000`: the word is the state.
         let word = state.split_whitespace().next().unwrap_or("");
-        Some(EngineStatus::new(map_state(word), Some(detail)))
+        let ours = map_state(word);
+        let detail = match exit {
+            "" | "0:0" if state.eq_ignore_ascii_case(ours.name()) => None,
+            "" | "0:0" => Some(state.to_string()),
+            e => Some(format!("{state}, exit code {e}")),
+        };
+        Some(EngineStatus::new(ours, detail))
     })
 }
 
@@ -294,7 +298,7 @@ mod tests {
     fn sacct_lines_skip_steps_and_read_ranges() {
         let done = parse_sacct(SACCT_COMPLETED, "28097634").unwrap();
         assert_eq!(done.state, EngineState::Completed);
-        assert_eq!(done.detail.as_deref(), Some("COMPLETED"));
+        assert_eq!(done.detail, None, "nothing to add to \"completed\"");
         let s = |id| parse_sacct(SACCT_SUBMITIT, id).map(|s| s.state);
         assert_eq!(s("5610980"), Some(EngineState::Running));
         assert_eq!(s("20956421_0"), Some(EngineState::Running));

@@ -416,6 +416,8 @@ fn state_of(
     cancelled: bool,
     log: &str,
 ) -> EngineStatus {
+    // A zombie (exited, not yet reaped by its new parent) still answers kill -0.
+    let process = process.filter(|stat| !stat.starts_with('Z'));
     match (process, summary) {
         (Some(stat), _) if stat.starts_with('T') => {
             EngineStatus::new(EngineState::Suspended, Some("stopped with SIGSTOP".into()))
@@ -658,19 +660,38 @@ mod tests {
         assert_ne!(short_hash("/data/a"), short_hash("/data/b"));
     }
 
-    /// The probe's output from a run on a host (bash 5.2, procps 4), captured with the
-    /// checkpoint files in place and two metric lines past the offset.
-    const PROBE_RUNNING: &[u8] = b"@@process\nSs\n@@last\n3015987631 207\n@@best\n1861233004 207\n@@summary\nnone\n@@log\nepoch   1  val loss 3.0231\n@@size\n1856\n@@metrics\n{\"split\":\"train\"}\n{\"split\":\"val\"}\n";
+    /// The probe's answers from a host (OpenSSH 9.2, dash, procps), captured while a resumed
+    /// run trained and after it had exited (a zombie until its new parent reaps it: kill -0
+    /// still succeeds), each cut after its second metrics line.
+    const PROBE_RUNNING: &[u8] =
+        include_bytes!("../../../tests/fixtures/jobs/ssh-probe-running.txt");
+    const PROBE_EXITED: &[u8] = include_bytes!("../../../tests/fixtures/jobs/ssh-probe-exited.txt");
 
     #[test]
     fn the_probe_answer_is_read_section_by_section() {
         let p = parse_probe(PROBE_RUNNING).unwrap();
-        assert_eq!(p.process.as_deref(), Some("Ss"));
-        assert_eq!(p.last.as_deref(), Some("3015987631 207"));
-        assert_eq!(p.summary, None);
-        assert_eq!(p.size, 1856);
-        assert_eq!(p.log, "epoch   1  val loss 3.0231\n");
-        assert_eq!(p.metrics, b"{\"split\":\"train\"}\n{\"split\":\"val\"}\n");
+        assert_eq!(p.process.as_deref(), Some("Ssl"));
+        assert_eq!(p.last.as_deref(), Some("2264234319 203"));
+        assert_eq!(p.summary.as_deref(), Some("3137137237 1133"));
+        assert_eq!(p.size, 5954);
+        assert!(p.log.starts_with("warm-up: 1 step") && p.log.lines().count() == 5);
+        // The overlap (the end of an earlier line), then complete lines.
+        let lines: Vec<&[u8]> = p.metrics.split(|&b| b == b'\n').collect();
+        assert!(lines[1].starts_with(b"{\"split\":\"train\",\"epoch\":4,\"step\":7"));
+        assert_eq!(
+            state_of(p.process.as_deref(), None, false, "").state,
+            EngineState::Running
+        );
+
+        let exited = parse_probe(PROBE_EXITED).unwrap();
+        assert_eq!(exited.process.as_deref(), Some("Zs"));
+        let state = state_of(exited.process.as_deref(), Some("completed"), false, "");
+        assert_eq!(
+            state.state,
+            EngineState::Completed,
+            "a zombie is not running"
+        );
+
         assert!(parse_probe(b"Permission denied\n").is_err());
         assert!(parse_probe(b"@@process\ngone\n@@evil\n").is_err());
     }

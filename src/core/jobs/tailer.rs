@@ -8,7 +8,10 @@
 //! - a file that shrinks (a resumed run cuts the lines written after its checkpoint) or is
 //!   replaced (a new file under the same name), or whose bytes before our offset changed (cut
 //!   and then regrown past our offset between two polls): the tailer starts over and says so,
-//!   so the caller redraws from scratch;
+//!   so the caller redraws from scratch. A rewrite is noticed by the first and the last
+//!   [`GUARD`] bytes read; one that leaves both the same and changes only lines in between goes
+//!   unnoticed (a resumed run rewrites from its checkpoint to the end, so the last bytes
+//!   change);
 //! - a damaged complete line: skipped and counted, not fatal (the file is not ours).
 //!
 //! Each poll reads at most [`MAX_READ`] new bytes, so a huge file is caught up over several
@@ -22,8 +25,9 @@ use crate::core::train::run_dir::{MetricRecord, RunDirError};
 
 /// Bytes read per poll at most.
 pub const MAX_READ: u64 = 8 << 20;
-/// Bytes before the offset compared at each poll to notice a rewritten file.
-const GUARD: u64 = 64;
+/// Bytes at the start and before the offset compared at each poll to notice a rewritten file:
+/// two metric lines or so.
+const GUARD: u64 = 256;
 
 /// What one poll found.
 #[derive(Debug, Default, PartialEq)]
@@ -45,6 +49,8 @@ pub struct MetricsTailer {
     offset: u64,
     /// The last bytes before `offset`, to check they are still there.
     guard: Vec<u8>,
+    /// The file's first bytes (up to [`GUARD`]), likewise.
+    head: Vec<u8>,
     /// The file's identity when last read (device, inode), to notice a replacement.
     identity: Option<(u64, u64)>,
     /// Whether the file has been seen at all (a vanished file then counts as a reset).
@@ -57,6 +63,7 @@ impl MetricsTailer {
             path: path.into(),
             offset: 0,
             guard: Vec::new(),
+            head: Vec::new(),
             identity: None,
             seen: false,
         }
@@ -126,6 +133,10 @@ impl MetricsTailer {
             }
         }
         if complete > 0 {
+            if self.head.len() < GUARD as usize {
+                let want = GUARD as usize - self.head.len();
+                self.head.extend_from_slice(&bytes[..want.min(complete)]);
+            }
             self.offset += complete as u64;
             let keep = (GUARD as usize).min(complete);
             let tail = &bytes[complete - keep..complete];
@@ -143,22 +154,27 @@ impl MetricsTailer {
     fn start_over(&mut self) {
         self.offset = 0;
         self.guard.clear();
+        self.head.clear();
         self.identity = None;
     }
 
-    /// Whether the bytes just before `offset` are the ones read there last time.
+    /// Whether the file's first bytes and the bytes just before `offset` are the ones read
+    /// there before.
     fn guard_holds(&self, file: &mut File) -> std::io::Result<bool> {
-        if self.guard.is_empty() {
-            return Ok(true);
-        }
-        let start = self.offset - self.guard.len() as u64;
-        file.seek(SeekFrom::Start(start))?;
-        let mut now = vec![0; self.guard.len()];
-        match file.read_exact(&mut now) {
-            Ok(()) => Ok(now == self.guard),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-            Err(e) => Err(e),
-        }
+        let same = |file: &mut File, at: u64, expected: &[u8]| -> std::io::Result<bool> {
+            if expected.is_empty() {
+                return Ok(true);
+            }
+            file.seek(SeekFrom::Start(at))?;
+            let mut now = vec![0; expected.len()];
+            match file.read_exact(&mut now) {
+                Ok(()) => Ok(now == expected),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        Ok(same(file, 0, &self.head)?
+            && same(file, self.offset - self.guard.len() as u64, &self.guard)?)
     }
 }
 
