@@ -16,11 +16,7 @@ use serde_json::Value;
 const STEP_DELAY_MS: &str = "150";
 
 fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    common::metric_lines(run)
 }
 
 fn json_file(path: &Path) -> Value {
@@ -41,12 +37,7 @@ fn spawn_train(args: &[String]) -> Child {
 fn wait_for_step(run: &Path, step: u64, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let done = metrics(run)
-            .iter()
-            .filter(|l| l["split"] == "train")
-            .filter_map(|l| l["step"].as_u64())
-            .max()
-            .unwrap_or(0);
+        let done = common::last_train_step(run);
         if done > step {
             return;
         }
@@ -74,13 +65,7 @@ fn signal_and_wait(child: Child, signal: i32) -> (Option<i32>, f64, String) {
 /// Checks what a graceful stop leaves: the last checkpoint at the last logged step, mid-epoch,
 /// and a `stopped` summary.
 fn assert_stopped_cleanly(run: &Path) -> u64 {
-    let lines = metrics(run);
-    let last_step = lines
-        .iter()
-        .filter(|l| l["split"] == "train")
-        .filter_map(|l| l["step"].as_u64())
-        .max()
-        .unwrap();
+    let last_step = common::last_train_step(run);
     let state = json_file(&run.join("checkpoints/last/state.json"));
     assert_eq!(state["step"].as_u64(), Some(last_step), "{state}");
     let bytes = std::fs::metadata(run.join("metrics.jsonl")).unwrap().len();
@@ -127,24 +112,7 @@ fn sigterm_mid_epoch_checkpoints_and_resume_continues_the_curve() {
         "--device",
         "cpu",
     ]);
-    let resumed = metrics(&stopped);
-    assert_eq!(resumed.len(), expected.len(), "no step repeated or lost");
-    for (a, b) in expected.iter().zip(&resumed) {
-        assert_eq!(
-            (&a["split"], &a["epoch"], &a["step"]),
-            (&b["split"], &b["epoch"], &b["step"])
-        );
-        for key in ["loss", "lr", "mean_iou"] {
-            if let (Some(x), Some(y)) = (a[key].as_f64(), b[key].as_f64()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                    "{key} differs at {} step {}: {x} vs {y}",
-                    a["split"],
-                    a["step"]
-                );
-            }
-        }
-    }
+    common::assert_same_curve(&expected, &metrics(&stopped));
     assert_eq!(
         json_file(&stopped.join("summary.json"))["status"],
         "completed"

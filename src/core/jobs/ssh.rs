@@ -340,8 +340,11 @@ struct Probe {
 /// metrics.jsonl wanted, `None` to leave metrics out (a shared folder).
 fn probe_script(remote_run: &str, pid: u32, from: Option<u64>) -> String {
     let mut s = format!("cd -- {} || exit 3\n", quote(remote_run));
+    // ps says how the process is (running, stopped, a zombie); where ps cannot, or the
+    // process went between the two questions, kill -0 decides.
     s.push_str(&format!(
-        "echo @@process; if kill -0 {pid} 2>/dev/null; then ps -o stat= -p {pid} || echo R; else echo gone; fi\n"
+        "echo @@process; s=$(ps -o stat= -p {pid} 2>/dev/null); if [ -n \"$s\" ]; then echo \"$s\"; \
+         elif kill -0 {pid} 2>/dev/null; then echo R; else echo gone; fi\n"
     ));
     for (name, file) in [
         ("last", "checkpoints/last/state.json"),
