@@ -12,7 +12,6 @@ mod dataset;
 mod export;
 mod formats;
 mod reliability;
-mod services;
 mod signals;
 mod slurm;
 mod ssh;

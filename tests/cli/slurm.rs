@@ -5,16 +5,15 @@
 //! stopped and `--resume --submit slurm` continues the same curve; a sweep is a job array.
 
 use crate::common;
-use crate::services;
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::services::{self, follow_until, ok_with, roadseg_for_jobs, status};
 use common::{TINY, assert_same_curve, last_train_step, metric_lines};
 use serde_json::Value;
-use services::{follow_until, ok_with, roadseg_for_jobs, status};
 
 /// How long a tiny job may take from submission to its end on a busy two-core machine.
 const LIMIT: Duration = Duration::from_secs(180);

@@ -5,15 +5,14 @@
 //! run folder the host sees at the same path trains in place.
 
 use crate::common;
-use crate::services;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::services::{self, follow_until, ok_with, roadseg_for_jobs};
 use common::{TINY, assert_same_curve, last_train_step, metric_lines};
 use serde_json::Value;
-use services::{follow_until, ok_with, roadseg_for_jobs};
 
 const LIMIT: Duration = Duration::from_secs(180);
 

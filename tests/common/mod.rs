@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
 pub mod layouts;
+pub mod services;
 pub use layouts::*;
 
 pub const IGNORE: u8 = 255;

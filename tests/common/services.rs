@@ -6,6 +6,7 @@
 //! Without the programs (a laptop running `cargo test`) a test prints that it was skipped and
 //! why; under `CI=true` a missing program fails the test instead, so CI never passes by
 //! skipping. `.ci/run` installs them (slurm-wlm, munge, openssh-server).
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
