@@ -125,7 +125,12 @@ fn follow(run: &Path, commands: &Receiver<FollowCommand>, outbox: &Outbox<Follow
     for (kind, at) in &mut seen {
         *at = modified(&dir.checkpoint_dir(*kind).join("state.json"));
     }
-    let mut summary_at = modified(&dir.summary_path());
+    // A summary newer than the metrics says the run ended: reported at once. An older one
+    // is a previous end of a run that goes on (resumed): reported when it is rewritten.
+    let mut summary_at = match (modified(&dir.summary_path()), modified(&dir.metrics_path())) {
+        (Some(summary), Some(metrics)) if summary < metrics => Some(summary),
+        _ => None,
+    };
     let mut last_look: Option<Instant> = None;
     let mut engine_over = false;
     loop {

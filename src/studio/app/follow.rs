@@ -185,7 +185,13 @@ impl Studio {
         self.training.curves = Curves::default();
         self.training.run_dir = Some(run.clone());
         self.training.following = Some(run.clone());
-        self.training.state = RunState::Running;
+        // A run with a job is ours to pause and stop (through its engine): the panel shows it
+        // running until the engine says otherwise. One without is only watched: the panel
+        // stays idle, free to train here.
+        self.training.state = match engine {
+            Some(_) => RunState::Running,
+            None => RunState::Idle,
+        };
         self.training.progress = Progress {
             start: Some(StartInfo {
                 run_dir: run.clone(),
@@ -302,11 +308,6 @@ impl Studio {
                     summary.epochs,
                     summary.best_mean_iou.unwrap_or(0.0)
                 ));
-                // A run without an engine ends with its summary; one with an engine when
-                // its engine says so (a requeued job writes a summary and goes on).
-                if JobFile::read(run).is_err() {
-                    panel.state = RunState::Idle;
-                }
                 panel.last_summary = Some(Ok(summary));
                 self.refresh_runs();
             }

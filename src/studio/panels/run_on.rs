@@ -123,18 +123,20 @@ pub fn ui(ui: &mut egui::Ui, prefs: &mut RunOnPrefs) -> bool {
         });
     let field = |ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str| {
         ui.horizontal(|ui| {
-            ui.label(label);
+            let name = ui.label(label);
             ui.add(
                 egui::TextEdit::singleline(value)
                     .hint_text(hint)
                     .desired_width(150.0),
-            );
+            )
+            .labelled_by(name.id);
         });
     };
     let gpus = |ui: &mut egui::Ui, value: &mut u32| {
         ui.horizontal(|ui| {
-            ui.label("GPUs");
-            ui.add(egui::DragValue::new(value).range(0..=16));
+            let name = ui.label("GPUs");
+            ui.add(egui::DragValue::new(value).range(0..=16))
+                .labelled_by(name.id);
         });
     };
     match prefs.engine {
@@ -143,13 +145,14 @@ pub fn ui(ui: &mut egui::Ui, prefs: &mut RunOnPrefs) -> bool {
             field(ui, "Partition", &mut prefs.partition, "default");
             gpus(ui, &mut prefs.gpus);
             field(ui, "Time limit", &mut prefs.time, "HH:MM:SS");
-            ui.label("More sbatch arguments, one per line:");
+            let name = ui.label("More sbatch arguments, one per line:");
             ui.add(
                 egui::TextEdit::multiline(&mut prefs.sbatch_args)
                     .hint_text("--requeue")
                     .desired_rows(2)
                     .desired_width(230.0),
-            );
+            )
+            .labelled_by(name.id);
         }
         Engine::Ssh => {
             field(ui, "Host", &mut prefs.ssh_host, "user@gpu-server");
