@@ -58,7 +58,7 @@ pub struct SubmitArgs {
 
 impl SubmitArgs {
     /// The engine and its options, from the flags; flags of another engine are refused.
-    fn target(&self) -> anyhow::Result<Target> {
+    pub fn target(&self) -> anyhow::Result<Target> {
         let engine = self.submit.as_deref().unwrap_or_default();
         let misplaced =
             |flags: &[(&str, bool)], engine: &str| match flags.iter().find(|(_, given)| *given) {
@@ -128,12 +128,12 @@ impl SubmitArgs {
 /// Submits `start` (one run per sweep combination) and prints the job ids.
 pub fn run(
     start: TrainStart,
+    target: Target,
     args: &SubmitArgs,
     device: DeviceChoice,
     skip_bad: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let target = args.target()?;
     let starts = expand_sweep(start, &args.sweep)?;
     let options = SubmitOptions {
         target,

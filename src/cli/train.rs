@@ -107,10 +107,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         snapshot_labels: false,
         cpu_fallback: false,
     };
-    let start = train_start(&args)?;
     if args.submit.submit.is_some() {
-        return super::submit::run(start, &args.submit, args.device, args.skip_bad, args.json);
+        // The engine's flags are checked before anything is prepared.
+        let target = args.submit.target()?;
+        let start = train_start(&args)?;
+        return super::submit::run(
+            start,
+            target,
+            &args.submit,
+            args.device,
+            args.skip_bad,
+            args.json,
+        );
     }
+    let start = train_start(&args)?;
     let mut progress = Progress::new();
     let control = std::sync::Arc::new(Control::default());
     super::signals::stop_on_signals(control.clone(), |line| eprintln!("\n{line}"));

@@ -11,6 +11,7 @@ mod config;
 mod dataset;
 mod export;
 mod formats;
+mod kubernetes;
 mod reliability;
 mod signals;
 mod slurm;

@@ -72,6 +72,11 @@ pub fn submit(
         snapshot_labels: true,
         cpu_fallback: false,
     };
+    if let Target::Kubernetes(kube) = &options.target {
+        for start in &starts {
+            on_the_volume(start, kube)?;
+        }
+    }
     let mut runs = Vec::with_capacity(starts.len());
     for start in starts {
         if let TrainStart::Resume { run, .. } = &start {
@@ -362,24 +367,34 @@ fn refuse_local_starting_points(config: &RunConfig, run: &Path) -> Result<(), Jo
     }
 }
 
+/// The pod sees the run folder and its dataset only on the volume: both must lie under its
+/// mount path (checked before anything is prepared).
+fn on_the_volume(start: &TrainStart, kube: &KubeOptions) -> Result<(), JobError> {
+    let (run, data) = match start {
+        TrainStart::New { data, out, .. } => (out.clone(), data.root.clone()),
+        TrainStart::Resume { run, .. } => (run.clone(), RunDir::new(run).read_config()?.data),
+    };
+    let mount = Path::new(&kube.mount);
+    for (what, path) in [("run folder", run), ("dataset", data)] {
+        let path = std::path::absolute(&path).unwrap_or(path);
+        if !path.starts_with(mount) {
+            return Err(JobError::Invalid(format!(
+                "{}: the {what} is not under {} (--volume CLAIM:PATH mounts the claim there in \
+                 the pod; the run folder and its dataset must lie on it)",
+                path.display(),
+                kube.mount
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn submit_kubernetes(
     run: &Path,
     kube: &KubeOptions,
     options: &SubmitOptions,
     submitted_at: &str,
 ) -> Result<Submitted, JobError> {
-    let config = RunDir::new(run).read_config()?;
-    let mount = Path::new(&kube.mount);
-    for (what, path) in [("run folder", run), ("dataset", config.data.as_path())] {
-        if !path.starts_with(mount) {
-            return Err(JobError::Invalid(format!(
-                "{}: the {what} is not under {} (--volume CLAIM:PATH mounts the claim there in the pod; \
-                 the run folder and its dataset must lie on it)",
-                path.display(),
-                kube.mount
-            )));
-        }
-    }
     let run_text = utf8(run)?;
     let name = kubernetes::job_name(
         &run_name(run),
