@@ -90,7 +90,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<()> {
          (continue it with: roadseg train --resume {} --submit ...)",
         job.engine.name(),
         job.job_id,
-        args.run.display()
+        roadseg::core::jobs::script::word(&args.run.to_string_lossy())
     );
     if !args.wait {
         return Ok(());

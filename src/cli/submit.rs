@@ -5,6 +5,7 @@
 use anyhow::Context;
 use roadseg::core::device::DeviceChoice;
 use roadseg::core::jobs::kubernetes::KubeOptions;
+use roadseg::core::jobs::script::word;
 use roadseg::core::jobs::slurm::SlurmOptions;
 use roadseg::core::jobs::ssh::SshTarget;
 use roadseg::core::jobs::submit::{SubmitOptions, Submitted, Target, submit};
@@ -143,13 +144,12 @@ pub fn run(
     };
     let submitted = submit(starts, &options, &mut |line| eprintln!("{line}"))?;
     for Submitted { run, job } in &submitted {
+        let path = word(&run.to_string_lossy());
         eprintln!(
-            "{}: submitted to {} as job {} (follow it: roadseg status {}; stop it: roadseg cancel {})",
+            "{}: submitted to {} as job {} (follow it: roadseg status {path}; stop it: roadseg cancel {path})",
             run.display(),
             job.engine.name(),
             job.job_id,
-            run.display(),
-            run.display()
         );
     }
     let rows: Vec<serde_json::Value> = submitted

@@ -76,6 +76,20 @@ pub enum JobError {
     RunDir(#[from] crate::core::train::run_dir::RunDirError),
     #[error(transparent)]
     Train(#[from] Box<crate::core::train::trainer::TrainError>),
+    /// The run folders were prepared, then the engine refused or could not be reached. (The
+    /// cause is part of the message, not a `source`: the studio shows one line.)
+    #[error("{cause}; prepared, not submitted: {}; once that is fixed, submit with `roadseg train --resume RUN --submit ...`", list(.runs))]
+    PreparedOnly {
+        runs: Vec<PathBuf>,
+        cause: Box<JobError>,
+    },
+}
+
+fn list(runs: &[PathBuf]) -> String {
+    runs.iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl JobError {

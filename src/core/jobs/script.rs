@@ -27,6 +27,19 @@ pub fn quote(text: &str) -> String {
     out
 }
 
+/// `text` as a shell word for a command printed for people to copy: as it is when nothing in
+/// it is special, else [`quote`]d.
+pub fn word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+    match plain {
+        true => text.to_string(),
+        false => quote(text),
+    }
+}
+
 /// A path as a script word; a path that is not UTF-8 cannot be written into a script.
 pub fn quote_path(path: &Path) -> Result<String, JobError> {
     path.to_str().map(quote).ok_or_else(|| {

@@ -86,23 +86,29 @@ pub fn submit(
         runs.push(run);
     }
     let submitted_at = rfc3339_utc(SystemTime::now());
-    let submitted = match &options.target {
-        Target::Slurm(slurm) => submit_slurm(&runs, slurm, options, &submitted_at)?,
-        Target::Ssh(target) => {
-            let mut out = Vec::new();
-            for run in &runs {
-                out.push(submit_ssh(run, target, options, &submitted_at, log)?);
+    let submitted = (|| -> Result<Vec<Submitted>, JobError> {
+        Ok(match &options.target {
+            Target::Slurm(slurm) => submit_slurm(&runs, slurm, options, &submitted_at)?,
+            Target::Ssh(target) => {
+                let mut out = Vec::new();
+                for run in &runs {
+                    out.push(submit_ssh(run, target, options, &submitted_at, log)?);
+                }
+                out
             }
-            out
-        }
-        Target::Kubernetes(kube) => {
-            let mut out = Vec::new();
-            for run in &runs {
-                out.push(submit_kubernetes(run, kube, options, &submitted_at)?);
+            Target::Kubernetes(kube) => {
+                let mut out = Vec::new();
+                for run in &runs {
+                    out.push(submit_kubernetes(run, kube, options, &submitted_at)?);
+                }
+                out
             }
-            out
-        }
-    };
+        })
+    })()
+    .map_err(|cause| JobError::PreparedOnly {
+        runs: runs.clone(),
+        cause: Box::new(cause),
+    })?;
     for s in &submitted {
         s.job.write(&s.run)?;
     }
