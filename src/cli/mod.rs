@@ -50,7 +50,7 @@ enum Command {
     /// Convert any readable layout to the native one.
     Convert(convert::Args),
     /// Train a UNet (on the bundled sample by default), or resume a run.
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Metrics of a trained run on a dataset split.
     Eval(eval::Args),
     /// Class masks for images with a trained run.
@@ -94,7 +94,7 @@ pub fn main() -> ExitCode {
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Convert(args)) => convert::run(args),
-        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Train(args)) => train::run(*args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Bench(args)) => bench::run(args),

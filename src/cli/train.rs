@@ -166,7 +166,7 @@ fn train_start(args: &Args) -> anyhow::Result<TrainStart> {
         Some(run) => TrainStart::Resume {
             run: run.clone(),
             epochs: args.epochs,
-            config: resumed_config(run, &args)?.map(Box::new),
+            config: resumed_config(run, args)?.map(Box::new),
         },
         None => {
             let (config, run_data) = match &args.config {
@@ -176,7 +176,7 @@ fn train_start(args: &Args) -> anyhow::Result<TrainStart> {
                 }
                 None => (TrainConfig::default(), None),
             };
-            let config = apply_flags(config, &args)?;
+            let config = apply_flags(config, args)?;
             let (root, format) = match (&args.data, run_data) {
                 (Some(dir), _) => (dir.clone(), args.format),
                 // A run's own config.json reproduces that run, on its dataset.

@@ -6,7 +6,7 @@
 //! channel can end.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,7 @@ impl<E> Events<E> {
 
     /// Waits up to `timeout` for the next event (tests and headless callers).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<E> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next event if one is waiting; `Err(Disconnected)` once every sender is gone.

@@ -536,17 +536,17 @@ impl Studio {
                 }
             }
             Command::PauseTraining => {
-                if !self.to_follower(FollowCommand::Pause) {
+                if !self.send_follower(FollowCommand::Pause) {
                     self.to_worker(WorkerCommand::Pause);
                 }
             }
             Command::ResumeTraining => {
-                if !self.to_follower(FollowCommand::Resume) {
+                if !self.send_follower(FollowCommand::Resume) {
                     self.to_worker(WorkerCommand::Resume);
                 }
             }
             Command::StopTraining => {
-                if !self.to_follower(FollowCommand::Cancel) {
+                if !self.send_follower(FollowCommand::Cancel) {
                     self.to_worker(WorkerCommand::Stop);
                 }
             }

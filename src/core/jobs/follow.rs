@@ -49,7 +49,7 @@ pub enum FollowEvent {
     /// A checkpoint was written anew (the compare views reload the best one).
     Checkpoint(CheckpointKind),
     /// summary.json appeared or changed: the run ended (or stopped).
-    Finished(Summary),
+    Finished(Box<Summary>),
     /// A line for the user (a command's outcome, a damaged file).
     Log(String),
 }
@@ -195,7 +195,7 @@ fn follow(run: &Path, commands: &Receiver<FollowCommand>, outbox: &Outbox<Follow
         if now.is_some() && now != summary_at {
             summary_at = now;
             if let Ok(summary) = dir.read_summary() {
-                outbox.send(FollowEvent::Finished(summary));
+                outbox.send(FollowEvent::Finished(Box::new(summary)));
             }
         }
         std::thread::sleep(TICK);

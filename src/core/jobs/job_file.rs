@@ -396,7 +396,8 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|v| v["job_id"] = "12; rm -rf ~".into()), "job_id"),
             (Box::new(|v| v["job_id"] = "--signal=KILL".into()), "job_id"),
             (Box::new(|v| v["script"] = "../../.bashrc".into()), "script"),

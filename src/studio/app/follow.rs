@@ -18,9 +18,11 @@ use crate::studio::panels::training::{Curves, EVENT_BUDGET, Progress, RunState};
 
 /// A submission in progress (preparing the run folder, copying, sbatch): off the UI thread.
 pub struct Submission {
-    /// The submission's log lines (copying, sharing) and its outcome.
-    result: Events<(Vec<String>, Result<Vec<Submitted>, String>)>,
+    result: Events<SubmissionAnswer>,
 }
+
+/// What a submission thread answers: its log lines (copying, sharing) and its outcome.
+type SubmissionAnswer = (Vec<String>, Result<Vec<Submitted>, String>);
 
 impl Studio {
     fn wake(&self) -> impl Fn() + Send + Sync + 'static {
@@ -221,7 +223,7 @@ impl Studio {
 
     /// Pause, Resume and Stop of a followed run go to its engine; `false` when no followed run
     /// takes them (a run trained here does).
-    pub(super) fn to_follower(&mut self, command: FollowCommand) -> bool {
+    pub(super) fn send_follower(&mut self, command: FollowCommand) -> bool {
         let Some(follower) = &self.follower else {
             return false;
         };
@@ -308,7 +310,7 @@ impl Studio {
                     summary.epochs,
                     summary.best_mean_iou.unwrap_or(0.0)
                 ));
-                panel.last_summary = Some(Ok(summary));
+                panel.last_summary = Some(Ok(*summary));
                 self.refresh_runs();
             }
             FollowEvent::Log(line) => panel.push_log(line),
