@@ -93,7 +93,8 @@ pub struct Args {
     /// Train without the files that cannot be read (their count is printed).
     #[arg(long)]
     skip_bad: bool,
-    /// Print the run's summary (summary.json) on stdout when it ends.
+    /// Print the run's summary (summary.json) on stdout when it ends (with --submit: the job
+    /// id and the run folder).
     #[arg(long)]
     json: bool,
     #[command(flatten)]

@@ -6,30 +6,25 @@
 
 use crate::common;
 
-use common::{TINY, fails};
+use std::path::Path;
+
+use common::fails;
 use serde_json::Value;
 
-fn args(data: &str, out: &str, volume: &str) -> Vec<String> {
-    let mut a: Vec<String> = ["train", "--data", data, "--out", out, "--epochs", "1"]
-        .map(str::to_string)
-        .to_vec();
-    a.extend(TINY.iter().map(|s| s.to_string()));
-    a.extend(
-        [
-            "--submit",
-            "kubernetes",
-            "--image",
-            "registry.example/roadseg:0.1",
-            "--namespace",
-            "ml",
-            "--volume",
-            volume,
-            "--gpus",
-            "1",
-        ]
-        .map(str::to_string),
-    );
-    a
+fn args(data: &Path, out: &Path, volume: &str) -> Vec<String> {
+    let flags = [
+        "--submit",
+        "kubernetes",
+        "--image",
+        "registry.example/roadseg:0.1",
+        "--namespace",
+        "ml",
+        "--volume",
+        volume,
+        "--gpus",
+        "1",
+    ];
+    common::tiny_args(data, out, 1, &flags)
 }
 
 #[test]
@@ -42,21 +37,13 @@ fn the_manifest_runs_the_run_on_the_named_volume() {
 
     // A run folder off the volume is refused before anything is prepared.
     let elsewhere = tmp.path().join("elsewhere");
-    let err = fails(&common::refs(&args(
-        data.to_str().unwrap(),
-        elsewhere.to_str().unwrap(),
-        &volume,
-    )));
+    let err = fails(&common::refs(&args(&data, &elsewhere, &volume)));
     assert!(
         err.contains("is not under") && err.contains("--volume"),
         "{err}"
     );
 
-    let err = fails(&common::refs(&args(
-        data.to_str().unwrap(),
-        run.to_str().unwrap(),
-        &volume,
-    )));
+    let err = fails(&common::refs(&args(&data, &run, &volume)));
     // kubectl ran (and found no cluster here): its own error is what the user reads.
     assert!(err.contains("kubectl"), "{err}");
     let manifest: Value =

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::services::{self, follow_until, ok_with, roadseg_for_jobs, status};
-use common::{TINY, assert_same_curve, last_train_step, metric_lines};
+use common::metric_lines;
+use common::services::{self, follow_until, ok_with, status};
 use serde_json::Value;
 
 /// How long a tiny job may take from submission to its end on a busy two-core machine.
@@ -30,31 +30,11 @@ fn env(
 }
 
 /// `roadseg train` of a TINY model on `data` into `out`, submitted to Slurm with `extra`.
-fn submit_args(data: &Path, out: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        epochs,
-    ]
-    .map(str::to_string)
-    .to_vec();
-    a.extend(TINY.iter().map(|s| s.to_string()));
-    a.extend(
-        [
-            "--submit",
-            "slurm",
-            "--roadseg-bin",
-            roadseg_for_jobs().to_str().unwrap(),
-            "--json",
-        ]
-        .map(str::to_string),
-    );
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
+fn submit_args(data: &Path, out: &Path, epochs: u32, extra: &[&str]) -> Vec<String> {
+    let mut flags = services::submit_flags("slurm");
+    flags.push("--json".into());
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    common::tiny_args(data, out, epochs, &common::refs(&flags))
 }
 
 fn json_file(path: &Path) -> Value {
@@ -70,7 +50,7 @@ fn a_held_run_goes_queued_running_completed_and_its_hostile_name_runs_nothing() 
     let data = common::tiny_sample(tmp.path(), 11);
     let run = tmp.path().join("run 'q' $(touch PWNED) `touch PWNED`");
     let env = env(slurm, Some("300"));
-    let args = submit_args(&data, &run, "2", &["--sbatch-arg=--hold"]);
+    let args = submit_args(&data, &run, 2, &["--sbatch-arg=--hold"]);
     let out: Value = serde_json::from_str(&ok_with(&common::refs(&args), &env)).unwrap();
     let job_id = out["job_id"].as_str().unwrap().to_string();
     assert_eq!(out["run"], run.to_str().unwrap());
@@ -125,60 +105,12 @@ fn scancel_mid_run_checkpoints_and_a_resubmission_continues_the_curve() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = common::tiny_sample(tmp.path(), 12);
-    let straight = tmp.path().join("straight");
-    common::train_tiny(&data, &straight, 4);
-    let expected = metric_lines(&straight);
-    let steps_per_epoch = expected
-        .iter()
-        .filter(|l| l["split"] == "train" && l["epoch"] == 1)
-        .count() as u64;
-
-    let run = tmp.path().join("cancelled");
-    let slow = env(slurm, Some("600"));
-    ok_with(&common::refs(&submit_args(&data, &run, "4", &[])), &slow);
-    // Into the second epoch, past the first checkpoint.
-    follow_until(&run, &slow, LIMIT, |a| {
-        a["progress"]["step"].as_u64().unwrap_or(0) > steps_per_epoch
-    });
-    ok_with(&["cancel", run.to_str().unwrap(), "--wait"], &slow);
-    let (after, _) = follow_until(&run, &slow, LIMIT, |a| {
-        a["progress"]["finished"] == "stopped"
-    });
-    assert_eq!(after["state"], "cancelled", "{after}");
-    let at = last_train_step(&run);
-    assert!(
-        at > steps_per_epoch && at < 4 * steps_per_epoch,
-        "stopped at {at}"
-    );
-    let state = json_file(&run.join("checkpoints/last/state.json"));
-    assert_eq!(
-        state["step"].as_u64(),
-        Some(at),
-        "the checkpoint is at the step it stopped"
-    );
-    assert!(json_file(&run.join("job.json"))["cancel_requested_at"].is_string());
-    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    let (slow, fast) = (env(slurm, Some("600")), env(slurm, None));
+    let cancelled = services::cancel_mid_run_then_resume(tmp.path(), &data, "slurm", &slow, &fast);
+    assert!(cancelled.status["job_id"].is_string());
+    // SIGTERM came from scancel, through Slurm.
+    let log = std::fs::read_to_string(tmp.path().join("cancelled/train.log")).unwrap();
     assert!(log.contains("SIGTERM: finishing this step"), "{log}");
-
-    // A new job continues the run; no delay needed.
-    let fast = env(slurm, None);
-    let resume = [
-        "train",
-        "--resume",
-        run.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--submit",
-        "slurm",
-        "--roadseg-bin",
-        roadseg_for_jobs().to_str().unwrap(),
-    ];
-    let new_id = ok_with(&resume, &fast).trim().to_string();
-    assert_ne!(Some(new_id.as_str()), after["job_id"].as_str());
-    follow_until(&run, &fast, LIMIT, |a| {
-        a["state"] == "completed" && a["progress"]["finished"] == "completed"
-    });
-    assert_same_curve(&expected, &metric_lines(&run));
 }
 
 #[test]
@@ -194,7 +126,7 @@ fn a_sweep_is_a_job_array_of_runs_with_suffixes() {
         &common::refs(&submit_args(
             &data,
             &base,
-            "1",
+            1,
             &["--sweep", "lr=0.003,0.001"],
         )),
         &env,

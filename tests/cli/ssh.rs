@@ -10,8 +10,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::services::{self, follow_until, ok_with, roadseg_for_jobs};
-use common::{TINY, assert_same_curve, last_train_step, metric_lines};
+use common::services::{self, follow_until, ok_with};
+
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -27,30 +27,10 @@ fn env(
     env
 }
 
-fn submit_args(data: &Path, out: &Path, epochs: &str, target: &str) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        epochs,
-    ]
-    .map(str::to_string)
-    .to_vec();
-    a.extend(TINY.iter().map(|s| s.to_string()));
-    a.extend(
-        [
-            "--submit",
-            target,
-            "--roadseg-bin",
-            roadseg_for_jobs().to_str().unwrap(),
-            "--json",
-        ]
-        .map(str::to_string),
-    );
-    a
+fn submit_args(data: &Path, out: &Path, epochs: u32, target: &str) -> Vec<String> {
+    let mut flags = services::submit_flags(target);
+    flags.push("--json".into());
+    common::tiny_args(data, out, epochs, &common::refs(&flags))
 }
 
 fn json_file(path: &Path) -> Value {
@@ -81,7 +61,7 @@ fn a_copied_run_is_followed_and_its_files_come_back() {
     let env = env(sshd, Some("250"));
     let target = format!("ssh:{}:{}", sshd.alias, host_dir.display());
     let out: Value = serde_json::from_str(&ok_with(
-        &common::refs(&submit_args(&data, &run, "2", &target)),
+        &common::refs(&submit_args(&data, &run, 2, &target)),
         &env,
     ))
     .unwrap();
@@ -140,57 +120,15 @@ fn cancel_over_ssh_checkpoints_and_a_resubmission_continues_the_curve() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = common::tiny_sample(tmp.path(), 22);
-    let straight = tmp.path().join("straight");
-    common::train_tiny(&data, &straight, 4);
-    let expected = metric_lines(&straight);
-    let steps_per_epoch = expected
-        .iter()
-        .filter(|l| l["split"] == "train" && l["epoch"] == 1)
-        .count() as u64;
-
-    let run = tmp.path().join("run");
     let target = format!("ssh:{}:{}", sshd.alias, tmp.path().join("host").display());
-    let slow = env(sshd, Some("600"));
-    ok_with(
-        &common::refs(&submit_args(&data, &run, "4", &target)),
-        &slow,
-    );
-    follow_until(&run, &slow, LIMIT, |a| {
-        a["progress"]["step"].as_u64().unwrap_or(0) > steps_per_epoch
-    });
-    ok_with(&["cancel", run.to_str().unwrap(), "--wait"], &slow);
-    let (after, _) = follow_until(&run, &slow, LIMIT, |a| {
-        a["progress"]["finished"] == "stopped"
-    });
-    assert_eq!(after["state"], "cancelled", "{after}");
-    assert_eq!(after["detail"], "stopped by roadseg cancel");
-    let at = last_train_step(&run);
-    assert!(
-        at > steps_per_epoch && at < 4 * steps_per_epoch,
-        "stopped at {at}"
-    );
-    let state = json_file(&run.join("checkpoints/last/state.json"));
-    assert_eq!(
-        state["step"].as_u64(),
-        Some(at),
-        "the checkpoint came back at the stop"
-    );
-
-    let fast = env(sshd, None);
-    let resume = [
-        "train",
-        "--resume",
-        run.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--submit",
-        &target,
-        "--roadseg-bin",
-        roadseg_for_jobs().to_str().unwrap(),
-    ];
-    ok_with(&resume, &fast);
-    follow_until(&run, &fast, LIMIT, finished);
-    assert_same_curve(&expected, &metric_lines(&run));
+    let (slow, fast) = (env(sshd, Some("600")), env(sshd, None));
+    let cancelled = services::cancel_mid_run_then_resume(tmp.path(), &data, &target, &slow, &fast);
+    assert_eq!(cancelled.status["detail"], "stopped by roadseg cancel");
+    // The checkpoint came back from the host at the step it stopped (checked by the helper),
+    // and the host's copy agrees.
+    let there = remote_run(&tmp.path().join("cancelled"));
+    assert!(there.join("checkpoints/last/state.json").is_file());
+    assert!(cancelled.at_step > 0);
 }
 
 #[test]
@@ -203,7 +141,7 @@ fn a_folder_the_host_sees_trains_in_place() {
     let run = tmp.path().join("shared");
     let env = env(sshd, None);
     let target = format!("ssh:{}", sshd.alias);
-    let out = services::roadseg_with(&common::refs(&submit_args(&data, &run, "1", &target)), &env);
+    let out = services::roadseg_with(&common::refs(&submit_args(&data, &run, 1, &target)), &env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

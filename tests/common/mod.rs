@@ -14,14 +14,7 @@ pub use layouts::*;
 pub const IGNORE: u8 = 255;
 
 pub fn roadseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_roadseg"))
-        .args(args)
-        .env(
-            "ROADSEG_DATA_DIR",
-            std::env::temp_dir().join("roadseg-test-data"),
-        )
-        .output()
-        .expect("run roadseg")
+    services::roadseg_with(args, &[])
 }
 
 /// A tiny UNet at 32x24 on the CPU with one loader thread: a run trains in seconds.
@@ -141,14 +134,7 @@ pub fn assert_same_curve(expected: &[serde_json::Value], got: &[serde_json::Valu
 }
 
 pub fn ok(args: &[&str]) -> String {
-    let out = roadseg(args);
-    assert!(
-        out.status.success(),
-        "roadseg {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    services::ok_with(args, &[])
 }
 
 pub fn fails(args: &[&str]) -> String {

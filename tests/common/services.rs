@@ -445,3 +445,96 @@ pub fn follow_until(
         std::thread::sleep(Duration::from_millis(150));
     }
 }
+
+/// The submission flags for `engine` with the roadseg program made for jobs.
+pub fn submit_flags(engine: &str) -> Vec<String> {
+    [
+        "--submit",
+        engine,
+        "--roadseg-bin",
+        roadseg_for_jobs().to_str().unwrap(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// What [`cancel_mid_run_then_resume`] saw when the job had stopped.
+pub struct Cancelled {
+    /// `roadseg status --json` after the cancel.
+    pub status: serde_json::Value,
+    /// The last step logged, where the checkpoint is.
+    pub at_step: u64,
+}
+
+/// The cancel-and-resume story every engine must tell: a 4-epoch TINY run of `data` submitted
+/// to `engine` (each step slowed by `slow`'s delay) is cancelled with `roadseg cancel --wait`
+/// inside its second epoch; it stops there with its last checkpoint at the last logged step
+/// and a `stopped` summary; `--resume RUN --submit engine` then finishes it, with the same
+/// curve as a run that never stopped.
+pub fn cancel_mid_run_then_resume(
+    dir: &Path,
+    data: &Path,
+    engine: &str,
+    slow: &[(&str, &std::ffi::OsStr)],
+    fast: &[(&str, &std::ffi::OsStr)],
+) -> Cancelled {
+    let limit = Duration::from_secs(180);
+    let straight = dir.join("straight");
+    super::train_tiny(data, &straight, 4);
+    let expected = super::metric_lines(&straight);
+    let steps_per_epoch = expected
+        .iter()
+        .filter(|l| l["split"] == "train" && l["epoch"] == 1)
+        .count() as u64;
+
+    let run = dir.join("cancelled");
+    ok_with(
+        &super::refs(&super::tiny_args(
+            data,
+            &run,
+            4,
+            &super::refs(&submit_flags(engine)),
+        )),
+        slow,
+    );
+    // Into the second epoch, past the first checkpoint.
+    follow_until(&run, slow, limit, |a| {
+        a["progress"]["step"].as_u64().unwrap_or(0) > steps_per_epoch
+    });
+    ok_with(&["cancel", run.to_str().unwrap(), "--wait"], slow);
+    let (status, _) = follow_until(&run, slow, limit, |a| {
+        a["progress"]["finished"] == "stopped"
+    });
+    assert_eq!(status["state"], "cancelled", "{status}");
+    let at_step = super::last_train_step(&run);
+    assert!(
+        at_step > steps_per_epoch && at_step < 4 * steps_per_epoch,
+        "stopped at {at_step}"
+    );
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let state = json(&run.join("checkpoints/last/state.json"));
+    assert_eq!(
+        state["step"].as_u64(),
+        Some(at_step),
+        "the checkpoint is where it stopped"
+    );
+    assert!(json(&run.join("job.json"))["cancel_requested_at"].is_string());
+
+    let mut resume = vec![
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ];
+    let flags = submit_flags(engine);
+    resume.extend(super::refs(&flags));
+    ok_with(&resume, fast);
+    follow_until(&run, fast, limit, |a| {
+        a["state"] == "completed" && a["progress"]["finished"] == "completed"
+    });
+    super::assert_same_curve(&expected, &super::metric_lines(&run));
+    Cancelled { status, at_step }
+}

@@ -112,20 +112,7 @@ enum Write {
 }
 
 fn record_line(step: usize) -> Vec<u8> {
-    let r = MetricRecord {
-        split: "train".into(),
-        epoch: 1,
-        step,
-        loss: 0.5,
-        lr: 1e-3,
-        elapsed_secs: 0.0,
-        images_per_sec: None,
-        pixel_accuracy: None,
-        mean_iou: None,
-        mean_f1: None,
-        classes: None,
-        boundary_f1: None,
-    };
+    let r = MetricRecord::new("train", 1, step, 0.5, 1e-3);
     let mut line = serde_json::to_vec(&r).unwrap();
     line.push(b'\n');
     line

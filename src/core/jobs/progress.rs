@@ -118,18 +118,8 @@ mod tests {
 
     fn record(split: &str, epoch: usize, step: usize, miou: Option<f64>) -> MetricRecord {
         MetricRecord {
-            split: split.into(),
-            epoch,
-            step,
-            loss: 0.5,
-            lr: 1e-3,
-            elapsed_secs: 0.0,
-            images_per_sec: None,
-            pixel_accuracy: None,
             mean_iou: miou,
-            mean_f1: None,
-            classes: None,
-            boundary_f1: None,
+            ..MetricRecord::new(split, epoch, step, 0.5, 1e-3)
         }
     }
 

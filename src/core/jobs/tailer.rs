@@ -194,25 +194,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn record(step: usize) -> MetricRecord {
-        MetricRecord {
-            split: "train".into(),
-            epoch: 1,
-            step,
-            loss: 1.0 / step as f64,
-            lr: 1e-3,
-            elapsed_secs: step as f64,
-            images_per_sec: None,
-            pixel_accuracy: None,
-            mean_iou: None,
-            mean_f1: None,
-            classes: None,
-            boundary_f1: None,
-        }
-    }
-
     fn line(step: usize) -> String {
-        format!("{}\n", serde_json::to_string(&record(step)).unwrap())
+        let record = MetricRecord::new("train", 1, step, 1.0 / step as f64, 1e-3);
+        format!("{}\n", serde_json::to_string(&record).unwrap())
     }
 
     fn steps(update: &TailUpdate) -> Vec<usize> {

@@ -23,18 +23,11 @@ impl Ran {
     }
 }
 
-/// A command line for messages: the program and its arguments, Debug-quoted where needed.
+/// A command line for messages, each word quoted where a shell would need it.
 pub fn describe(program: &str, args: &[String]) -> String {
-    std::iter::once(program.to_string())
-        .chain(args.iter().map(|a| {
-            match a
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,%@+".contains(c))
-            {
-                true => a.clone(),
-                false => format!("{a:?}"),
-            }
-        }))
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(super::script::word)
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -146,6 +146,27 @@ pub struct MetricRecord {
     pub boundary_f1: Option<f64>,
 }
 
+impl MetricRecord {
+    /// A record with only the fields every line has (the scores of a validation are added by
+    /// whoever has them).
+    pub fn new(split: &str, epoch: usize, step: usize, loss: f64, lr: f64) -> Self {
+        Self {
+            split: split.into(),
+            epoch,
+            step,
+            loss,
+            lr,
+            elapsed_secs: 0.0,
+            images_per_sec: None,
+            pixel_accuracy: None,
+            mean_iou: None,
+            mean_f1: None,
+            classes: None,
+            boundary_f1: None,
+        }
+    }
+}
+
 /// How a run ended, in summary.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -523,18 +544,9 @@ mod tests {
 
     fn record(step: usize) -> MetricRecord {
         MetricRecord {
-            split: "train".into(),
-            epoch: 1,
-            step,
-            loss: 1.0 / step as f64,
-            lr: 1e-3,
             elapsed_secs: step as f64,
             images_per_sec: Some(10.0),
-            pixel_accuracy: None,
-            mean_iou: None,
-            mean_f1: None,
-            classes: None,
-            boundary_f1: None,
+            ..MetricRecord::new("train", 1, step, 1.0 / step as f64, 1e-3)
         }
     }
 

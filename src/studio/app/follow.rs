@@ -261,14 +261,7 @@ impl Studio {
                 }
                 for record in &records {
                     panel.curves.add(record);
-                    panel.progress.step = record.step;
-                    panel.progress.epoch = record.epoch;
-                    if let Some(ips) = record.images_per_sec {
-                        panel.progress.images_per_sec = Some(match panel.progress.images_per_sec {
-                            Some(s) => 0.9 * s + 0.1 * ips,
-                            None => ips,
-                        });
-                    }
+                    panel.progress.add(record);
                     // The first validation closes epoch 1: the exact steps per epoch.
                     if let Some(start) = panel.progress.start.as_mut()
                         && record.split == "val"

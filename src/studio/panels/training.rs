@@ -142,6 +142,20 @@ pub struct Progress {
     pub images_per_sec: Option<f64>,
 }
 
+impl Progress {
+    /// Moves to a logged step's place, smoothing its speed (what the ETA uses).
+    pub fn add(&mut self, record: &MetricRecord) {
+        self.step = record.step;
+        self.epoch = record.epoch;
+        if let Some(ips) = record.images_per_sec {
+            self.images_per_sec = Some(match self.images_per_sec {
+                Some(s) => 0.9 * s + 0.1 * ips,
+                None => ips,
+            });
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RunState {
     #[default]
@@ -298,14 +312,7 @@ impl TrainingPanel {
             }
             WorkerEvent::Train(TrainEvent::Step(record)) => {
                 self.curves.add(record);
-                self.progress.step = record.step;
-                self.progress.epoch = record.epoch;
-                if let Some(ips) = record.images_per_sec {
-                    self.progress.images_per_sec = Some(match self.progress.images_per_sec {
-                        Some(s) => 0.9 * s + 0.1 * ips,
-                        None => ips,
-                    });
-                }
+                self.progress.add(record);
             }
             WorkerEvent::Train(TrainEvent::Validation(record)) => self.curves.add(record),
             WorkerEvent::Train(TrainEvent::Log(line)) => self.push_log(line.clone()),
