@@ -289,10 +289,10 @@ mod tests {
     #[test]
     fn sweeps_name_what_is_wrong() {
         let err = |s: &str| {
-            expand_sweep(new_start(), &[s.into()])
-                .err()
-                .unwrap()
-                .to_string()
+            format!(
+                "{:#}",
+                expand_sweep(new_start(), &[s.into()]).err().unwrap()
+            )
         };
         assert!(err("nokey=1,2").contains("not a config key"));
         assert!(err("lr=0.1").contains("at least two values"));
