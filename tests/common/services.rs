@@ -56,7 +56,9 @@ fn unavailable(test: &str, why: &str) {
             "{test}: {why} (CI=true: the job-engine tests must run; .ci/run installs what they need)"
         );
     }
-    eprintln!("SKIPPED {test}: {why}");
+    // Straight to stderr, past the test harness's capture: a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 fn find(program: &str) -> Option<PathBuf> {
