@@ -6,6 +6,7 @@ mod init;
 pub mod loss;
 pub mod optim;
 mod prepare;
+pub use prepare::prepare_run;
 mod probe;
 pub mod resolution;
 pub mod run_check;
