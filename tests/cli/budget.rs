@@ -36,7 +36,9 @@ fn budget_run(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
 
 /// The number before `word` in `text` ("93 epochs" -> 93).
 fn count_before(text: &str, word: &str) -> u64 {
-    let at = text.find(word).unwrap_or_else(|| panic!("no {word:?} in {text}"));
+    let at = text
+        .find(word)
+        .unwrap_or_else(|| panic!("no {word:?} in {text}"));
     let digits: String = text[..at]
         .trim_end()
         .chars()
@@ -60,17 +62,27 @@ fn a_budget_picks_what_no_flag_gave_and_the_run_replays_without_picking() {
         .lines()
         .find(|l| l.starts_with("budget 2 s picked the epochs, input size, width: input 64x48"))
         .unwrap_or_else(|| panic!("{log}"));
-    assert!(line.contains("(1.00 of the typical 64x48 image), whole images"), "{line}");
+    assert!(
+        line.contains("(1.00 of the typical 64x48 image), whole images"),
+        "{line}"
+    );
     let epochs = count_before(line, " epochs (");
     let config = json_file(&run.join("config.json"));
     let train = &config["train"];
-    assert_eq!(train["auto"], Value::Null, "recorded as picked, not as a budget");
+    assert_eq!(
+        train["auto"],
+        Value::Null,
+        "recorded as picked, not as a budget"
+    );
     assert_eq!(train["epochs"], epochs);
     assert_eq!(train["size"], serde_json::json!([64, 48]));
     assert_eq!(train["crop"], Value::Null);
     let width = train["model"]["base_width"].clone();
     assert_eq!(config["model"]["base_width"], width);
-    assert!(log.contains(&format!("completed: {epochs} epochs")), "{log}");
+    assert!(
+        log.contains(&format!("completed: {epochs} epochs")),
+        "{log}"
+    );
 
     // Its config.json trains the same thing again, picking nothing.
     let again = tmp.path().join("again");
@@ -89,7 +101,9 @@ fn a_budget_picks_what_no_flag_gave_and_the_run_replays_without_picking() {
     // Resumed for one more epoch: nothing picked either.
     let more = (epochs + 1).to_string();
     let run_arg = run.to_str().unwrap();
-    let log = ok(&["train", "--resume", run_arg, "--epochs", &more, "--device", "cpu"]);
+    let log = ok(&[
+        "train", "--resume", run_arg, "--epochs", &more, "--device", "cpu",
+    ]);
     assert!(!log.contains("budget"), "{log}");
     let resumed = json_file(&run.join("config.json"));
     assert_eq!(resumed["train"]["size"], train["size"]);
@@ -107,9 +121,18 @@ fn flags_and_config_keys_are_never_picked() {
         &run,
         &["--epochs", "2", "--width", "4"],
     )));
-    assert!(log.contains("budget 2 s picked the input size: input 64x48"), "{log}");
+    assert!(
+        log.contains("budget 2 s picked the input size: input 64x48"),
+        "{log}"
+    );
     let train = json_file(&run.join("config.json"))["train"].clone();
-    assert_eq!((train["epochs"].as_u64(), train["model"]["base_width"].as_u64()), (Some(2), Some(4)));
+    assert_eq!(
+        (
+            train["epochs"].as_u64(),
+            train["model"]["base_width"].as_u64()
+        ),
+        (Some(2), Some(4))
+    );
 
     // All three given: a budget would do nothing, and is refused.
     let err = fails(&refs(&budget_run(
@@ -129,7 +152,10 @@ fn flags_and_config_keys_are_never_picked() {
         &run,
         &["--config", config.to_str().unwrap()],
     )));
-    assert!(log.contains("budget 2 s picked the width: input 32x24"), "{log}");
+    assert!(
+        log.contains("budget 2 s picked the width: input 32x24"),
+        "{log}"
+    );
     let train = json_file(&run.join("config.json"))["train"].clone();
     assert_eq!(train["epochs"], 1);
 }

@@ -38,7 +38,10 @@ pub(super) fn pick_at_start(
     device: &Device,
     log: &mut dyn FnMut(String),
 ) -> Result<(), TrainError> {
-    let started = prepared.run.existing_checkpoint(CheckpointKind::Last).is_some();
+    let started = prepared
+        .run
+        .existing_checkpoint(CheckpointKind::Last)
+        .is_some();
     if prepared.run_config.train.auto.is_none() || started {
         return Ok(());
     }
