@@ -11,6 +11,7 @@ static METER: fuzz::Meter = fuzz::Meter;
 mod failing_disk;
 mod fuzz_dataset;
 mod fuzz_formats;
+mod fuzz_jobs;
 mod fuzz_run_dir;
 mod mask_save_kill;
 mod train_worker;
