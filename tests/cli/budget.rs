@@ -5,11 +5,19 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{fails, ok, refs, roadseg};
+use common::{fails, refs, roadseg};
 use serde_json::Value;
 
 fn json_file(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The log (stderr) of a `roadseg` command that must succeed.
+fn log_of(args: &[&str]) -> String {
+    let out = roadseg(args);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "roadseg {args:?} failed:\n{log}");
+    log
 }
 
 /// `roadseg train` of a small model under a two-second budget, then `extra`.
@@ -53,9 +61,7 @@ fn a_budget_picks_what_no_flag_gave_and_the_run_replays_without_picking() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::tiny_sample(tmp.path(), 8);
     let run = tmp.path().join("picked");
-    let out = roadseg(&refs(&budget_run(&data, &run, &[])));
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let log = log_of(&refs(&budget_run(&data, &run, &[])));
     // 64x48 images: the input is their own size (no larger input exists), then the widths are
     // timed; it says what it chose and why.
     let line = log
@@ -79,14 +85,12 @@ fn a_budget_picks_what_no_flag_gave_and_the_run_replays_without_picking() {
     assert_eq!(train["crop"], Value::Null);
     let width = train["model"]["base_width"].clone();
     assert_eq!(config["model"]["base_width"], width);
-    assert!(
-        log.contains(&format!("completed: {epochs} epochs")),
-        "{log}"
-    );
+    // The picked epochs are the run's (early stopping may end it sooner).
+    assert!(log.contains(&format!("epochs 1..{epochs}\n")), "{log}");
 
     // Its config.json trains the same thing again, picking nothing.
     let again = tmp.path().join("again");
-    let log = ok(&[
+    let log = log_of(&[
         "train",
         "--config",
         run.join("config.json").to_str().unwrap(),
@@ -95,15 +99,17 @@ fn a_budget_picks_what_no_flag_gave_and_the_run_replays_without_picking() {
         "--device",
         "cpu",
     ]);
+    assert!(log.contains("training "), "{log}");
     assert!(!log.contains("budget"), "{log}");
     assert_eq!(json_file(&again.join("config.json"))["train"], *train);
 
     // Resumed for one more epoch: nothing picked either.
     let more = (epochs + 1).to_string();
     let run_arg = run.to_str().unwrap();
-    let log = ok(&[
+    let log = log_of(&[
         "train", "--resume", run_arg, "--epochs", &more, "--device", "cpu",
     ]);
+    assert!(log.contains("training "), "{log}");
     assert!(!log.contains("budget"), "{log}");
     let resumed = json_file(&run.join("config.json"));
     assert_eq!(resumed["train"]["size"], train["size"]);
@@ -116,7 +122,7 @@ fn flags_and_config_keys_are_never_picked() {
     let data = common::tiny_sample(tmp.path(), 9);
     // Epochs and width given: the budget picks the input size alone.
     let run = tmp.path().join("sized");
-    let log = ok(&refs(&budget_run(
+    let log = log_of(&refs(&budget_run(
         &data,
         &run,
         &["--epochs", "2", "--width", "4"],
@@ -147,7 +153,7 @@ fn flags_and_config_keys_are_never_picked() {
     let config = tmp.path().join("partial.json");
     std::fs::write(&config, r#"{"epochs": 1, "size": [32, 24]}"#).unwrap();
     let run = tmp.path().join("from-file");
-    let log = ok(&refs(&budget_run(
+    let log = log_of(&refs(&budget_run(
         &data,
         &run,
         &["--config", config.to_str().unwrap()],

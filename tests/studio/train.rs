@@ -36,10 +36,10 @@ fn train_from_the_window_then_stop() {
     studio.training.runs_root = Some(tmp.path().join("runs"));
     studio.training.device = DeviceChoice::Cpu;
     let c = &mut studio.training.config;
-    // A tiny model; its input size picked from a two-second budget (64x48, the images' own:
-    // none larger exists).
+    // A tiny model; its input size picked from a ten-second budget, the studio's least (64x48,
+    // the images' own: none larger exists).
     c.auto = Some(Auto {
-        budget_secs: Some(2.0),
+        budget_secs: Some(10.0),
         epochs: false,
         size: true,
         width: false,
@@ -72,7 +72,7 @@ fn train_from_the_window_then_stop() {
     let (fraction, text) = panel.progress_text();
     assert!(fraction > 0.0 && text.contains("epoch"), "{text}");
     // The panel says what the budget picked, and why.
-    harness.get_by_label_contains("budget 2 s picked the input size: input 64x48");
+    harness.get_by_label_contains("budget 10 s picked the input size: input 64x48");
     // The status bar shows the process's memory while the run trains.
     let bytes = harness.state().memory.expect("memory while training").1;
     assert!(bytes > 1 << 20, "{bytes} bytes resident");
