@@ -483,10 +483,10 @@ macro_rules! tile_kernel {
             }
         }
 
-        /// The accumulators of a tile: bias + Σ over channels and taps. A function of its own (never
-        /// inlined into the stores) so that the accumulators are only ever indexed by constants and
-        /// stay in registers; sharing the array with the store loop made the compiler write every
-        /// accumulator back to memory after every FMA.
+        /// The accumulators of a tile: bias + Σ over channels and taps. A function of its own
+        /// (never inlined into the stores) so that the accumulators are only ever indexed by
+        /// constants and stay in registers; sharing the array with the store loop made the compiler
+        /// write every accumulator back to memory after every FMA.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
         #[inline(never)]
@@ -504,9 +504,9 @@ macro_rules! tile_kernel {
             let base = t.image.as_ptr();
             let weights = t.weights.data.as_ptr();
             for c in 0..t.x.channels {
-                // SAFETY (all loads below): channel c's plane lies inside `image`; a window offset plus
-                // tap offset (< 2 * row + 2) plus 8 lanes stays inside the plane (Padded's row length);
-                // lane offset + channel offset + tap is an element of the weights.
+                // SAFETY (all loads below): channel c's plane lies inside `image`; a window offset
+                // plus tap offset (< 2 * row + 2) plus 8 lanes stays inside the plane (Padded's row
+                // length); lane offset + channel offset + tap is an element of the weights.
                 unsafe {
                     let xc = base.add(c * plane);
                     let wc = weights.add(c * t.weights.in_stride);
