@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::Tensor;
 use roadseg::core::dataset::loader::{LoaderConfig, SegBatcher, SegDataset};
@@ -19,8 +18,8 @@ use roadseg::core::model::prune::{
 };
 use roadseg::core::train::config::{Distill, RunConfig};
 use roadseg::core::train::control::Control;
-use roadseg::core::train::run_dir::{CheckpointKind, RunDir};
-use roadseg::core::train::trainer::{TrainOptions, TrainStart, load_model, train};
+use roadseg::core::train::run_dir::{CheckpointKind, RunDir, load_model};
+use roadseg::core::train::trainer::{TrainOptions, TrainStart, train};
 
 use super::progress::Progress;
 use super::variant::{measure_pair, print_table};
@@ -34,11 +33,13 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Fraction to remove, in [0, 1): of each convolution's weights, or with --structured of
-    /// the network's filters (convolution output channels, the head's aside).
+    /// the filters it narrows (convolution output channels, the heads' outputs aside).
     #[arg(long, value_parser = parse_amount, required_unless_present = "widths")]
     amount: Option<f64>,
-    /// Remove whole filters: a narrower UNet (per-stage widths in its config), faster on every
-    /// backend. Without it the smallest weights are set to zero: sparse, not faster.
+    /// Remove whole filters: a narrower network (per-stage widths in its config), faster on
+    /// every backend. A plain UNet narrows everywhere, a ResNet UNet its decoder, a second head
+    /// with the last stage. Without it the smallest weights are set to zero: sparse, not
+    /// faster.
     #[arg(long)]
     structured: bool,
     /// With --structured, how the filters to remove are shared among stages: `measured` (cut
@@ -47,8 +48,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Share::Measured, requires = "structured",
         conflicts_with = "widths")]
     allocation: Share,
-    /// With --structured, the widths to keep, one per stage (e.g. 8,16,24,32,32), instead of
-    /// --amount and --allocation.
+    /// With --structured, the widths to keep, one per stage, shallowest first (e.g.
+    /// 8,16,24,32,32: a UNet's stages with the bottleneck last, or a ResNet decoder's five),
+    /// instead of --amount and --allocation.
     #[arg(
         long,
         value_delimiter = ',',
@@ -167,26 +169,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let epochs = args.finetune_epochs.unwrap_or(0);
     let teacher = std::path::absolute(&args.model)?;
     let (model, model_config, mut method) = if args.structured {
-        // Refused before the widths are checked or probe images measured for a model that
-        // cannot take them.
-        let unet = source.model.plain_unet().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--structured narrows the stages of a plain UNet without a second head; this \
-                 run has the {} encoder{}: prune it without --structured (zeroes the smallest \
-                 weights of every convolution, decoder and encoder alike)",
-                source.config.train.encoder,
-                match source.config.train.aux {
-                    Some(task) => format!(" and a {task} head"),
-                    None => String::new(),
-                }
-            )
-        })?;
+        let architecture = source.config.segmenter();
         let (allocation, how) = match &args.widths {
             Some(widths) => {
-                let full = source.config.model.stage_widths();
+                let full = architecture.stage_widths();
+                let stages = match architecture.encoder.resnet() {
+                    None => "stages",
+                    Some(_) => "decoder stages",
+                };
                 anyhow::ensure!(
                     widths.len() == full.len(),
-                    "--widths lists {} stages; this model has {}",
+                    "--widths lists {} stages; this model has {} {stages}",
                     widths.len(),
                     full.len()
                 );
@@ -214,8 +207,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 format!("{amount} (measured)"),
             ),
         };
-        let (model, config) = prune_structured(unet, &source.config.model, &allocation, amount);
-        (model.into(), config, format!("prune structured {how}"))
+        let (model, config) = prune_structured(&source.model, &architecture, &allocation, amount);
+        (model, config.unet, format!("prune structured {how}"))
     } else {
         (
             prune_unstructured(source.model.clone(), amount),
@@ -281,11 +274,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     pending.keep();
     let sparse = sparsity(&pruned.model);
     let original = sparsity(&source.model);
+    let (widths_before, widths_after) = (
+        source.config.segmenter().stage_widths(),
+        pruned.config.segmenter().stage_widths(),
+    );
+    let (filters_before, filters_after) = (
+        filters(&source.config.segmenter(), &widths_before),
+        filters(&pruned.config.segmenter(), &widths_after),
+    );
     if args.json {
         let json = serde_json::json!({
             "method": method,
-            "widths": { "before": source.config.model.stage_widths(), "after": pruned.config.model.stage_widths() },
-            "filters": { "before": filters(&source.config.model.stage_widths()), "after": filters(&pruned.config.model.stage_widths()) },
+            "widths": { "before": widths_before, "after": widths_after },
+            "filters": { "before": filters_before, "after": filters_after },
             "sparsity": { "before": original.fraction(), "after": sparse.fraction() },
             "before": before,
             "after": after,
@@ -294,17 +295,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("wrote {} ({method})", args.out.display());
-    let widths = |w: Vec<usize>| format!("{w:?}");
     let extra = [
         (
             "stage widths".to_string(),
-            widths(source.config.model.stage_widths()),
-            widths(pruned.config.model.stage_widths()),
+            format!("{widths_before:?}"),
+            format!("{widths_after:?}"),
         ),
         (
             "filters".to_string(),
-            filters(&source.config.model.stage_widths()).to_string(),
-            filters(&pruned.config.model.stage_widths()).to_string(),
+            filters_before.to_string(),
+            filters_after.to_string(),
         ),
         (
             "zero conv weights".to_string(),
@@ -365,21 +365,34 @@ fn finetune(run: &Path, epochs: usize, device: DeviceChoice) -> anyhow::Result<(
     Ok(())
 }
 
-/// Zeroes the smallest weights of both checkpoints of `run` again.
+/// Zeroes the smallest weights of both checkpoints of `run` again (the network's and the
+/// second head's), each file replaced atomically.
 fn reprune(run: &RunDir, config: &RunConfig, amount: f64) -> anyhow::Result<()> {
     let device = Device::flex();
     for kind in [CheckpointKind::Best, CheckpointKind::Last] {
         let Some(dir) = run.existing_checkpoint(kind) else {
             continue;
         };
-        let path = dir.join("model.bpk");
-        let model = load_model(config.model.init(&device), &path)?;
+        let model = load_model(config.segmenter().init(&device), &dir)?;
         let pruned = prune_unstructured(model, amount);
-        let tmp = dir.join("model.tmp.bpk");
+        let files = ["model", "aux"].map(|name| {
+            (
+                dir.join(format!("{name}.tmp.bpk")),
+                dir.join(format!("{name}.bpk")),
+            )
+        });
         pruned
-            .save_file(&tmp)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+            .save_files(&files[0].0, &files[1].0)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", files[0].0.display()))?;
+        for (tmp, path) in &files {
+            if tmp.exists() {
+                std::fs::File::open(tmp)
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                std::fs::rename(tmp, path)
+                    .with_context(|| format!("replacing {}", path.display()))?;
+            }
+        }
     }
     Ok(())
 }

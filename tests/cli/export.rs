@@ -937,6 +937,8 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
         "{q}"
     );
 
+    // Sparse, fine-tuned, and pruned again to the same sparsity after training moved the zeros
+    // (both files of both checkpoints).
     let pruned = tmp.path().join("run-sparse");
     let p: Value = serde_json::from_str(&ok(&[
         "prune",
@@ -946,6 +948,8 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
         s(&pruned),
         "--amount",
         "0.5",
+        "--finetune-epochs",
+        "1",
         "--runs",
         "2",
         "--json",
@@ -953,24 +957,78 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
     .unwrap();
     let sparsity = p["sparsity"]["after"].as_f64().unwrap();
     assert!((0.45..=0.55).contains(&sparsity), "{p}");
+
+    // Narrower: the decoder's five stages and the boundary head, the encoder whole.
+    let narrow = tmp.path().join("run-narrow");
+    let n: Value = serde_json::from_str(&ok(&[
+        "prune",
+        "--model",
+        s(&run),
+        "--out",
+        s(&narrow),
+        "--amount",
+        "0.5",
+        "--structured",
+        "--runs",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(n["widths"]["before"], serde_json::json!([4, 8, 16, 32, 64]));
+    let after: Vec<u64> = n["widths"]["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_u64().unwrap())
+        .collect();
+    assert!(
+        after.iter().all(|&w| w >= 1) && after.iter().sum::<u64>() < 124,
+        "{n}"
+    );
+    // 3 per decoder stage and the boundary head's 3x3.
+    assert_eq!(n["filters"]["before"], 3 * 124 + 4, "{n}");
+    assert!(
+        n["filters"]["after"].as_u64().unwrap() * 2 <= 3 * 124 + 4,
+        "{n}"
+    );
+    let params = |v: &Value| v["params"].as_u64().unwrap();
+    let encoder = 11_176_512; // ResNet-18 without its classifier, running statistics aside
+    assert!(params(&n["after"]) > encoder, "{n}");
+    assert!(params(&n["after"]) < params(&n["before"]), "{n}");
+    let given = tmp.path().join("run-given");
+    let g: Value = serde_json::from_str(&ok(&[
+        "prune",
+        "--model",
+        s(&run),
+        "--out",
+        s(&given),
+        "--structured",
+        "--widths",
+        "2,4,8,16,16",
+        "--runs",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(g["widths"]["after"], serde_json::json!([2, 4, 8, 16, 16]));
     let err = fails(&[
         "prune",
         "--model",
         s(&run),
         "--out",
-        s(&tmp.path().join("narrow")),
-        "--amount",
-        "0.5",
+        s(&tmp.path().join("bad")),
         "--structured",
+        "--widths",
+        "2,4,8",
     ]);
     assert!(
-        err.contains("resnet18 encoder and a boundary head"),
+        err.contains("--widths lists 3 stages; this model has 5 decoder stages"),
         "{err}"
     );
-    assert!(!tmp.path().join("narrow").exists());
+    assert!(!tmp.path().join("bad").exists());
 
     // Each variant is a run like any other: evaluated, exported, benched beside the original.
-    for variant in [&quantized, &pruned] {
+    for variant in [&quantized, &pruned, &narrow] {
         ok(&["eval", "--model", s(variant), "--device", "cpu"]);
         let out = tmp.path().join(format!(
             "{}.onnx",
@@ -978,6 +1036,21 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
         ));
         ok(&["export", "--model", s(variant), "--onnx", s(&out)]);
     }
+    // The narrow run's ONNX file gives predict's masks, both heads, in onnxruntime.
+    let narrow_onnx = tmp.path().join("run-narrow.onnx");
+    let manifest = reference_cases(&narrow, &tmp.path().join("narrow-cases"), &[[1, 3, 32, 32]]);
+    let result = peer(&[s(&narrow_onnx), "logits", s(&manifest)]);
+    assert_cases_match(&result, 1);
+    assert_eq!(result["cases"][0]["outputs"], 2, "{result}");
+    assert_eq!(
+        masks_differ(
+            &narrow_onnx,
+            &narrow,
+            &data,
+            &tmp.path().join("narrow-preds")
+        ),
+        6
+    );
     let bench: Value = serde_json::from_str(&ok(&[
         "bench",
         "--model",
@@ -985,6 +1058,7 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
         "--compare",
         s(&quantized),
         s(&pruned),
+        s(&narrow),
         "--size",
         "64x64",
         "--runs",
@@ -993,7 +1067,7 @@ fn a_resnet_run_with_a_second_head_ships_like_a_unet() {
     ]))
     .unwrap();
     let runs = bench["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 4);
     // ResNet-18's encoder alone is 1.81 GMACs at 224x224: at 64x64, about 0.30 GFLOPs.
     let gflops = runs[0]["gflops"][0].as_f64().unwrap();
     assert!((0.28..0.40).contains(&gflops), "{gflops}");

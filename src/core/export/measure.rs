@@ -9,7 +9,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::core::dataset::{DatasetIndex, Sample, Split};
-use crate::core::model::resnet::ResNetKind;
+use crate::core::model::resnet::{ResNetKind, decoder_layout};
 use crate::core::model::segmenter::{Segmenter, SegmenterConfig};
 use crate::core::model::unet::{UNetConfig, Upsample};
 use crate::core::predict::{PredictError, Predictor};
@@ -91,7 +91,8 @@ pub fn resnet_unet_macs(kind: ResNetKind, config: &UNetConfig, height: usize, wi
     let pixels = |stage: usize| ((height >> stage) * (width >> stage)) as u64;
     let conv3 = |cin: usize, cout: usize, stage: usize| 9 * (cin * cout) as u64 * pixels(stage);
     let channels = kind.channels();
-    let w = |stage: usize| config.base_width << stage;
+    let layout = decoder_layout(config);
+    let w = |stage: usize| layout.width(stage);
     let mut macs = resnet_encoder_macs(kind, config.in_channels, height, width);
     let mut below = channels[4];
     for stage in (0..5).rev() {
@@ -115,7 +116,7 @@ pub fn segmenter_macs(config: &SegmenterConfig, height: usize, width: usize) -> 
     };
     // The head reads the decoder's last features: a 3x3 then a 1x1, at full resolution.
     let aux = config.aux.map_or(0, |task| {
-        let b = unet.base_width;
+        let b = config.stage_widths()[0];
         (9 * b * b + b * task.channels()) as u64 * (height * width) as u64
     });
     net + aux
@@ -348,5 +349,19 @@ mod tests {
             resnet_unet_macs(ResNetKind::R18, &unet, h, w)
                 > resnet_encoder_macs(ResNetKind::R18, 3, h, w)
         );
+        // A narrowed decoder (prune --structured) and its head count at their own widths.
+        let narrow = |c: &SegmenterConfig| SegmenterConfig {
+            unet: c.unet.clone().with_widths(Some(vec![2, 4, 8, 16, 32])),
+            ..c.clone()
+        };
+        assert_eq!(
+            segmenter_macs(&narrow(&with_head), h, w) - segmenter_macs(&narrow(&plain), h, w),
+            (9 * 2 * 2 + 2 * 2) * (h * w) as u64
+        );
+        let decoder = |c: &SegmenterConfig| {
+            segmenter_macs(c, h, w) - resnet_encoder_macs(ResNetKind::R18, 3, h, w)
+        };
+        let ratio = decoder(&plain) as f64 / decoder(&narrow(&plain)) as f64;
+        assert!((2.0..4.0).contains(&ratio), "{ratio}");
     }
 }

@@ -1,4 +1,5 @@
-//! Magnitude (L1) pruning of a [`UNet`].
+//! Magnitude (L1) pruning of a [`Segmenter`]: a plain UNet or a ResNet UNet, with or without
+//! its second head.
 //!
 //! - [`prune_unstructured`] zeroes the smallest weights of every convolution. The model keeps
 //!   its shape: a dense kernel multiplies the zeros all the same, so it is not faster, only
@@ -6,7 +7,10 @@
 //! - [`prune_structured`] removes whole filters: in every stage it keeps the channels whose
 //!   filters have the largest L1 norm (with batch norm folded in, so that a filter's norm is
 //!   what it adds to the next layer), and slices the layers that read them. The result is a
-//!   narrower UNet, described by [`UNetConfig::widths`], with fewer FLOPs on every backend.
+//!   narrower network, described by [`UNetConfig::widths`], with fewer FLOPs on every backend.
+//!   A plain UNet narrows everywhere; a ResNet UNet narrows its decoder (its encoder keeps the
+//!   layout that ImageNet weights and torchvision's keys have). A second head narrows with the
+//!   last stage it reads.
 //!   How many channels each stage keeps is the [`Allocation`]: by default measured
 //!   ([`measured_widths`]), because the same cut everywhere starves the narrow
 //!   full-resolution stages (on the sample, a UNet 4 channels wide at the top trained from
@@ -21,7 +25,11 @@ use burn::nn::BatchNorm;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::unet::{BilinearUp, ConvBlock, UNet, UNetConfig, UpBlock, UpSampler, folded};
+use super::resnet::{DecoderStage, ResNetUNet, decoder_layout};
+use super::segmenter::{AuxHead, Net, Segmenter, SegmenterConfig};
+use super::unet::{
+    BilinearUp, ConvBlock, UNet, UNetConfig, UpBlock, UpSampler, folded, pad_to_multiple,
+};
 use crate::core::kernels::ops::dequantized;
 use crate::core::train::loss::distillation;
 
@@ -130,24 +138,55 @@ pub enum Allocation {
     Widths(Vec<usize>),
 }
 
-/// Stage widths after removing the `amount` fraction of each stage's channels (at least one
-/// channel is kept).
-pub fn uniform_widths(config: &UNetConfig, amount: f64) -> Vec<usize> {
-    config
-        .stage_widths()
-        .into_iter()
-        .map(|w| ((w as f64 * (1.0 - amount.clamp(0.0, 1.0))).round() as usize).clamp(1, w))
+/// Stage widths ([`SegmenterConfig::stage_widths`]) after removing the `amount` fraction of
+/// each stage's channels (at least one channel is kept).
+pub fn uniform_widths(full: &[usize], amount: f64) -> Vec<usize> {
+    full.iter()
+        .map(|&w| ((w as f64 * (1.0 - amount.clamp(0.0, 1.0))).round() as usize).clamp(1, w))
         .collect()
 }
 
-/// Filters (convolution output channels) of a UNet with these stage widths, the head's
-/// aside: two convolutions per encoder stage and in the bottleneck, three per decoder stage
-/// (the up-sampler and two).
-pub fn filters(widths: &[usize]) -> usize {
-    let Some((&bottleneck, stages)) = widths.split_last() else {
-        return 0;
+/// Filters (convolution output channels) structured pruning can remove from a network of
+/// `config`'s architecture with these stage widths: the heads' outputs and a ResNet's encoder
+/// aside. A plain UNet has two convolutions per encoder stage and in the bottleneck and three
+/// per decoder stage (the up-sampler and two); a ResNet's decoder three per stage; a second
+/// head one more of the last stage's width (its 3x3).
+pub fn filters(config: &SegmenterConfig, widths: &[usize]) -> usize {
+    let net = match (config.encoder.resnet(), widths.split_last()) {
+        (_, None) => return 0,
+        (None, Some((&bottleneck, stages))) => 5 * stages.iter().sum::<usize>() + 2 * bottleneck,
+        (Some(_), Some(_)) => 3 * widths.iter().sum::<usize>(),
     };
-    5 * stages.iter().sum::<usize>() + 2 * bottleneck
+    net + config.aux.map_or(0, |_| widths[0])
+}
+
+/// What the measured allocation feeds each candidate: the probe images, and for a ResNet the
+/// encoder's features of them, which pruning the decoder leaves as they are (the encoder is
+/// most of a ResNet UNet's work, so each candidate runs only its decoder).
+struct Probe {
+    /// `[n, 3, h, w]`, padded to the model's multiple.
+    images: Tensor<4>,
+    encoded: Option<[Tensor<4>; 5]>,
+}
+
+impl Probe {
+    fn new(model: &Segmenter, images: &Tensor<4>) -> Self {
+        let images = pad_to_multiple(images.clone(), model.multiple());
+        let encoded = match &model.net {
+            Net::ResNet(net) => Some(net.encoder.forward(images.clone())),
+            Net::UNet(_) => None,
+        };
+        Self { images, encoded }
+    }
+
+    /// The first head's logits of `model` (folded, and of the same encoder as the model the
+    /// probe was made with): `[n, classes, h, w]`.
+    fn logits(&self, model: &Segmenter) -> Tensor<4> {
+        match (&model.net, &self.encoded) {
+            (Net::ResNet(net), Some(encoded)) => net.head(net.decode(encoded.clone())),
+            _ => model.forward_any_size(self.images.clone()),
+        }
+    }
 }
 
 /// Stage widths that remove at least `amount` of the model's [`filters`], chosen by
@@ -158,23 +197,28 @@ pub fn filters(widths: &[usize]) -> usize {
 /// stages with few channels, where each channel carries detail, are measured to be sensitive
 /// and keep their width; the wide deep stages give up most.
 pub fn measured_widths(
-    model: &UNet,
-    config: &UNetConfig,
+    model: &Segmenter,
+    config: &SegmenterConfig,
     amount: f64,
     probe: &Tensor<4>,
 ) -> Vec<usize> {
     let full = config.stage_widths();
-    let target = (filters(&full) as f64 * amount.clamp(0.0, 1.0)).ceil() as usize;
-    let reference = model.clone().fold_batch_norm().forward(probe.clone()); // [n, classes, h, w]
+    let target = (filters(config, &full) as f64 * amount.clamp(0.0, 1.0)).ceil() as usize;
+    // Pruning a folded model gives the folded pruned model (the filters' norms are ranked
+    // with batch norm folded in either way): fold once.
+    let folded = model.clone().fold_batch_norm();
+    let probe = Probe::new(&folded, probe);
+    let reference = probe.logits(&folded); // [n, classes, h, w]
     // Mean KL(original || pruned) per pixel: the distillation loss at temperature 1.
     let divergence = |widths: &[usize]| -> f64 {
-        let (pruned, _) = prune_to_widths(model, config, widths.to_vec());
-        let logits = pruned.fold_batch_norm().forward(probe.clone());
+        let (pruned, _) = prune_to_widths(&folded, config, widths.to_vec());
+        let logits = probe.logits(&pruned);
         distillation(logits, reference.clone(), 1.0).into_scalar::<f32>() as f64
     };
+    let removed = |widths: &[usize]| filters(config, &full) - filters(config, widths);
     let mut widths = full.clone();
     let mut current = 0.0;
-    while filters(&full) - filters(&widths) < target {
+    while removed(&widths) < target {
         let mut best: Option<(f64, Vec<usize>, f64)> = None;
         for stage in 0..widths.len() {
             let step = full[stage].div_ceil(16);
@@ -184,8 +228,7 @@ pub fn measured_widths(
             let mut candidate = widths.clone();
             candidate[stage] -= step;
             let score = divergence(&candidate);
-            let removed = filters(&widths) - filters(&candidate);
-            let cost = (score - current) / removed as f64;
+            let cost = (score - current) / (removed(&candidate) - removed(&widths)) as f64;
             if best.as_ref().is_none_or(|(c, _, _)| cost < *c) {
                 best = Some((cost, candidate, score));
             }
@@ -197,35 +240,72 @@ pub fn measured_widths(
     widths
 }
 
-/// The model with each stage cut to `widths` channels (see the module docs), and its config.
-/// `model` is as saved (batch norm not folded), and so is the result, which trains and loads
-/// like any model of the returned config.
+/// The model with each stage cut to the allocation's widths (see the module docs), and its
+/// config. `model` is as saved (batch norm not folded), and so is the result, which trains
+/// and loads like any model of the returned config.
 pub fn prune_structured(
-    model: &UNet,
-    config: &UNetConfig,
+    model: &Segmenter,
+    config: &SegmenterConfig,
     allocation: &Allocation,
     amount: f64,
-) -> (UNet, UNetConfig) {
+) -> (Segmenter, SegmenterConfig) {
     let widths = match allocation {
-        Allocation::Uniform => uniform_widths(config, amount),
+        Allocation::Uniform => uniform_widths(&config.stage_widths(), amount),
         Allocation::Measured(probe) => measured_widths(model, config, amount, probe),
         Allocation::Widths(widths) => widths.clone(),
     };
     prune_to_widths(model, config, widths)
 }
 
-/// [`prune_structured`] to explicit `widths` (one per stage, each at most the stage's width).
+/// [`prune_structured`] to explicit `widths` (one per stage of
+/// [`SegmenterConfig::stage_widths`], each at most the stage's width).
 pub fn prune_to_widths(
-    model: &UNet,
-    config: &UNetConfig,
+    model: &Segmenter,
+    config: &SegmenterConfig,
     widths: Vec<usize>,
-) -> (UNet, UNetConfig) {
+) -> (Segmenter, SegmenterConfig) {
     let full = config.stage_widths();
     let widths: Vec<usize> = widths
         .iter()
         .zip(&full)
         .map(|(&w, &f)| w.clamp(1, f))
         .collect();
+    let (net, features) = match &model.net {
+        Net::UNet(unet) => {
+            let (unet, kept) = prune_unet(unet, &full, &widths);
+            (Net::UNet(unet), kept)
+        }
+        Net::ResNet(resnet) => {
+            let (resnet, kept) = prune_resnet_decoder(resnet, &widths);
+            (Net::ResNet(resnet), kept)
+        }
+    };
+    // The second head reads the last stage's features, and its 3x3 is as wide as they are.
+    let aux = model.aux.as_ref().map(|head| {
+        let kept = keep_largest(&filter_norms(&head.conv, None), widths[0]);
+        AuxHead {
+            conv: select_conv(&head.conv, Some(&kept), Some(&features)),
+            out: select_conv(&head.out, None, Some(&kept)),
+        }
+    });
+    let unet = match config.encoder.resnet() {
+        None => config.unet.clone(),
+        // The layout's depth, so that the widths also check as a UNet config's.
+        Some(_) => decoder_layout(&config.unet),
+    };
+    let config = SegmenterConfig {
+        unet: UNetConfig {
+            widths: Some(widths),
+            ..unet
+        },
+        ..config.clone()
+    };
+    (Segmenter { net, aux }, config)
+}
+
+/// A plain UNet cut to `widths` (its full ones: `full`); returns it and the kept channels of
+/// its last features (what the heads read).
+fn prune_unet(model: &UNet, full: &[usize], widths: &[usize]) -> (UNet, Vec<usize>) {
     // The kept channels of the tensor the next layer reads; `None`: the image, all of it.
     let mut input: Option<Vec<usize>> = None;
     let mut skips = Vec::with_capacity(model.encoders.len());
@@ -238,11 +318,11 @@ pub fn prune_to_widths(
     }
     let depth = model.encoders.len();
     let (bottleneck, kept) = prune_block(&model.bottleneck, input.as_deref(), widths[depth]);
-    input = Some(kept);
+    let mut input = kept;
     let mut decoders = Vec::with_capacity(model.decoders.len());
     for (i, decoder) in model.decoders.iter().enumerate() {
         let stage = depth - 1 - i;
-        let (up, up_kept) = prune_up(&decoder.up, input.as_deref(), widths[stage]);
+        let (up, up_kept) = prune_up(&decoder.up, Some(&input), widths[stage]);
         // The block reads cat(skip, up): the up-sampler's channels come after the skip's.
         let skip = skips.pop().expect("one skip per decoder");
         let cat: Vec<usize> = skip
@@ -252,9 +332,9 @@ pub fn prune_to_widths(
             .collect();
         let (block, kept) = prune_block(&decoder.block, Some(&cat), widths[stage]);
         decoders.push(UpBlock { up, block });
-        input = Some(kept);
+        input = kept;
     }
-    let head = select_conv(&model.head, None, input.as_deref());
+    let head = select_conv(&model.head, None, Some(&input));
     let pruned = UNet {
         encoders,
         bottleneck,
@@ -262,11 +342,41 @@ pub fn prune_to_widths(
         head,
         ..model.clone()
     };
-    let config = UNetConfig {
-        widths: Some(widths),
-        ..config.clone()
+    (pruned, input)
+}
+
+/// A ResNet UNet with its decoder cut to `widths` (shallowest first), the encoder whole;
+/// returns it and the kept channels of its last features.
+fn prune_resnet_decoder(model: &ResNetUNet, widths: &[usize]) -> (ResNetUNet, Vec<usize>) {
+    // The deepest stage reads all of layer4.
+    let mut input: Option<Vec<usize>> = None;
+    let mut decoders = Vec::with_capacity(model.decoders.len());
+    for (i, stage) in model.decoders.iter().enumerate() {
+        let width = widths[model.decoders.len() - 1 - i];
+        let full_up = up_channels(&stage.up);
+        let (up, up_kept) = prune_up(&stage.up, input.as_deref(), width);
+        // cat(skip, up): the encoder's skip, all of it, then the kept up-sampled channels.
+        let skip = stage.block.conv1.weight.dims()[1] - full_up;
+        let cat: Vec<usize> = (0..skip).chain(up_kept.iter().map(|c| c + skip)).collect();
+        let (block, kept) = prune_block(&stage.block, Some(&cat), width);
+        decoders.push(DecoderStage { up, block });
+        input = Some(kept);
+    }
+    let kept = input.unwrap_or_default();
+    let pruned = ResNetUNet {
+        encoder: model.encoder.clone(),
+        decoders,
+        head: select_conv(&model.head, None, Some(&kept)),
     };
-    (pruned, config)
+    (pruned, kept)
+}
+
+/// Output channels of an up-sampler.
+fn up_channels(up: &UpSampler) -> usize {
+    match up {
+        UpSampler::Bilinear(up) => up.conv.weight.dims()[0],
+        UpSampler::Transposed(conv) => conv.weight.dims()[1], // [in, out, kh, kw]
+    }
 }
 
 /// A [`ConvBlock`] reading `input` channels, keeping `width` channels of each convolution;
@@ -399,9 +509,24 @@ fn select_norm(norm: &BatchNorm, kept: &[usize]) -> BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::segmenter::{AuxTask, Encoder};
     use crate::core::model::unet::Upsample;
-    use crate::core::train::trainer::load_model;
+    use crate::core::train::run_dir::load_model;
     use burn::tensor::{Device, Distribution};
+
+    /// The first head's and the second head's (if any) logits, batch norm folded.
+    fn outputs(model: &Segmenter, x: &Tensor<4>) -> Vec<Tensor<4>> {
+        let out = model.clone().fold_batch_norm().forward(x.clone());
+        std::iter::once(out.logits).chain(out.aux).collect()
+    }
+
+    fn max_difference(a: &[Tensor<4>], b: &[Tensor<4>]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a.clone() - b.clone()).abs().max().into_scalar::<f32>())
+            .fold(0.0, f32::max)
+    }
 
     #[test]
     fn unstructured_pruning_zeroes_the_smallest_weights() {
@@ -446,18 +571,25 @@ mod tests {
 
     #[test]
     fn structured_pruning_without_removal_is_the_same_function() {
-        // Keeping every channel only re-orders nothing: the outputs are identical.
+        // Keeping every channel re-orders nothing: the outputs are identical, for every
+        // network and with a second head.
         let device = Device::flex();
-        let cfg = UNetConfig::new(3).with_depth(2).with_base_width(4);
-        let model = cfg.init(&device);
-        let (same, same_cfg) = prune_structured(&model, &cfg, &Allocation::Uniform, 0.0);
-        assert_eq!(same_cfg.stage_widths(), cfg.stage_widths());
-        let x = Tensor::<4>::random([1, 3, 8, 8], Distribution::Default, &device);
-        let diff = (model.fold_batch_norm().forward(x.clone()) - same.fold_batch_norm().forward(x))
-            .abs()
-            .max()
-            .into_scalar::<f32>();
-        assert!(diff < 1e-5, "{diff}");
+        let unet = UNetConfig::new(3).with_depth(2).with_base_width(4);
+        for (encoder, aux) in [
+            (Encoder::Unet, None),
+            (Encoder::Unet, Some(AuxTask::Boundary)),
+            (Encoder::Resnet18, Some(AuxTask::Drivable)),
+        ] {
+            let cfg = SegmenterConfig::new(unet.clone())
+                .with_encoder(encoder)
+                .with_aux(aux);
+            let model = cfg.init(&device);
+            let (same, same_cfg) = prune_structured(&model, &cfg, &Allocation::Uniform, 0.0);
+            assert_eq!(same_cfg.stage_widths(), cfg.stage_widths());
+            let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Default, &device);
+            let diff = max_difference(&outputs(&model, &x), &outputs(&same, &x));
+            assert!(diff < 1e-5, "{encoder} {aux:?}: {diff}");
+        }
     }
 
     #[test]
@@ -468,42 +600,103 @@ mod tests {
         for upsample in [Upsample::Bilinear, Upsample::Transposed] {
             let device = Device::flex();
             device.seed(5);
-            let cfg = UNetConfig::new(3)
+            let unet = UNetConfig::new(3)
                 .with_depth(2)
                 .with_base_width(4)
                 .with_upsample(upsample.clone());
+            let cfg = SegmenterConfig::new(unet);
             let model = kill_odd_channels(cfg.init(&device));
             let (pruned, pruned_cfg) = prune_structured(&model, &cfg, &Allocation::Uniform, 0.5);
             assert_eq!(pruned_cfg.stage_widths(), [2, 4, 8]);
             assert!(pruned.num_params() < model.num_params() / 3);
-
             let x = Tensor::<4>::random([2, 3, 8, 12], Distribution::Default, &device);
-            let reference = model.clone().fold_batch_norm().forward(x.clone());
-            let out = pruned.clone().fold_batch_norm().forward(x.clone());
-            let diff = (out - reference.clone()).abs().max().into_scalar::<f32>();
-            assert!(diff < 1e-4, "{upsample:?}: {diff}");
-
-            let tmp = tempfile::tempdir().unwrap();
-            let path = tmp.path().join("model.bpk");
-            pruned.save_file(&path).unwrap();
-            let loaded = load_model(pruned_cfg.init(&device), &path).unwrap();
-            let again = loaded.fold_batch_norm().forward(x);
-            let diff = (again - reference).abs().max().into_scalar::<f32>();
-            assert!(diff < 1e-4, "{upsample:?} after loading: {diff}");
+            assert_same_after_loading(&model, &pruned, &pruned_cfg, &x, &format!("{upsample:?}"));
         }
+    }
+
+    #[test]
+    fn a_resnet_decoder_and_second_heads_narrow_like_a_unet() {
+        // The same dead channels in a ResNet UNet's decoder and in second heads: removing them
+        // changes neither output, the encoder keeps every weight, and the narrower model
+        // loads from its own config.
+        let device = Device::flex();
+        device.seed(7);
+        for (encoder, aux, upsample) in [
+            (Encoder::Resnet18, None, Upsample::Bilinear),
+            (
+                Encoder::Resnet18,
+                Some(AuxTask::Boundary),
+                Upsample::Transposed,
+            ),
+            (Encoder::Unet, Some(AuxTask::Drivable), Upsample::Bilinear),
+        ] {
+            let unet = UNetConfig::new(3)
+                .with_depth(2)
+                .with_base_width(4)
+                .with_upsample(upsample);
+            let cfg = SegmenterConfig::new(unet)
+                .with_encoder(encoder)
+                .with_aux(aux);
+            let model = kill_odd_channels(cfg.init(&device));
+            let full = cfg.stage_widths();
+            let (pruned, pruned_cfg) = prune_structured(&model, &cfg, &Allocation::Uniform, 0.5);
+            let half: Vec<usize> = full.iter().map(|w| w / 2).collect();
+            assert_eq!(pruned_cfg.stage_widths(), half, "{encoder}");
+            assert_eq!(
+                filters(&pruned_cfg, &half) * 2,
+                filters(&cfg, &full),
+                "{encoder}"
+            );
+            if let (Net::ResNet(before), Net::ResNet(after)) = (&model.net, &pruned.net) {
+                assert_eq!(full, [4, 8, 16, 32, 64]);
+                assert_eq!(
+                    before.encoder.num_params(),
+                    after.encoder.num_params(),
+                    "the encoder keeps its width"
+                );
+            }
+            let x = Tensor::<4>::random([1, 3, 64, 32], Distribution::Default, &device);
+            let what = format!("{encoder} {aux:?}");
+            assert_same_after_loading(&model, &pruned, &pruned_cfg, &x, &what);
+        }
+    }
+
+    /// `pruned` gives `model`'s outputs on `x`, and so does a fresh model of `pruned_cfg`
+    /// loaded from `pruned`'s files.
+    fn assert_same_after_loading(
+        model: &Segmenter,
+        pruned: &Segmenter,
+        pruned_cfg: &SegmenterConfig,
+        x: &Tensor<4>,
+        what: &str,
+    ) {
+        let reference = outputs(model, x);
+        let diff = max_difference(&outputs(pruned, x), &reference);
+        assert!(diff < 1e-4, "{what}: {diff}");
+        let tmp = tempfile::tempdir().unwrap();
+        pruned
+            .save_files(&tmp.path().join("model.bpk"), &tmp.path().join("aux.bpk"))
+            .unwrap();
+        let loaded = load_model(pruned_cfg.init(&x.device()), tmp.path()).unwrap();
+        let diff = max_difference(&outputs(&loaded, x), &reference);
+        assert!(diff < 1e-4, "{what} after loading: {diff}");
     }
 
     #[test]
     fn filters_count_every_convolution_but_the_head() {
         for upsample in [Upsample::Bilinear, Upsample::Transposed] {
-            let cfg = UNetConfig::new(3)
+            let unet = UNetConfig::new(3)
                 .with_depth(2)
                 .with_base_width(4)
                 .with_widths(Some(vec![3, 5, 9]))
                 .with_upsample(upsample);
-            let model = cfg.init(&Device::flex());
+            let cfg = SegmenterConfig::new(unet.clone());
+            let model = unet.init(&Device::flex());
             let head = model.head.weight.dims()[0];
-            assert_eq!(filters(&cfg.stage_widths()), out_channels(&model) - head);
+            assert_eq!(
+                filters(&cfg, &cfg.stage_widths()),
+                out_channels(&model) - head
+            );
         }
     }
 
@@ -533,18 +726,41 @@ mod tests {
         // from the bottleneck.
         let device = Device::flex();
         device.seed(11);
-        let cfg = UNetConfig::new(3).with_depth(2).with_base_width(4);
-        let mut model = cfg.init(&device);
+        let unet = UNetConfig::new(3).with_depth(2).with_base_width(4);
+        let cfg = SegmenterConfig::new(unet.clone());
+        let mut model = unet.init(&device);
         model.bottleneck = kill_block(model.bottleneck.clone());
+        let model = Segmenter::from(model);
         let probe = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
         let widths = measured_widths(&model, &cfg, 0.17, &probe);
         assert_eq!(widths, [4, 8, 8]);
         let (pruned, _) = prune_to_widths(&model, &cfg, widths);
-        let diff = (model.fold_batch_norm().forward(probe.clone())
-            - pruned.fold_batch_norm().forward(probe))
-        .abs()
-        .max()
-        .into_scalar::<f32>();
+        let diff = max_difference(&outputs(&model, &probe), &outputs(&pruned, &probe));
+        assert!(diff < 1e-4, "{diff}");
+    }
+
+    #[test]
+    fn measured_allocation_of_a_resnet_cuts_its_dead_decoder_stage() {
+        // The deepest decoder stage (64 channels) has half its channels dead, the others
+        // none: asked for a quarter of the decoder's 372 filters (93; the dead half is 96),
+        // the measurement takes them all from that stage, and the predictions do not change.
+        let device = Device::flex();
+        device.seed(13);
+        let cfg = SegmenterConfig::new(UNetConfig::new(3).with_base_width(4))
+            .with_encoder(Encoder::Resnet18);
+        let mut model = cfg.init(&device);
+        if let Net::ResNet(net) = &mut model.net {
+            let deepest = net.decoders[0].clone();
+            net.decoders[0] = DecoderStage {
+                up: kill_up(deepest.up),
+                block: kill_block(deepest.block),
+            };
+        }
+        let probe = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
+        let widths = measured_widths(&model, &cfg, 0.25, &probe);
+        assert_eq!(widths, [4, 8, 16, 32, 32]);
+        let (pruned, _) = prune_to_widths(&model, &cfg, widths);
+        let diff = max_difference(&outputs(&model, &probe), &outputs(&pruned, &probe));
         assert!(diff < 1e-4, "{diff}");
     }
 
@@ -568,57 +784,79 @@ mod tests {
         }
     }
 
-    /// Zeroes gamma and beta of the odd channels of every batch norm, and scales the filters of
-    /// the up-samplers' odd channels to zero, so those channels carry nothing.
-    fn kill_odd_channels(model: UNet) -> UNet {
-        fn kill_up(up: UpSampler) -> UpSampler {
-            match up {
-                UpSampler::Bilinear(up) => {
-                    let w = up.conv.weight.val();
-                    let [out, ..] = w.dims();
-                    let mask = odd_zero(Tensor::ones([out], &w.device())).reshape([out, 1, 1, 1]);
-                    let bias = up
-                        .conv
-                        .bias
-                        .clone()
-                        .map(|b| Param::from_tensor(odd_zero(b.val())));
-                    UpSampler::Bilinear(BilinearUp {
-                        conv: Conv2d {
-                            weight: Param::from_tensor(w * mask),
-                            bias,
-                            ..up.conv
-                        },
-                    })
-                }
-                UpSampler::Transposed(conv) => {
-                    let w = conv.weight.val();
-                    let [_, out, ..] = w.dims();
-                    let mask = odd_zero(Tensor::ones([out], &w.device())).reshape([1, out, 1, 1]);
-                    let bias = conv
-                        .bias
-                        .clone()
-                        .map(|b| Param::from_tensor(odd_zero(b.val())));
-                    UpSampler::Transposed(ConvTranspose2d {
-                        weight: Param::from_tensor(w * mask),
-                        bias,
-                        ..conv
-                    })
-                }
+    fn kill_up(up: UpSampler) -> UpSampler {
+        match up {
+            UpSampler::Bilinear(up) => UpSampler::Bilinear(BilinearUp {
+                conv: kill_filters(up.conv),
+            }),
+            UpSampler::Transposed(conv) => {
+                let w = conv.weight.val();
+                let [_, out, ..] = w.dims();
+                let mask = odd_zero(Tensor::ones([out], &w.device())).reshape([1, out, 1, 1]);
+                let bias = conv
+                    .bias
+                    .clone()
+                    .map(|b| Param::from_tensor(odd_zero(b.val())));
+                UpSampler::Transposed(ConvTranspose2d {
+                    weight: Param::from_tensor(w * mask),
+                    bias,
+                    ..conv
+                })
             }
         }
-        UNet {
-            encoders: model.encoders.clone().into_iter().map(kill_block).collect(),
-            bottleneck: kill_block(model.bottleneck.clone()),
-            decoders: model
-                .decoders
-                .clone()
-                .into_iter()
-                .map(|d| UpBlock {
-                    up: kill_up(d.up),
-                    block: kill_block(d.block),
-                })
-                .collect(),
-            ..model
+    }
+
+    /// `conv` with the weights and biases of its odd filters zero.
+    fn kill_filters(conv: Conv2d) -> Conv2d {
+        let w = conv.weight.val();
+        let [out, ..] = w.dims();
+        let mask = odd_zero(Tensor::ones([out], &w.device())).reshape([out, 1, 1, 1]);
+        let bias = conv
+            .bias
+            .clone()
+            .map(|b| Param::from_tensor(odd_zero(b.val())));
+        Conv2d {
+            weight: Param::from_tensor(w * mask),
+            bias,
+            ..conv
         }
+    }
+
+    /// Zeroes gamma and beta of the odd channels of every batch norm a pruning narrows, and
+    /// scales the filters of the up-samplers' and the second head's odd channels to zero, so
+    /// those channels carry nothing. A ResNet's encoder stays as it is.
+    fn kill_odd_channels(model: Segmenter) -> Segmenter {
+        let net = match model.net {
+            Net::UNet(unet) => Net::UNet(UNet {
+                encoders: unet.encoders.clone().into_iter().map(kill_block).collect(),
+                bottleneck: kill_block(unet.bottleneck.clone()),
+                decoders: unet
+                    .decoders
+                    .clone()
+                    .into_iter()
+                    .map(|d| UpBlock {
+                        up: kill_up(d.up),
+                        block: kill_block(d.block),
+                    })
+                    .collect(),
+                ..unet
+            }),
+            Net::ResNet(resnet) => Net::ResNet(ResNetUNet {
+                decoders: resnet
+                    .decoders
+                    .into_iter()
+                    .map(|d| DecoderStage {
+                        up: kill_up(d.up),
+                        block: kill_block(d.block),
+                    })
+                    .collect(),
+                ..resnet
+            }),
+        };
+        let aux = model.aux.map(|head| AuxHead {
+            conv: kill_filters(head.conv),
+            ..head
+        });
+        Segmenter { net, aux }
     }
 }

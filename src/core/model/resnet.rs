@@ -39,6 +39,20 @@ use crate::core::kernels::ops;
 /// Down-sampling factor of a ResNet encoder: inputs must be multiples of 32.
 pub const RESNET_MULTIPLE: usize = 32;
 
+/// Stages of the decoder on a ResNet encoder (H/16 up to H).
+pub const DECODER_STAGES: usize = 5;
+
+/// The decoder's widths as a [`UNetConfig`] lays them out: `width(s)` for `s` in `0..5`,
+/// shallowest first, is `base_width << s`, or `widths[s]` for a decoder narrowed by `roadseg
+/// prune --structured`. A ResNet config's own `depth` means nothing (the encoder has its five
+/// stages), so the layout takes the depth whose `depth + 1` stages are the decoder's.
+pub fn decoder_layout(decoder: &UNetConfig) -> UNetConfig {
+    UNetConfig {
+        depth: DECODER_STAGES - 1,
+        ..decoder.clone()
+    }
+}
+
 /// Which ResNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResNetKind {
@@ -330,8 +344,9 @@ impl ResNetEncoder {
 /// One decoder stage: up-sample, concatenate the skip (if any), [`ConvBlock`].
 #[derive(Module, Debug)]
 pub struct DecoderStage {
-    up: UpSampler,
-    block: ConvBlock,
+    pub(super) up: UpSampler,
+    /// Reads `cat(skip, up)`: the skip's channels first.
+    pub(super) block: ConvBlock,
 }
 
 /// A UNet decoder on a ResNet encoder; build it with [`ResNetUNet::new`].
@@ -339,26 +354,27 @@ pub struct DecoderStage {
 pub struct ResNetUNet {
     pub(crate) encoder: ResNetEncoder,
     /// Deepest first: four with the skips layer3, layer2, layer1, stem, then one without.
-    decoders: Vec<DecoderStage>,
-    head: Conv2d,
+    pub(super) decoders: Vec<DecoderStage>,
+    pub(super) head: Conv2d,
 }
 
 impl ResNetUNet {
-    /// A ResNet-`kind` encoder and a decoder of `decoder.base_width` (with `decoder`'s
-    /// up-sampling, initialisation and batch norm) for `decoder.num_classes` classes.
+    /// A ResNet-`kind` encoder and a decoder of `decoder`'s widths ([`decoder_layout`]), with
+    /// its up-sampling, initialisation and batch norm, for `decoder.num_classes` classes.
     ///
     /// # Panics
-    /// If `decoder` is invalid (see [`UNetConfig::validate`]).
+    /// If the decoder's layout is invalid (see [`UNetConfig::validate`]).
     pub fn new(kind: ResNetKind, decoder: &UNetConfig, device: &Device) -> Self {
+        let decoder = &decoder_layout(decoder);
         if let Err(e) = decoder.validate() {
             panic!("{e}");
         }
         let init = decoder.initializer();
         let channels = kind.channels();
-        let width = |s: usize| decoder.base_width << s;
+        let width = |s: usize| decoder.width(s);
         // (input channels from below, skip channels, output width) from H/16 up to H.
         let mut below = channels[4];
-        let decoders = (0..5)
+        let decoders = (0..DECODER_STAGES)
             .rev()
             .map(|s: usize| {
                 let skip = if s >= 1 { channels[s - 1] } else { 0 };
@@ -406,7 +422,12 @@ impl ResNetUNet {
         if let Err(e) = self.check_input_size(height, width) {
             panic!("{e}");
         }
-        let [stem, l1, l2, l3, l4] = self.encoder.forward(images);
+        self.decode(self.encoder.forward(images))
+    }
+
+    /// The decoder on the encoder's features ([`ResNetEncoder::forward`]): `[B, b, H, W]`.
+    pub(super) fn decode(&self, encoded: [Tensor<4>; 5]) -> Tensor<4> {
+        let [stem, l1, l2, l3, l4] = encoded;
         let mut skips = vec![stem, l1, l2, l3];
         let mut x = l4;
         for stage in &self.decoders {

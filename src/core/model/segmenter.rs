@@ -14,7 +14,7 @@ use burn::store::RecordError;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::resnet::{RESNET_MULTIPLE, ResNetKind, ResNetUNet};
+use super::resnet::{DECODER_STAGES, RESNET_MULTIPLE, ResNetKind, ResNetUNet, decoder_layout};
 use super::unet::{UNet, UNetConfig, UNetError, crop_to, pad_to_multiple};
 use crate::core::kernels::ops;
 
@@ -152,14 +152,29 @@ impl SegmenterConfig {
     }
 
     pub fn validate(&self) -> Result<(), UNetError> {
-        self.unet.validate()?;
-        if self.encoder.resnet().is_some() && self.unet.base_width << 4 > 1 << 16 {
+        if self.encoder.resnet().is_none() {
+            return self.unet.validate();
+        }
+        if let Some(widths) = &self.unet.widths
+            && widths.len() != DECODER_STAGES
+        {
             return Err(UNetError::InvalidConfig(format!(
-                "base_width {} is too large for a ResNet decoder",
-                self.unet.base_width
+                "widths must list the {DECODER_STAGES} stages of a {} decoder, got {}",
+                self.encoder,
+                widths.len()
             )));
         }
-        Ok(())
+        decoder_layout(&self.unet).validate()
+    }
+
+    /// The widths `roadseg prune --structured` narrows: a plain UNet's stages, shallowest
+    /// first and the bottleneck last, or the five stages of a ResNet's decoder, shallowest
+    /// first (the encoder keeps its width).
+    pub fn stage_widths(&self) -> Vec<usize> {
+        match self.encoder.resnet() {
+            None => self.unet.stage_widths(),
+            Some(_) => decoder_layout(&self.unet).stage_widths(),
+        }
     }
 
     /// Input sides must be multiples of this (the model pads to it).
@@ -211,8 +226,8 @@ impl Net {
 /// convolution to the task's classes. `[B, b, H, W]` -> `[B, channels, H, W]`.
 #[derive(Module, Debug)]
 pub struct AuxHead {
-    conv: Conv2d,
-    out: Conv2d,
+    pub(super) conv: Conv2d,
+    pub(super) out: Conv2d,
 }
 
 impl AuxHead {
@@ -259,8 +274,8 @@ pub struct Output {
 /// [`SegmenterConfig::init`].
 #[derive(Module, Debug)]
 pub struct Segmenter {
-    net: Net,
-    aux: Option<AuxHead>,
+    pub(super) net: Net,
+    pub(super) aux: Option<AuxHead>,
 }
 
 impl From<UNet> for Segmenter {
@@ -275,14 +290,6 @@ impl From<UNet> for Segmenter {
 impl Segmenter {
     pub fn net(&self) -> &Net {
         &self.net
-    }
-
-    /// The network as a plain UNet, when it is one and has no second head.
-    pub fn plain_unet(&self) -> Option<&UNet> {
-        match (&self.net, &self.aux) {
-            (Net::UNet(unet), None) => Some(unet),
-            _ => None,
-        }
     }
 
     /// Output channels of the second head, if any.
@@ -395,18 +402,6 @@ impl Segmenter {
 mod tests {
     use super::*;
     use burn::tensor::Distribution;
-
-    #[test]
-    fn only_a_plain_unet_without_a_second_head_is_handed_out_as_one() {
-        let device = Device::flex();
-        let unet = UNetConfig::new(3).with_depth(1).with_base_width(2);
-        let plain = SegmenterConfig::new(unet.clone()).init(&device);
-        assert!(plain.plain_unet().is_some());
-        let with_head = SegmenterConfig::new(unet)
-            .with_aux(Some(AuxTask::Boundary))
-            .init(&device);
-        assert!(with_head.plain_unet().is_none());
-    }
 
     #[test]
     fn names_parse_and_print() {
