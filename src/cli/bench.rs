@@ -416,7 +416,7 @@ fn print_profile(what: &str, times: &[f64]) {
     }
     eprintln!(
         "  {:<56} {:>9.1} ms",
-        "everything else (burn, autodiff, optimiser)",
+        "everything else (burn, autodiff)",
         (total - counted) * 1000.0
     );
 }

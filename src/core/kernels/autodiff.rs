@@ -12,6 +12,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Flex};
 
+use super::adamw::Hyper;
 use super::cross_entropy::Saved;
 use super::extension::{CpuKernels, Optional};
 use super::flex::{
@@ -427,6 +428,30 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => prep.finish(shape, y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
+    }
+
+    fn adamw(
+        param: Tracked<C>,
+        grad: Tracked<C>,
+        moment_1: Tracked<C>,
+        moment_2: Tracked<C>,
+        hyper: Hyper,
+    ) -> (Tracked<C>, Tracked<C>, Tracked<C>) {
+        // Optimisers step the inner tensors; on tracked ones the update is not differentiated.
+        let [p, m, v] = flex::adamw(
+            &contiguous(param.into_primitive()),
+            &contiguous(grad.into_primitive()),
+            [
+                &contiguous(moment_1.into_primitive()),
+                &contiguous(moment_2.into_primitive()),
+            ],
+            hyper,
+        );
+        (
+            Tracked::<C>::new(p),
+            Tracked::<C>::new(m),
+            Tracked::<C>::new(v),
+        )
     }
 
     fn cross_entropy(

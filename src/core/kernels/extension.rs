@@ -10,6 +10,8 @@
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, ExtensionType, backend_extension};
 
+use super::adamw::Hyper;
+
 /// An optional tensor operand (burn 0.22's extension macro does not route `Option<Tensor>`
 /// arguments, but does route derived enums).
 #[derive(ExtensionType)]
@@ -94,6 +96,16 @@ pub trait CpuKernels: Backend {
 
     /// Bilinear x2 up-sampling with half-pixel centres.
     fn upsample2x(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// One AdamW update of a parameter (not differentiated): the new parameter and moments
+    /// from the parameter, its gradient and the moments before the step (all of one shape).
+    fn adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        hyper: Hyper,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// Cross-entropy of logits `[batch, classes, h, w]` against class ids `[batch, h, w]`
     /// (out-of-range ids ignored), weighted mean over pixels; a one-element tensor.

@@ -10,8 +10,8 @@ use burn::tensor::{DType, TensorData};
 
 use super::extension::{CpuKernels, Optional};
 use super::{
-    add_relu, batch_norm, conv_unfold, conv1x1, conv3x3, cross_entropy, pool, pool_window, profile,
-    upsample,
+    adamw, add_relu, batch_norm, conv_unfold, conv1x1, conv3x3, cross_entropy, pool, pool_window,
+    profile, upsample,
 };
 
 /// A flex float tensor.
@@ -616,6 +616,29 @@ pub(super) fn cross_entropy_backward(
     tensor(dx, [b, k, h, w])
 }
 
+/// One AdamW update: the new parameter and moments, each of the parameter's shape.
+pub(super) fn adamw(
+    param: &Primitive,
+    grad: &Primitive,
+    moments: [&Primitive; 2],
+    hyper: adamw::Hyper,
+) -> [Primitive; 3] {
+    let shape = param.shape();
+    let (p, m, v) = profile::time(
+        || "adamw".into(),
+        || {
+            adamw::step(
+                values(param),
+                values(grad),
+                values(moments[0]),
+                values(moments[1]),
+                hyper,
+            )
+        },
+    );
+    [p, m, v].map(|data| Primitive::from_data(TensorData::new(data, shape.clone())))
+}
+
 impl CpuKernels for Flex {
     fn conv3x3(
         first: Primitive,
@@ -673,6 +696,22 @@ impl CpuKernels for Flex {
 
     fn upsample2x(x: Primitive) -> Primitive {
         upsample2x(&contiguous(x))
+    }
+
+    fn adamw(
+        param: Primitive,
+        grad: Primitive,
+        moment_1: Primitive,
+        moment_2: Primitive,
+        hyper: adamw::Hyper,
+    ) -> (Primitive, Primitive, Primitive) {
+        let [p, m, v] = adamw(
+            &contiguous(param),
+            &contiguous(grad),
+            [&contiguous(moment_1), &contiguous(moment_2)],
+            hyper,
+        );
+        (p, m, v)
     }
 
     fn cross_entropy(

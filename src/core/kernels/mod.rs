@@ -29,6 +29,7 @@ mod flex;
 mod macros;
 pub mod ops;
 
+pub mod adamw;
 pub mod add_relu;
 pub mod batch_norm;
 pub mod conv1x1;

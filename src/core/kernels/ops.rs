@@ -236,6 +236,31 @@ pub fn max_pool(x: Tensor<4>, size: usize, stride: usize, padding: usize) -> Ten
     )
 }
 
+/// One AdamW update of `param` (any rank) on the CPU kernels: the new parameter and moments
+/// from its gradient and the moments before the step; `None` where the kernels do not run
+/// (another device, another dtype, the kernels switched off), for the caller's own update.
+pub fn adamw<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    [moment_1, moment_2]: [Tensor<D>; 2],
+    hyper: super::adamw::Hyper,
+) -> Option<[Tensor<D>; 3]> {
+    let alike = [&grad, &moment_1, &moment_2]
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.device() == param.device());
+    if !(accelerated(&param) && alike) {
+        return None;
+    }
+    let (p, m, v) = <Dispatch as CpuKernels>::adamw(
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        moment_1.into_dispatch(),
+        moment_2.into_dispatch(),
+        hyper,
+    );
+    Some([p, m, v].map(Tensor::from_dispatch))
+}
+
 /// `max(0, a + b)`: the end of a residual block without a norm to fuse it into. Same shapes.
 pub fn add_relu(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     if accelerated(&a) {

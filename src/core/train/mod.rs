@@ -2,6 +2,7 @@
 pub mod budget;
 pub mod config;
 pub mod control;
+mod fused_adamw;
 mod init;
 pub mod loss;
 pub mod optim;

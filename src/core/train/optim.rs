@@ -17,12 +17,13 @@ use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord, RmsPropConfig,
-    SgdConfig,
+    AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord, RmsPropConfig, SgdConfig,
 };
 use burn::store::RecordError;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
+
+use super::fused_adamw::FusedAdamW;
 
 /// Why an optimiser or schedule config cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -263,13 +264,13 @@ pub fn build_optimizer(config: &OptimizerConfig) -> Result<SegOptimizer, OptimEr
             .with_weight_decay(l2)
             .with_grad_clipping(clip)
             .init(),
-        OptimizerKind::AdamW { beta1, beta2, eps } => AdamWConfig::new()
-            .with_beta_1(beta1)
-            .with_beta_2(beta2)
-            .with_epsilon(eps)
-            .with_weight_decay(config.weight_decay)
-            .with_grad_clipping(clip)
-            .init(),
+        OptimizerKind::AdamW { beta1, beta2, eps } => {
+            let adamw = FusedAdamW::new(beta1, beta2, eps, config.weight_decay);
+            match clip {
+                Some(clip) => ModuleOptimizer::from(adamw).with_grad_clipping(clip.init()),
+                None => ModuleOptimizer::from(adamw),
+            }
+        }
         OptimizerKind::RmsProp {
             alpha,
             momentum,
@@ -304,7 +305,10 @@ impl SegOptimizer {
         model: M,
         grads: GradientsParams,
     ) -> M {
-        self.inner.step(lr, model, grads)
+        crate::core::kernels::profile::time(
+            || "optimiser step".into(),
+            || self.inner.step(lr, model, grads),
+        )
     }
 
     /// Snapshot of the per-parameter state (moments, momentum buffers, step counts).
@@ -772,5 +776,88 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(max_diff < 1e-6, "restored optimiser diverged by {max_diff}");
+    }
+
+    #[test]
+    fn adamw_on_the_kernels_steps_like_burns_and_shares_its_state() {
+        use burn::optim::AdamWConfig;
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let model = UNetConfig::new(2)
+            .with_depth(1)
+            .with_base_width(4)
+            .init(&device);
+        let images = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
+        let targets = images
+            .clone()
+            .slice([0..2, 0..1, 0..8, 0..8])
+            .greater_elem(0.5)
+            .int()
+            .squeeze_dim::<3>(1);
+        let grads = |model: &UNet| {
+            let loss = cross_entropy(model.forward(images.clone()), targets.clone(), None);
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let config = OptimizerConfig {
+            kind: OptimizerKind::AdamW {
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-6,
+            },
+            weight_decay: 0.05,
+            grad_clip: GradClip::Norm(0.5),
+        };
+        // The same optimiser in burn's tensor operations.
+        let burns = || SegOptimizer {
+            config: config.clone(),
+            inner: AdamWConfig::new()
+                .with_beta_1(0.8)
+                .with_beta_2(0.99)
+                .with_epsilon(1e-6)
+                .with_weight_decay(0.05)
+                .with_grad_clipping(Some(GradientClippingConfig::Norm(0.5)))
+                .init(),
+        };
+        // The kernels take this optimiser's tensors.
+        let p = Tensor::<2>::ones([2, 3], &Device::flex());
+        let hyper = crate::core::kernels::adamw::Hyper::new([0.8, 0.99, 1e-6], 0.05, 0.1, 1);
+        let moments = [p.zeros_like(), p.zeros_like()];
+        assert!(crate::core::kernels::ops::adamw(p.clone(), p, moments, hyper).is_some());
+
+        let (mut fused, mut reference) = (build_optimizer(&config).unwrap(), burns());
+        let initial = params(&model);
+        let (mut a, mut b) = (model.clone(), model);
+        let max_diff = |a: &UNet, b: &UNet| {
+            params(a)
+                .iter()
+                .zip(&params(b))
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        for step in 0..3 {
+            let lr = 0.05 / (step + 1) as f64;
+            a = fused.step(lr, a.clone(), grads(&a));
+            b = reference.step(lr, b.clone(), grads(&b));
+            let diff = max_diff(&a, &b);
+            assert!(diff < 1e-6, "step {step}: {diff}");
+        }
+        assert_ne!(params(&a), initial);
+        // Either optimiser's saved state continues in the other.
+        let from_burn = build_optimizer(&config)
+            .unwrap()
+            .load_state_bytes(reference.state_bytes().unwrap())
+            .unwrap();
+        let from_fused = burns()
+            .load_state_bytes(fused.state_bytes().unwrap())
+            .unwrap();
+        for (mut optim, name) in [
+            (from_burn, "burn's state"),
+            (from_fused, "the kernels' state"),
+        ] {
+            let next = optim.step(0.01, a.clone(), grads(&a));
+            let expected = reference.clone().step(0.01, b.clone(), grads(&b));
+            let diff = max_diff(&next, &expected);
+            assert!(diff < 1e-6, "{name}: {diff}");
+        }
     }
 }
