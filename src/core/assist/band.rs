@@ -101,15 +101,7 @@ pub struct PixelGrid {
 
 impl PixelGrid {
     pub fn new(lab: &LabImage) -> Self {
-        let env = |k: &str, d: f32| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        let pair_sigma = env("PAIR_SIGMA", PIXEL_BLUR);
-        let unary_sigma = env("UNARY_SIGMA", PIXEL_BLUR);
-        let blurred = lab.blurred(pair_sigma);
+        let blurred = lab.blurred(PIXEL_BLUR);
         let (w, h) = (lab.width as usize, lab.height as usize);
         let colours = blurred.data;
         let d2 = |a: [f32; 3], b: [f32; 3]| {
@@ -161,11 +153,6 @@ impl PixelGrid {
                     ];
                 }
             });
-        let colours = match unary_sigma == pair_sigma {
-            true => colours,
-            false if unary_sigma <= 0.0 => lab.data.clone(),
-            false => lab.blurred(unary_sigma).data,
-        };
         Self {
             width: w,
             colours,
@@ -212,7 +199,6 @@ pub fn refine(
     prior: Option<&[f32]>,
     params: &BandParams,
 ) -> Vec<bool> {
-    let t0 = std::time::Instant::now();
     let sp = prepared.superpixels();
     let (w, h) = (sp.width as usize, sp.height as usize);
     let labels = &sp.labels;
@@ -233,9 +219,7 @@ pub fn refine(
     }
     let grid = prepared.pixels();
     let colours = &grid.colours;
-    let t1 = t0.elapsed();
     let (fg, bg) = fit_sides(grid, &pixels, &node, &out, clicks, params);
-    let t2 = t0.elapsed();
     let mut graph = Graph::with_capacity(pixels.len(), 4 * pixels.len());
     let unit = params.smoothness / 255.0;
     // Terminal weights: (cost of the background side, cost of the foreground side).
@@ -315,19 +299,7 @@ pub fn refine(
             None => graph.add_terminal_weights(n, bg_cost, fg_cost),
         }
     }
-    let t3 = t0.elapsed();
     graph.maxflow();
-    let t4 = t0.elapsed();
-    if std::env::var("TIMING").is_ok() {
-        eprintln!(
-            "band {} px: setup {:?} fit {:?} graph {:?} flow {:?}",
-            pixels.len(),
-            t1,
-            t2 - t1,
-            t3 - t2,
-            t4 - t3
-        );
-    }
     for (n, &i) in pixels.iter().enumerate() {
         out[i as usize] = graph.in_source(n);
     }
