@@ -15,8 +15,11 @@ mod progress;
 mod prune;
 mod quantize;
 mod sample;
+mod signals;
 #[cfg(feature = "gui")]
 mod soak;
+mod status;
+mod submit;
 mod train;
 mod variant;
 
@@ -47,7 +50,7 @@ enum Command {
     /// Convert any readable layout to the native one.
     Convert(convert::Args),
     /// Train a UNet (on the bundled sample by default), or resume a run.
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Metrics of a trained run on a dataset split.
     Eval(eval::Args),
     /// Class masks for images with a trained run.
@@ -63,6 +66,10 @@ enum Command {
     Prune(prune::Args),
     /// Click-to-segment: the region a list of clicks asks for on an image, as a 0/1 PNG.
     Assist(assist::Args),
+    /// Where a run stands: its job engine's state (Slurm, SSH, Kubernetes) and its progress.
+    Status(status::Args),
+    /// Stop a submitted run through its job engine (it checkpoints; resume it later).
+    Cancel(status::CancelArgs),
 }
 
 #[cfg(feature = "gui")]
@@ -87,7 +94,7 @@ pub fn main() -> ExitCode {
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Convert(args)) => convert::run(args),
-        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Train(args)) => train::run(*args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Bench(args)) => bench::run(args),
@@ -95,6 +102,8 @@ pub fn main() -> ExitCode {
         Some(Command::Quantize(args)) => quantize::run(args),
         Some(Command::Prune(args)) => prune::run(args),
         Some(Command::Assist(args)) => assist::run(args),
+        Some(Command::Status(args)) => status::run(args),
+        Some(Command::Cancel(args)) => status::cancel(args),
         #[cfg(feature = "gui")]
         Some(Command::Studio(args)) => roadseg::studio::run(roadseg::studio::StartOptions {
             dir: args.dir,
@@ -113,6 +122,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(stopped) = err.downcast_ref::<signals::StoppedBySignal>() {
+                return ExitCode::from(stopped.exit_code());
+            }
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

@@ -93,9 +93,12 @@ pub struct Args {
     /// Train without the files that cannot be read (their count is printed).
     #[arg(long)]
     skip_bad: bool,
-    /// Print the run's summary (summary.json) on stdout when it ends.
+    /// Print the run's summary (summary.json) on stdout when it ends (with --submit: the job
+    /// id and the run folder).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    submit: super::submit::SubmitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -105,49 +108,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         snapshot_labels: false,
         cpu_fallback: false,
     };
-    let start = match &args.resume {
-        Some(run) => TrainStart::Resume {
-            run: run.clone(),
-            epochs: args.epochs,
-            config: resumed_config(run, &args)?.map(Box::new),
-        },
-        None => {
-            let (config, run_data) = match &args.config {
-                Some(file) => {
-                    let file = TrainConfig::load(file)?;
-                    (file.train, file.run_data)
-                }
-                None => (TrainConfig::default(), None),
-            };
-            let config = apply_flags(config, &args)?;
-            let (root, format) = match (&args.data, run_data) {
-                (Some(dir), _) => (dir.clone(), args.format),
-                // A run's own config.json reproduces that run, on its dataset.
-                (None, Some((dir, format))) => {
-                    eprintln!(
-                        "dataset: {} ({format}), from the run's config",
-                        dir.display()
-                    );
-                    (dir, args.format.or_else(|| format.parse().ok()))
-                }
-                (None, None) => (
-                    workspace::default_sample().context("preparing the bundled sample")?,
-                    args.format,
-                ),
-            };
-            let out = match &args.out {
-                Some(out) => out.clone(),
-                None => next_run_dir(Path::new("runs")),
-            };
-            TrainStart::New {
-                data: DataSpec { root, format },
-                config: Box::new(config),
-                out,
-            }
-        }
-    };
+    if args.submit.submit.is_some() {
+        // The engine's flags are checked before anything is prepared.
+        let target = args.submit.target()?;
+        let start = train_start(&args)?;
+        return super::submit::run(
+            start,
+            target,
+            &args.submit,
+            args.device,
+            args.skip_bad,
+            args.json,
+        );
+    }
+    let start = train_start(&args)?;
     let mut progress = Progress::new();
-    let control = Control::default();
+    let control = std::sync::Arc::new(Control::default());
+    super::signals::stop_on_signals(control.clone(), |line| eprintln!("\n{line}"));
     let result = train(start, &options, &mut |e| progress.on_event(e), &control);
     progress.finish();
     let summary = result?;
@@ -176,7 +153,57 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{}: {} epochs, {} steps in {:.1} s on {}; {best}{road}{boundary}",
         summary.status, summary.epochs, summary.steps, summary.elapsed_secs, summary.device
     );
-    Ok(())
+    match super::signals::received() {
+        Some(signal) if summary.status == "stopped" => {
+            Err(super::signals::StoppedBySignal(signal).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The run the command line asks for: a new one from the flags, or `--resume RUN`.
+fn train_start(args: &Args) -> anyhow::Result<TrainStart> {
+    Ok(match &args.resume {
+        Some(run) => TrainStart::Resume {
+            run: run.clone(),
+            epochs: args.epochs,
+            config: resumed_config(run, args)?.map(Box::new),
+        },
+        None => {
+            let (config, run_data) = match &args.config {
+                Some(file) => {
+                    let file = TrainConfig::load(file)?;
+                    (file.train, file.run_data)
+                }
+                None => (TrainConfig::default(), None),
+            };
+            let config = apply_flags(config, args)?;
+            let (root, format) = match (&args.data, run_data) {
+                (Some(dir), _) => (dir.clone(), args.format),
+                // A run's own config.json reproduces that run, on its dataset.
+                (None, Some((dir, format))) => {
+                    eprintln!(
+                        "dataset: {} ({format}), from the run's config",
+                        dir.display()
+                    );
+                    (dir, args.format.or_else(|| format.parse().ok()))
+                }
+                (None, None) => (
+                    workspace::default_sample().context("preparing the bundled sample")?,
+                    args.format,
+                ),
+            };
+            let out = match &args.out {
+                Some(out) => out.clone(),
+                None => next_run_dir(Path::new("runs")),
+            };
+            TrainStart::New {
+                data: DataSpec { root, format },
+                config: Box::new(config),
+                out,
+            }
+        }
+    })
 }
 
 /// The config `--resume RUN` asks for: the run's own with this command's flags applied (the

@@ -5,6 +5,7 @@
 mod compare;
 mod destination;
 mod export;
+mod follow;
 mod keys;
 mod labelling;
 mod labels_export;
@@ -26,6 +27,7 @@ use super::panels::training::TrainingPanel;
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
 use crate::core::dataset::{ClassTable, DatasetIndex, Format, convert, workspace};
+use crate::core::jobs::follow::{FollowCommand, Follower};
 use crate::core::paint::accept::AcceptScope;
 use crate::core::paint::unsaved::RETRY_INTERVAL;
 use crate::core::paint::{AutosavePolicy, MaskDocument, Unsaved};
@@ -91,6 +93,14 @@ pub enum Command {
     PickExport,
     /// Export the current run's best weights to this ONNX file.
     ExportModel(PathBuf),
+    /// File > Open run…: ask for a run folder to follow.
+    PickRun,
+    /// Follow this run folder live (whoever trains it).
+    FollowRun(PathBuf),
+    /// Remember the training panel's "Run on" choice for the open dataset.
+    RememberRunOn,
+    /// Continue a stopped run from its checkpoint, where "Run on" says.
+    ResumeRun(PathBuf),
 }
 
 /// What the panel under the canvas shows.
@@ -136,6 +146,10 @@ pub struct Studio {
     pub bottom: BottomTab,
     /// The training thread, started with the first run.
     pub worker: Option<TrainWorker>,
+    /// The run followed rather than trained here (submitted elsewhere, or File > Open run…).
+    pub follower: Option<Follower>,
+    /// A submission to a job engine in progress.
+    submission: Option<follow::Submission>,
     /// The run whose predictions and errors are shown.
     pub model: ModelLink,
     /// Bumped whenever the studio writes a mask or the class table: analyses are cached per
@@ -204,6 +218,8 @@ impl Studio {
             errors: ErrorsPanel::default(),
             bottom: BottomTab::default(),
             worker: None,
+            follower: None,
+            submission: None,
             model: ModelLink::default(),
             label_revision: 0,
             blink: false,
@@ -443,6 +459,7 @@ impl Studio {
                         self.selected = None;
                         self.state.last_folder = Some(dir.clone());
                         self.remember_folder(&dir);
+                        self.training.run_on = self.state.prefs(&dir).run_on;
                         self.session = Some(session);
                         self.message = Some((
                             match problems {
@@ -512,10 +529,37 @@ impl Studio {
             Command::SetClasses(classes) => self.set_classes(classes),
             Command::Fit => self.canvas.fit(),
             Command::OneToOne => self.canvas.one_to_one(),
-            Command::StartTraining => self.start_training(),
-            Command::PauseTraining => self.to_worker(WorkerCommand::Pause),
-            Command::ResumeTraining => self.to_worker(WorkerCommand::Resume),
-            Command::StopTraining => self.to_worker(WorkerCommand::Stop),
+            Command::StartTraining => {
+                if !self.submit_training() {
+                    self.unfollow();
+                    self.start_training();
+                }
+            }
+            Command::PauseTraining => {
+                if !self.send_follower(FollowCommand::Pause) {
+                    self.to_worker(WorkerCommand::Pause);
+                }
+            }
+            Command::ResumeTraining => {
+                if !self.send_follower(FollowCommand::Resume) {
+                    self.to_worker(WorkerCommand::Resume);
+                }
+            }
+            Command::StopTraining => {
+                if !self.send_follower(FollowCommand::Cancel) {
+                    self.to_worker(WorkerCommand::Stop);
+                }
+            }
+            Command::PickRun => self.pick_run(),
+            Command::FollowRun(run) => self.follow_run(run),
+            Command::ResumeRun(run) => self.resume_run(run),
+            Command::RememberRunOn => {
+                if let Some(root) = self.session.as_ref().map(|s| s.root.clone()) {
+                    let mut prefs = self.state.prefs(&root);
+                    prefs.run_on = self.training.run_on.clone();
+                    self.state.set_prefs(&root, prefs);
+                }
+            }
             Command::RefreshRuns => self.refresh_runs(),
             Command::DeleteRun(dir) => {
                 // Only folders that are runs, and only inside this dataset's runs folder.
@@ -652,6 +696,8 @@ impl Studio {
             self.install(result);
         }
         self.drain_worker();
+        self.drain_follower();
+        self.poll_submission();
         self.drain_model();
         self.poll_export();
         self.poll_labels_export();
@@ -671,6 +717,16 @@ impl Studio {
                 ui.menu_button("File", |ui| {
                     if ui.button("Open dataset...").clicked() {
                         self.commands.push(Command::PickDataset);
+                    }
+                    if ui
+                        .button("Open run...")
+                        .on_hover_text(
+                            "Follow a run folder live: curves, progress, its best checkpoint \
+                             (a run on a cluster, another process, a shared disk)",
+                        )
+                        .clicked()
+                    {
+                        self.commands.push(Command::PickRun);
                     }
                     if ui.button("Save mask (Ctrl+S)").clicked() {
                         self.commands.push(Command::Save);

@@ -48,7 +48,7 @@ impl ModelLink {
         &mut self,
         run: &Path,
         device: DeviceChoice,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn() + Send + Sync + 'static,
     ) -> Result<(), String> {
         if !RunDir::new(run).exists() {
             return Err(format!(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::canvas::Tool;
 use super::compare::blend::{ANY_CLASS, ViewMode};
 use crate::core::paint::Locks;
+use crate::studio::panels::run_on::RunOnPrefs;
 
 /// What the studio remembers for one dataset (by its folder).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +18,8 @@ pub struct DatasetPrefs {
     pub locked_classes: Vec<u8>,
     /// Tools change only unlabelled pixels.
     pub unlabelled_only: bool,
+    /// Where the training panel's Train sends runs, with each engine's options.
+    pub run_on: RunOnPrefs,
 }
 
 impl DatasetPrefs {

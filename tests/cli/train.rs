@@ -142,24 +142,7 @@ fn resume_after_a_kill_continues_the_same_curve() {
         "--device",
         "cpu",
     ]);
-    let resumed = metrics(&killed);
-    assert_eq!(resumed.len(), expected.len(), "nothing lost or duplicated");
-    for (a, b) in expected.iter().zip(&resumed) {
-        assert_eq!(
-            (&a["split"], &a["epoch"], &a["step"]),
-            (&b["split"], &b["epoch"], &b["step"])
-        );
-        for key in ["loss", "lr", "mean_iou"] {
-            if let (Some(x), Some(y)) = (a[key].as_f64(), b[key].as_f64()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                    "{key} differs at {} step {}: {x} vs {y}",
-                    a["split"],
-                    a["step"]
-                );
-            }
-        }
-    }
+    common::assert_same_curve(&expected, &metrics(&killed));
     assert_eq!(
         json_file(&killed.join("summary.json"))["status"],
         "completed"

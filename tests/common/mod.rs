@@ -8,19 +8,13 @@ use std::process::{Command, Output};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
 pub mod layouts;
+pub mod services;
 pub use layouts::*;
 
 pub const IGNORE: u8 = 255;
 
 pub fn roadseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_roadseg"))
-        .args(args)
-        .env(
-            "ROADSEG_DATA_DIR",
-            std::env::temp_dir().join("roadseg-test-data"),
-        )
-        .output()
-        .expect("run roadseg")
+    services::roadseg_with(args, &[])
 }
 
 /// A tiny UNet at 32x24 on the CPU with one loader thread: a run trains in seconds.
@@ -97,15 +91,50 @@ pub const DRIVABLE_RUN: &[&str] = &[
     "cpu",
 ];
 
+/// The lines of a run's metrics.jsonl (complete ones; none when the file is missing).
+pub fn metric_lines(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The highest train step a run has logged.
+pub fn last_train_step(run: &Path) -> u64 {
+    metric_lines(run)
+        .iter()
+        .filter(|l| l["split"] == "train")
+        .filter_map(|l| l["step"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Asserts that a stopped-and-resumed run logged the same curve as one that never stopped:
+/// the same lines in the same order (no step repeated or lost), the same losses, rates and
+/// mIoUs.
+pub fn assert_same_curve(expected: &[serde_json::Value], got: &[serde_json::Value]) {
+    assert_eq!(got.len(), expected.len(), "no step repeated or lost");
+    for (a, b) in expected.iter().zip(got) {
+        assert_eq!(
+            (&a["split"], &a["epoch"], &a["step"]),
+            (&b["split"], &b["epoch"], &b["step"])
+        );
+        for key in ["loss", "lr", "mean_iou"] {
+            if let (Some(x), Some(y)) = (a[key].as_f64(), b[key].as_f64()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{key} differs at {} step {}: {x} vs {y}",
+                    a["split"],
+                    a["step"]
+                );
+            }
+        }
+    }
+}
+
 pub fn ok(args: &[&str]) -> String {
-    let out = roadseg(args);
-    assert!(
-        out.status.success(),
-        "roadseg {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    services::ok_with(args, &[])
 }
 
 pub fn fails(args: &[&str]) -> String {

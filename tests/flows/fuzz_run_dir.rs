@@ -274,13 +274,13 @@ proptest! {
 /// One change to a JSON document: replace the n-th node (depth first, wrapping) with a value,
 /// or remove it from its parent.
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(crate) enum Mutation {
     Replace(usize, Value),
     Remove(usize),
 }
 
 impl Mutation {
-    fn apply(&self, root: &mut Value) {
+    pub(crate) fn apply(&self, root: &mut Value) {
         let count = count_nodes(root);
         let (Mutation::Replace(n, _) | Mutation::Remove(n)) = self;
         let mut target = n % count;
@@ -366,7 +366,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         3 => (any::<usize>(), json_value()).prop_map(|(n, v)| Mutation::Replace(n, v)),
         1 => any::<usize>().prop_map(Mutation::Remove),

@@ -12,6 +12,7 @@ mod failing_disk;
 mod fuzz_clicks;
 mod fuzz_dataset;
 mod fuzz_formats;
+mod fuzz_jobs;
 mod fuzz_run_dir;
 mod mask_save_kill;
 mod train_worker;

@@ -165,6 +165,7 @@ fn a_locked_class_keeps_its_pixels_and_the_lock_survives_a_restart() {
     let expected = DatasetPrefs {
         locked_classes: vec![1],
         unlabelled_only: true,
+        ..DatasetPrefs::default()
     };
     assert_eq!(prefs, [&expected]);
     let stored: PersistedState =

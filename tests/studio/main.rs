@@ -7,6 +7,7 @@ mod common;
 
 mod assist_tools;
 mod compare;
+mod follow;
 mod formats;
 mod labeller;
 mod layout;

@@ -209,8 +209,18 @@ fn broken_runs_are_listed_as_broken_with_the_reason() {
     let reason = rows[2].broken.clone().expect("truncated weights");
     assert!(reason.contains("best/model.bpk"), "{reason}");
 
+    // The Runs section is below the training controls, which scroll.
+    let over = harness.get_by_label("Quick").rect().center();
+    // Above the status bar at the window's bottom (from y = 866 in a 900 px window).
+    crate::support::scroll_until(&mut harness, over, "the whole Runs header", |h| {
+        h.get_by_label("Runs").rect().max.y < 866.0
+    });
     harness.get_by_label("Runs").click();
     harness.run_steps(2);
+    let over = harness.get_by_label("Runs").rect().center();
+    crate::support::scroll_until(&mut harness, over, "both broken rows", |h| {
+        h.query_all_by_label_contains("broken: ").count() >= 2
+    });
     let shown = harness.query_all_by_label_contains("broken: ").count();
     assert_eq!(shown, 2, "two rows say they are broken");
     assert_eq!(

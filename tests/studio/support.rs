@@ -68,9 +68,20 @@ pub fn accept_destination(harness: &mut Harness<'_, Studio>, action: &str) {
 /// Scrolls with the wheel over `over` until a widget labelled `label` is on screen (egui leaves
 /// widgets scrolled out of sight out of the accessibility tree, as out of the picture).
 pub fn scroll_to_label(harness: &mut Harness<'_, Studio>, over: egui::Pos2, label: &str) {
+    scroll_until(harness, over, label, |h| h.query_by_label(label).is_some());
+}
+
+/// Scrolls with the wheel over `over` until `shown` holds (`what` names it in the failure).
+pub fn scroll_until(
+    harness: &mut Harness<'_, Studio>,
+    over: egui::Pos2,
+    what: &str,
+    shown: impl Fn(&Harness<'_, Studio>) -> bool,
+) {
+    let label = what;
     harness.hover_at(over);
     for _ in 0..20 {
-        if harness.query_by_label(label).is_some() {
+        if shown(harness) {
             return;
         }
         harness.event(egui::Event::MouseWheel {

@@ -12,6 +12,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::core::worker::{self, Events, Outbox};
+
 use image::RgbImage;
 
 use super::scores::{ImageScore, SortKey, sort_scores};
@@ -137,29 +139,23 @@ const EVENT_CAPACITY: usize = 256;
 
 pub struct ModelWorker {
     commands: Option<SyncSender<ModelCommand>>,
-    events: Receiver<ModelEvent>,
+    events: Events<ModelEvent>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ModelWorker {
     /// Starts the thread; `wake` is called after each event is queued.
-    pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> std::io::Result<Self> {
         let (commands, command_rx) = std::sync::mpsc::sync_channel(COMMAND_CAPACITY);
-        let (event_tx, events) = std::sync::mpsc::sync_channel(EVENT_CAPACITY);
-        let thread = std::thread::Builder::new()
-            .name("model-worker".into())
-            .spawn(move || {
-                let mut state = State {
-                    predictor: None,
-                    commands: command_rx,
-                    send: Box::new(move |event| {
-                        // The receiver is gone when the studio closes: nothing to tell.
-                        let _ = event_tx.send(event);
-                        wake();
-                    }),
-                };
-                state.run();
-            })?;
+        let (outbox, events) = worker::channel(EVENT_CAPACITY, worker::wake(wake));
+        let thread = worker::spawn("model-worker", move || {
+            let mut state = State {
+                predictor: None,
+                commands: command_rx,
+                outbox,
+            };
+            state.run();
+        })?;
         Ok(Self {
             commands: Some(commands),
             events,
@@ -181,20 +177,12 @@ impl ModelWorker {
 
     /// Events received within `budget`.
     pub fn drain(&self, budget: Duration) -> Vec<ModelEvent> {
-        let start = Instant::now();
-        let mut out = Vec::new();
-        while start.elapsed() < budget {
-            match self.events.try_recv() {
-                Ok(event) => out.push(event),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        out
+        self.events.drain(budget)
     }
 
     /// Waits up to `timeout` for the next event (tests and headless callers).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<ModelEvent> {
-        self.events.recv_timeout(timeout).ok()
+        self.events.recv_timeout(timeout)
     }
 }
 
@@ -204,11 +192,7 @@ impl Drop for ModelWorker {
         // images. Drain events so a worker blocked on a full queue can finish.
         self.commands = None;
         if let Some(thread) = self.thread.take() {
-            while !thread.is_finished() {
-                while self.events.try_recv().is_ok() {}
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = thread.join();
+            self.events.join_discarding(thread);
         }
     }
 }
@@ -216,7 +200,7 @@ impl Drop for ModelWorker {
 struct State {
     predictor: Option<(PathBuf, Predictor)>,
     commands: Receiver<ModelCommand>,
-    send: Box<dyn Fn(ModelEvent)>,
+    outbox: Outbox<ModelEvent>,
 }
 
 /// Why an analysis ended early.
@@ -228,6 +212,11 @@ enum Interrupted {
 }
 
 impl State {
+    /// The receiver is gone when the studio closes: nothing to tell.
+    fn send(&self, event: ModelEvent) {
+        self.outbox.send(event);
+    }
+
     fn run(&mut self) {
         let mut next = None;
         loop {
@@ -245,7 +234,7 @@ impl State {
                         Interrupted::Closed => return,
                     },
                     Ok(None) => {}
-                    Err(error) => (self.send)(ModelEvent::Failed {
+                    Err(error) => self.send(ModelEvent::Failed {
                         tag: request.tag,
                         error,
                     }),
@@ -277,7 +266,7 @@ impl State {
                         },
                     },
                 };
-                (self.send)(event);
+                self.send(event);
             }
             ModelCommand::Cancel | ModelCommand::Analyse(_) => {}
         }
@@ -294,7 +283,7 @@ impl State {
             });
         match loaded {
             Ok((predictor, device)) => {
-                (self.send)(ModelEvent::Loaded {
+                self.send(ModelEvent::Loaded {
                     run: run.to_path_buf(),
                     checkpoint: predictor.checkpoint().to_path_buf(),
                     classes: predictor.classes().iter().map(|c| c.name.clone()).collect(),
@@ -302,7 +291,7 @@ impl State {
                 });
                 self.predictor = Some((run.to_path_buf(), predictor));
             }
-            Err(error) => (self.send)(ModelEvent::LoadFailed {
+            Err(error) => self.send(ModelEvent::LoadFailed {
                 run: run.to_path_buf(),
                 error,
             }),
@@ -346,7 +335,7 @@ impl State {
             done,
             total,
         };
-        (self.send)(progress(0));
+        self.send(progress(0));
         for (done, sample) in scored.iter().chain(&unlabelled).enumerate() {
             if let Some(interrupt) = self.between_images() {
                 return Ok(Some(interrupt));
@@ -377,11 +366,11 @@ impl State {
                 }
                 Err(problem) => skipped.push(problem),
             }
-            (self.send)(progress(done + 1));
+            self.send(progress(done + 1));
         }
         sort_scores(&mut images, SortKey::MeanIou);
         rank_by_uncertainty(&mut uncertain);
-        (self.send)(ModelEvent::Analysis(Box::new(Analysis {
+        self.send(ModelEvent::Analysis(Box::new(Analysis {
             tag: request.tag,
             run,
             scope: request.scope,

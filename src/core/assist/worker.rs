@@ -1,12 +1,13 @@
 //! Preparing an image for the assists off the UI thread: one named thread per request, its
 //! answer on a channel of one, and a wake-up closure so the caller redraws when it lands.
 
-use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
+use std::sync::mpsc::TryRecvError;
 
 use image::RgbImage;
 
 use super::region::Prepared;
 use super::superpixels::SlicParams;
+use crate::core::worker::{self, Events};
 
 /// What a look at a [`PrepareJob`] finds.
 pub enum Taken {
@@ -19,7 +20,7 @@ pub enum Taken {
 /// A preparation under way.
 pub struct PrepareJob {
     params: SlicParams,
-    rx: Receiver<Prepared>,
+    rx: Events<Prepared>,
 }
 
 impl PrepareJob {
@@ -27,19 +28,14 @@ impl PrepareJob {
     pub fn spawn(
         image: RgbImage,
         params: SlicParams,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
         // One result, sent once: the thread never blocks on it.
-        let (tx, rx) = sync_channel(1);
-        std::thread::Builder::new()
-            .name("assist-prepare".into())
-            .spawn(move || {
-                let prepared = Prepared::with_params(&image, params);
-                // The receiver is gone when the user moved on: nothing to do.
-                if tx.send(prepared).is_ok() {
-                    wake();
-                }
-            })?;
+        let (tx, rx) = worker::channel(1, worker::wake(wake));
+        worker::spawn("assist-prepare", move || {
+            // The receiver is gone when the user moved on: nothing to do.
+            tx.send(Prepared::with_params(&image, params));
+        })?;
         Ok(Self { params, rx })
     }
 

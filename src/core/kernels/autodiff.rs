@@ -14,7 +14,10 @@ use burn::backend::{Autodiff, Flex};
 
 use super::cross_entropy::Saved;
 use super::extension::{CpuKernels, Optional};
-use super::flex::{self, Conv1x1, Conv3x3, Primitive, contiguous, dims, tensor};
+use super::flex::{
+    self, BatchNorm, Conv1x1, Conv3x3, ConvUnfolded, Primitive, contiguous, dims, tensor,
+};
+use super::pool_window::Window;
 
 type Tracked<C> = FloatTensor<Autodiff<Flex, C>>;
 
@@ -78,18 +81,15 @@ impl Backward<Flex, 3> for Conv1x1Backward {
 }
 
 #[derive(Debug)]
-struct BatchNormReluBackward;
+struct BatchNormBackward;
 
-impl Backward<Flex, 3> for BatchNormReluBackward {
-    /// `[x, gamma, beta, mean, var]` and epsilon.
-    type State = ([Primitive; 5], f64);
+impl Backward<Flex, 4> for BatchNormBackward {
+    type State = BatchNorm;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, gamma_node, beta_node] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, gamma_node, beta_node, residual_node] = ops.parents;
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let ([x, gamma, beta, mean, var], epsilon) = ops.state;
-        let (dx, dgamma, dbeta) =
-            flex::batch_norm_relu_backward([&x, &dy, &gamma, &beta, &mean, &var], epsilon);
+        let (dx, dgamma, dbeta, dresidual) = ops.state.backward(&dy);
         if let Some(node) = x_node {
             grads.register::<Flex>(node.id, dx);
         }
@@ -98,6 +98,77 @@ impl Backward<Flex, 3> for BatchNormReluBackward {
         }
         if let Some(node) = beta_node {
             grads.register::<Flex>(node.id, dbeta);
+        }
+        if let (Some(node), Some(g)) = (residual_node, dresidual) {
+            grads.register::<Flex>(node.id, g);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConvUnfoldedBackward;
+
+impl Backward<Flex, 3> for ConvUnfoldedBackward {
+    /// The operands, and the output when a ReLU followed.
+    type State = (ConvUnfolded, Option<Primitive>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, weight, bias] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (conv, relu_output) = ops.state;
+        let dy = match relu_output {
+            Some(y) => flex::relu_mask(dy, &y),
+            None => dy,
+        };
+        if let Some(node) = weight {
+            grads.register::<Flex>(node.id, conv.weight_gradient(&dy));
+        }
+        if let Some(node) = bias {
+            grads.register::<Flex>(node.id, conv.bias_gradient(&dy));
+        }
+        if let Some(node) = x {
+            grads.register::<Flex>(node.id, conv.input_gradient(&dy));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct WindowPoolBackward;
+
+impl Backward<Flex, 1> for WindowPoolBackward {
+    /// Position of each maximum, the input's shape and the window.
+    type State = (Arc<Vec<u8>>, [usize; 4], Window);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (positions, shape, window) = ops.state;
+        if let Some(node) = x {
+            let dx = flex::max_pool_backward(&dy, &positions, shape, window);
+            grads.register::<Flex>(node.id, dx);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AddReluBackward;
+
+impl Backward<Flex, 2> for AddReluBackward {
+    /// The output.
+    type State = Primitive;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [a, b] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        if a.is_none() && b.is_none() {
+            return;
+        }
+        let d = flex::add_relu_backward(&dy, &ops.state);
+        if let Some(node) = b {
+            grads.register::<Flex>(node.id, d.clone());
+        }
+        if let Some(node) = a {
+            grads.register::<Flex>(node.id, d);
         }
     }
 }
@@ -219,28 +290,113 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         }
     }
 
-    fn batch_norm_relu(
+    fn batch_norm(
         x: Tracked<C>,
         gamma: Tracked<C>,
         beta: Tracked<C>,
+        residual: Optional<Self>,
+        relu: bool,
         epsilon: f64,
     ) -> (Tracked<C>, Tracked<C>, Tracked<C>) {
-        let nodes = [x.node(), gamma.node(), beta.node()];
-        let x = contiguous(x.into_primitive());
-        let gamma = contiguous(gamma.into_primitive());
-        let beta = contiguous(beta.into_primitive());
-        let (y, mean, var) = flex::batch_norm_relu(&x, &gamma, &beta, epsilon);
-        let output = match BatchNormReluBackward
+        let residual = residual.into_option();
+        let nodes = [
+            x.node(),
+            gamma.node(),
+            beta.node(),
+            residual
+                .as_ref()
+                .map_or_else(|| absent::<C>().node(), |r| r.node()),
+        ];
+        let (y, norm) = BatchNorm::forward(
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+            residual.map(|r| r.into_primitive()),
+            relu,
+            epsilon,
+        );
+        let (mean, var) = (norm.mean.clone(), norm.var.clone());
+        let output = match BatchNormBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(norm, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (output, Tracked::<C>::new(mean), Tracked::<C>::new(var))
+    }
+
+    fn conv_unfolded(
+        x: Tracked<C>,
+        weight: Tracked<C>,
+        bias: Optional<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        relu: bool,
+    ) -> Tracked<C> {
+        let bias = bias.into_option();
+        let nodes = [
+            x.node(),
+            weight.node(),
+            bias.as_ref()
+                .map_or_else(|| absent::<C>().node(), |b| b.node()),
+        ];
+        let conv = ConvUnfolded::new(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.map(|b| b.into_primitive()),
+            stride,
+            padding,
+        );
+        match ConvUnfoldedBackward
             .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                prep.finish(([x, gamma, beta, mean.clone(), var.clone()], epsilon), y)
+                let output = conv.forward(relu);
+                let relu_output = relu.then(|| output.clone());
+                prep.finish((conv, relu_output), output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(y),
+            OpsKind::UnTracked(prep) => prep.finish(conv.forward(relu)),
+        }
+    }
+
+    fn max_pool(x: Tracked<C>, size: usize, stride: usize, padding: usize) -> Tracked<C> {
+        let nodes = [x.node()];
+        let x = contiguous(x.into_primitive());
+        let shape = dims(&x);
+        let window = Window {
+            size,
+            stride,
+            padding,
         };
-        (output, Tracked::<C>::new(mean), Tracked::<C>::new(var))
+        let (y, positions) = flex::max_pool(&x, window);
+        match WindowPoolBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((Arc::new(positions), shape, window), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn add_relu(a: Tracked<C>, b: Tracked<C>) -> Tracked<C> {
+        let nodes = [a.node(), b.node()];
+        let y = flex::add_relu(
+            &contiguous(a.into_primitive()),
+            &contiguous(b.into_primitive()),
+        );
+        match AddReluBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
     }
 
     fn max_pool2x2(x: Tracked<C>) -> Tracked<C> {

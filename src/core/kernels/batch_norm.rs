@@ -1,27 +1,43 @@
-//! Batch normalisation with the batch's own statistics, fused with the ReLU that follows it in
-//! every UNet block: training forward and backward on NCHW `f32`, two passes each.
+//! Batch normalisation with the batch's own statistics (training), optionally followed by a
+//! ReLU, or by a residual add and a ReLU (the end of every ResNet block): forward and backward on
+//! NCHW `f32`, two passes each.
 //!
-//! Per channel `c`, over the `N = batch * h * w` values `x` of that channel:
+//! Per channel `c`, over the `N = batch * h * w` values `x` of that channel, with `r` the
+//! residual (0 when there is none):
 //!
 //! ```text
 //! mean = Σx / N          var = Σ(x - mean)² / N   (biased, as burn's running statistics take it)
-//! inv  = 1 / sqrt(var + eps)      x̂ = (x - mean) · inv
-//! y    = max(0, gamma · x̂ + beta)
+//! inv  = 1 / sqrt(var + eps)      x̂ = (x - mean) · inv      z = gamma · x̂ + beta
+//! y    = z                 (After::Nothing)
+//!      = max(0, z)         (After::Relu)
+//!      = max(0, z + r)     (After::AddRelu)
 //!
-//! dz     = dy · [gamma · x̂ + beta > 0]                    (ReLU; y itself is not read)
+//! dz     = dy, dy · [z > 0] or dy · [z + r > 0]            (y itself is not read)
+//! dr     = dz                                               (the residual's gradient)
 //! dbeta  = Σ dz          dgamma = Σ dz · x̂
 //! dx     = gamma · inv · (dz - dbeta / N - x̂ · dgamma / N)
 //! ```
 //!
 //! The statistics pass sums `x - s` and `(x - s)²` with `s` the channel's first value, which
 //! keeps the one-pass variance free of cancellation whenever the values are not spread far wider
-//! than their offset from `s`; sums are in `f64`.
+//! than their offset from `s`; sums are in `f64`. The UNet's case (a ReLU, no residual) has
+//! hand-written AVX2 loops; the others are plain loops compiled per instruction set.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::macros::multiversion;
 use super::simd::{self, Isa};
+
+/// What follows the normalisation.
+#[derive(Debug, Clone, Copy)]
+pub enum After<'a> {
+    Nothing,
+    Relu,
+    /// `max(0, z + residual)`, `residual` shaped like `x`.
+    AddRelu(&'a [f32]),
+}
 
 /// What the forward pass computed, besides its output.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,12 +64,41 @@ pub fn forward_relu(
 pub fn forward_relu_with(
     isa: Isa,
     x: &[f32],
-    [batch, channels, area]: [usize; 3],
+    shape: [usize; 3],
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
 ) -> (Vec<f32>, Stats) {
+    forward_with(isa, x, shape, gamma, beta, After::Relu, epsilon)
+}
+
+/// `batch_norm(x)` followed by `after`, for `x: [batch, channels, area]` contiguous; returns the
+/// output and the batch statistics.
+pub fn forward(
+    x: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    after: After,
+    epsilon: f64,
+) -> (Vec<f32>, Stats) {
+    forward_with(simd::isa(), x, shape, gamma, beta, after, epsilon)
+}
+
+/// [`forward`] with a chosen instruction set.
+pub fn forward_with(
+    isa: Isa,
+    x: &[f32],
+    [batch, channels, area]: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    after: After,
+    epsilon: f64,
+) -> (Vec<f32>, Stats) {
     assert_eq!(x.len(), batch * channels * area, "input size");
+    if let After::AddRelu(r) = after {
+        assert_eq!(r.len(), x.len(), "residual size");
+    }
     assert_eq!(gamma.len(), channels, "gamma size");
     assert_eq!(beta.len(), channels, "beta size");
     let n = (batch * area) as f64;
@@ -84,7 +129,14 @@ pub fn forward_relu_with(
         .enumerate()
         .for_each(|(plane, (out, x))| {
             let c = plane % channels;
-            affine_relu(isa, x, out, scale[c], offset[c]);
+            match after {
+                After::Relu => affine_relu(isa, x, out, scale[c], offset[c]),
+                After::Nothing => affine(x, None, false, out, scale[c], offset[c]),
+                After::AddRelu(r) => {
+                    let r = &r[plane * area..][..x.len()];
+                    affine(x, Some(r), true, out, scale[c], offset[c])
+                }
+            }
         });
     // SAFETY: every plane of the output was written above.
     unsafe { y.set_len(x.len()) };
@@ -181,6 +233,236 @@ pub fn backward_relu_with(
     // SAFETY: every plane of dx was written above.
     unsafe { dx.set_len(x.len()) };
     (dx, dgamma, dbeta)
+}
+
+/// Gradients of [`forward`].
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    pub dx: Vec<f32>,
+    pub dgamma: Vec<f32>,
+    pub dbeta: Vec<f32>,
+    /// The residual's gradient ([`After::AddRelu`] only).
+    pub dresidual: Option<Vec<f32>>,
+}
+
+/// Gradients of [`forward`] from the forward input `x` (and residual, in `after`), statistics
+/// and the output gradient `dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    dy: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    stats: &Stats,
+    after: After,
+    epsilon: f64,
+) -> Gradients {
+    backward_with(
+        simd::isa(),
+        x,
+        dy,
+        shape,
+        gamma,
+        beta,
+        stats,
+        after,
+        epsilon,
+    )
+}
+
+/// [`backward`] with a chosen instruction set.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_with(
+    isa: Isa,
+    x: &[f32],
+    dy: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    stats: &Stats,
+    after: After,
+    epsilon: f64,
+) -> Gradients {
+    let [batch, channels, area] = shape;
+    assert_eq!(x.len(), batch * channels * area, "input size");
+    assert_eq!(dy.len(), x.len(), "output gradient size");
+    let (dx, dgamma, dbeta, dresidual) = match after {
+        After::Relu => {
+            let (dx, dg, db) = backward_relu_with(isa, x, dy, shape, gamma, beta, stats, epsilon);
+            (dx, dg, db, None)
+        }
+        After::Nothing => {
+            let (dx, dg, db) = backward_linear(x, dy, shape, gamma, stats, epsilon);
+            (dx, dg, db, None)
+        }
+        After::AddRelu(r) => {
+            assert_eq!(r.len(), x.len(), "residual size");
+            let (scale, offset) = scale_offset(&stats.mean, &stats.var, gamma, beta, epsilon);
+            let mut dz = Vec::with_capacity(x.len());
+            dz.spare_capacity_mut()
+                .par_chunks_mut(area.max(1))
+                .enumerate()
+                .for_each(|(plane, out)| {
+                    let c = plane % channels;
+                    let at = plane * area..(plane + 1) * area;
+                    mask_add_relu(
+                        &x[at.clone()],
+                        &r[at.clone()],
+                        &dy[at],
+                        out,
+                        scale[c],
+                        offset[c],
+                    );
+                });
+            // SAFETY: every plane of dz was written above.
+            unsafe { dz.set_len(x.len()) };
+            let (dx, dg, db) = backward_linear(x, &dz, shape, gamma, stats, epsilon);
+            (dx, dg, db, Some(dz))
+        }
+    };
+    Gradients {
+        dx,
+        dgamma,
+        dbeta,
+        dresidual,
+    }
+}
+
+/// The backward pass of the normalisation alone, from `dz` (the gradient of `z`).
+fn backward_linear(
+    x: &[f32],
+    dz: &[f32],
+    [batch, channels, area]: [usize; 3],
+    gamma: &[f32],
+    stats: &Stats,
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = (batch * area) as f64;
+    let inv: Vec<f64> = stats
+        .var
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
+    let sums: Vec<(f64, f64)> = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            (0..batch).fold((0.0, 0.0), |(a, q), b| {
+                let at = (b * channels + c) * area..(b * channels + c + 1) * area;
+                let (da, dq) = centred_sums(&x[at.clone()], &dz[at], stats.mean[c]);
+                (a + da, q + dq)
+            })
+        })
+        .collect();
+    let dbeta = sums.iter().map(|&(s, _)| s as f32).collect();
+    let dgamma = sums
+        .iter()
+        .zip(&inv)
+        .map(|(&(_, sx), &inv)| (sx * inv) as f32)
+        .collect();
+    let coefficients: Vec<[f32; 4]> = (0..channels)
+        .map(|c| {
+            let k1 = gamma[c] as f64 * inv[c];
+            let k2 = k1 * sums[c].0 / n;
+            let k3 = k1 * inv[c] * inv[c] * sums[c].1 / n;
+            [k1 as f32, k2 as f32, k3 as f32, stats.mean[c]]
+        })
+        .collect();
+    let mut dx = Vec::with_capacity(x.len());
+    dx.spare_capacity_mut()
+        .par_chunks_mut(area.max(1))
+        .enumerate()
+        .for_each(|(plane, out)| {
+            let at = plane * area..(plane + 1) * area;
+            linear_input_grad(&x[at.clone()], &dz[at], out, coefficients[plane % channels]);
+        });
+    // SAFETY: every plane of dx was written above.
+    unsafe { dx.set_len(x.len()) };
+    (dx, dgamma, dbeta)
+}
+
+/// Lanes of the plain loops' partial sums (wide enough for AVX-512).
+const SUM_LANES: usize = 16;
+
+multiversion! {
+    /// `out = x·scale + offset`, or with `residual`/`relu`: `max(0, x·scale + offset + r)`
+    /// (NaNs kept).
+    fn affine(
+        x: &[f32],
+        residual: Option<&[f32]>,
+        relu: bool,
+        out: &mut [MaybeUninit<f32>],
+        scale: f32,
+        offset: f32,
+    ) {
+        match (residual, relu) {
+            (Some(r), _) => {
+                for ((o, &v), &r) in out.iter_mut().zip(x).zip(r) {
+                    let z = v * scale + offset + r;
+                    *o = MaybeUninit::new(if z < 0.0 { 0.0 } else { z });
+                }
+            }
+            (None, true) => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    let z = v * scale + offset;
+                    *o = MaybeUninit::new(if z < 0.0 { 0.0 } else { z });
+                }
+            }
+            (None, false) => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = MaybeUninit::new(v * scale + offset);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `out = dy · [x·scale + offset + r > 0]`, the mask computed exactly as [`affine`] did.
+    fn mask_add_relu(
+        x: &[f32],
+        r: &[f32],
+        dy: &[f32],
+        out: &mut [MaybeUninit<f32>],
+        scale: f32,
+        offset: f32,
+    ) {
+        for (((o, &v), &r), &g) in out.iter_mut().zip(x).zip(r).zip(dy) {
+            let z = v * scale + offset + r;
+            *o = MaybeUninit::new(if z > 0.0 { g } else { 0.0 });
+        }
+    }
+}
+
+multiversion! {
+    /// `(Σdz, Σdz·(x - mean))`, in 16 f32 lanes summed in f64.
+    fn centred_sums(x: &[f32], dz: &[f32], mean: f32) -> (f64, f64) {
+        let n = x.len().min(dz.len()) / SUM_LANES * SUM_LANES;
+        let (mut a, mut q) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
+        for (xs, gs) in x[..n].chunks_exact(SUM_LANES).zip(dz[..n].chunks_exact(SUM_LANES)) {
+            for k in 0..SUM_LANES {
+                a[k] += gs[k];
+                q[k] += gs[k] * (xs[k] - mean);
+            }
+        }
+        let mut sa: f64 = a.iter().map(|&v| v as f64).sum();
+        let mut sq: f64 = q.iter().map(|&v| v as f64).sum();
+        for (&x, &g) in x[n..].iter().zip(&dz[n..]) {
+            sa += g as f64;
+            sq += g as f64 * (x - mean) as f64;
+        }
+        (sa, sq)
+    }
+}
+
+multiversion! {
+    /// `out = k1·dz - k2 - k3·(x - mean)`; `k = [k1, k2, k3, mean]`.
+    fn linear_input_grad(x: &[f32], dz: &[f32], out: &mut [MaybeUninit<f32>], k: [f32; 4]) {
+        let [k1, k2, k3, mean] = k;
+        for ((o, &x), &g) in out.iter_mut().zip(x).zip(dz) {
+            *o = MaybeUninit::new(k1 * g - k2 - k3 * (x - mean));
+        }
+    }
 }
 
 /// Per-channel `scale = gamma / sqrt(var + eps)` and `offset = beta - mean · scale`: batch norm
@@ -496,6 +778,84 @@ mod tests {
                     assert!(close(stats.var[ci], v_ref[ci], 1e-4), "{shape:?} var");
                     assert!(close(dg[ci], dg_ref[ci], 1e-4), "{shape:?} dgamma");
                     assert!(close(db[ci], db_ref[ci], 1e-4), "{shape:?} dbeta");
+                }
+            }
+        }
+    }
+
+    /// Without a ReLU, and with a residual add + ReLU: the formulas of the module comment in
+    /// f64, every instruction set.
+    #[test]
+    fn plain_and_residual_variants_match_the_formulas() {
+        for &(shape, offset) in &[([2, 3, 7], 0.0), ([1, 1, 1], 0.0), ([3, 2, 37], 20.0)] {
+            let [b, c, a] = shape;
+            let n = (b * a) as f64;
+            let x = values(b * c * a, 5, offset);
+            let dy = values(b * c * a, 6, 0.0);
+            let r = values(b * c * a, 7, 0.0);
+            let gamma = values(c, 8, 1.0);
+            let beta = values(c, 9, 0.0);
+            let eps = 1e-5;
+            for residual in [false, true] {
+                let after = if residual {
+                    After::AddRelu(&r)
+                } else {
+                    After::Nothing
+                };
+                // Reference: z, the mask, then the normalisation's backward pass from dz.
+                let mut y_ref = vec![0.0f64; x.len()];
+                let mut dz_ref = vec![0.0f64; x.len()];
+                let mut dx_ref = vec![0.0f64; x.len()];
+                let (mut dg_ref, mut db_ref) = (vec![0.0; c], vec![0.0; c]);
+                for ci in 0..c {
+                    let idx: Vec<usize> = (0..b)
+                        .flat_map(|bi| (0..a).map(move |p| (bi * c + ci) * a + p))
+                        .collect();
+                    let mean = idx.iter().map(|&i| x[i] as f64).sum::<f64>() / n;
+                    let var = idx
+                        .iter()
+                        .map(|&i| (x[i] as f64 - mean).powi(2))
+                        .sum::<f64>()
+                        / n;
+                    let inv = 1.0 / (var + eps).sqrt();
+                    for &i in &idx {
+                        let z = gamma[ci] as f64 * (x[i] as f64 - mean) * inv + beta[ci] as f64;
+                        (y_ref[i], dz_ref[i]) = match residual {
+                            true if z + r[i] as f64 > 0.0 => (z + r[i] as f64, dy[i] as f64),
+                            true => (0.0, 0.0),
+                            false => (z, dy[i] as f64),
+                        };
+                        db_ref[ci] += dz_ref[i];
+                        dg_ref[ci] += dz_ref[i] * (x[i] as f64 - mean) * inv;
+                    }
+                    for &i in &idx {
+                        let xh = (x[i] as f64 - mean) * inv;
+                        dx_ref[i] = gamma[ci] as f64
+                            * inv
+                            * (dz_ref[i] - db_ref[ci] / n - xh * dg_ref[ci] / n);
+                    }
+                }
+                for isa in simd::available() {
+                    let what = format!("{isa:?} {shape:?} residual {residual}");
+                    let (y, stats) = forward_with(isa, &x, shape, &gamma, &beta, after, eps);
+                    let g = backward_with(isa, &x, &dy, shape, &gamma, &beta, &stats, after, eps);
+                    for i in 0..x.len() {
+                        assert!(close(y[i], y_ref[i], 1e-4), "{what} y[{i}]");
+                        assert!(close(g.dx[i], dx_ref[i], 1e-3), "{what} dx[{i}]");
+                    }
+                    for ci in 0..c {
+                        assert!(close(g.dgamma[ci], dg_ref[ci], 1e-4), "{what} dgamma");
+                        assert!(close(g.dbeta[ci], db_ref[ci], 1e-4), "{what} dbeta");
+                    }
+                    match (&g.dresidual, residual) {
+                        (Some(dr), true) => {
+                            for i in 0..x.len() {
+                                assert!(close(dr[i], dz_ref[i], 1e-6), "{what} dr[{i}]");
+                            }
+                        }
+                        (None, false) => {}
+                        _ => panic!("{what}: a residual gradient exactly when there is a residual"),
+                    }
                 }
             }
         }

@@ -149,8 +149,21 @@ pub(super) fn product(
     dst: &mut [f32],
     lhs: Operand,
     rhs: Operand,
+    shape: [usize; 3],
+    accumulate: bool,
+) {
+    product_with(dst, lhs, rhs, shape, accumulate, gemm::Parallelism::None)
+}
+
+/// [`product`] with gemm's own parallelism (for one large product when there are fewer images
+/// than threads).
+pub(super) fn product_with(
+    dst: &mut [f32],
+    lhs: Operand,
+    rhs: Operand,
     [m, n, k]: [usize; 3],
     accumulate: bool,
+    parallelism: gemm::Parallelism,
 ) {
     assert_eq!(dst.len(), m * n, "product size");
     let extent = |o: &Operand, rows: usize, columns: usize| {
@@ -183,7 +196,7 @@ pub(super) fn product(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }

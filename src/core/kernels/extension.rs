@@ -54,14 +54,40 @@ pub trait CpuKernels: Backend {
         #[extension_type] bias: Optional<Self>,
     ) -> FloatTensor<Self>;
 
-    /// `relu(batch_norm(x))` with the batch's statistics; returns the output and the batch
-    /// mean and biased variance (`[channels]`, not differentiated).
-    fn batch_norm_relu(
+    /// `batch_norm(x)` with the batch's statistics, then `relu(. + residual)` (residual present)
+    /// or `relu(.)` (`relu`); returns the output and the batch mean and biased variance
+    /// (`[channels]`, not differentiated).
+    fn batch_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        #[extension_type] residual: Optional<Self>,
+        relu: bool,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Convolution of any kernel size with `stride` and `padding` (`[vertical, horizontal]`),
+    /// one group, no dilation: `weight: [out, in, kh, kw]`, an optional bias, then a ReLU when
+    /// `relu` is set.
+    fn conv_unfolded(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        #[extension_type] bias: Optional<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        relu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// Max-pooling over `size x size` windows with `stride` and `padding`.
+    fn max_pool(
+        x: FloatTensor<Self>,
+        size: usize,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+
+    /// `max(0, a + b)`, same shapes.
+    fn add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// 2x2 max-pooling with stride 2 (even height and width).
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;

@@ -9,7 +9,10 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, TensorData};
 
 use super::extension::{CpuKernels, Optional};
-use super::{batch_norm, conv1x1, conv3x3, cross_entropy, pool, profile, upsample};
+use super::{
+    add_relu, batch_norm, conv_unfold, conv1x1, conv3x3, cross_entropy, pool, pool_window, profile,
+    upsample,
+};
 
 /// A flex float tensor.
 pub(super) type Primitive = FloatTensor<Flex>;
@@ -280,62 +283,270 @@ impl Conv1x1 {
     }
 }
 
-/// Batch norm + ReLU forward: `(y, mean, var)` as primitives.
-pub(super) fn batch_norm_relu(
-    x: &Primitive,
-    gamma: &Primitive,
-    beta: &Primitive,
-    epsilon: f64,
-) -> (Primitive, Primitive, Primitive) {
-    let [b, c, h, w] = dims(x);
-    let (y, stats) = profile::time(
-        || format!("bn+relu forward   {b}x{c}x{h}x{w}"),
-        || {
-            batch_norm::forward_relu(
-                values(x),
-                [b, c, h * w],
-                values(gamma),
-                values(beta),
-                epsilon,
-            )
-        },
-    );
-    (
-        tensor(y, [b, c, h, w]),
-        tensor(stats.mean, [c]),
-        tensor(stats.var, [c]),
-    )
+/// What a batch norm's backward pass reads: the forward input, the parameters, the batch
+/// statistics, the residual (if any) and whether a ReLU followed.
+#[derive(Debug, Clone)]
+pub(super) struct BatchNorm {
+    pub x: Primitive,
+    pub gamma: Primitive,
+    pub beta: Primitive,
+    pub residual: Option<Primitive>,
+    pub relu: bool,
+    pub epsilon: f64,
+    pub mean: Primitive,
+    pub var: Primitive,
 }
 
-/// Batch norm + ReLU backward: `(dx, dgamma, dbeta)`.
-pub(super) fn batch_norm_relu_backward(
-    [x, dy, gamma, beta, mean, var]: [&Primitive; 6],
-    epsilon: f64,
-) -> (Primitive, Primitive, Primitive) {
+impl BatchNorm {
+    fn after(&self) -> batch_norm::After<'_> {
+        match (&self.residual, self.relu) {
+            (Some(r), _) => batch_norm::After::AddRelu(values(r)),
+            (None, true) => batch_norm::After::Relu,
+            (None, false) => batch_norm::After::Nothing,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match (&self.residual, self.relu) {
+            (Some(_), _) => "bn+add+relu",
+            (None, true) => "bn+relu",
+            (None, false) => "bn",
+        }
+    }
+
+    /// The forward pass (inputs made contiguous): the output and what the backward pass needs.
+    pub fn forward(
+        x: Primitive,
+        gamma: Primitive,
+        beta: Primitive,
+        residual: Option<Primitive>,
+        relu: bool,
+        epsilon: f64,
+    ) -> (Primitive, Self) {
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let residual = residual.map(contiguous);
+        let [b, c, h, w] = dims(&x);
+        let mut norm = Self {
+            x,
+            gamma,
+            beta,
+            residual,
+            relu,
+            epsilon,
+            mean: tensor(Vec::new(), [0]),
+            var: tensor(Vec::new(), [0]),
+        };
+        let (y, stats) = profile::time(
+            || format!("{:<17} {b}x{c}x{h}x{w}", norm.label()),
+            || {
+                batch_norm::forward(
+                    values(&norm.x),
+                    [b, c, h * w],
+                    values(&norm.gamma),
+                    values(&norm.beta),
+                    norm.after(),
+                    epsilon,
+                )
+            },
+        );
+        norm.mean = tensor(stats.mean, [c]);
+        norm.var = tensor(stats.var, [c]);
+        (tensor(y, [b, c, h, w]), norm)
+    }
+
+    /// `(dx, dgamma, dbeta, dresidual)`.
+    pub fn backward(&self, dy: &Primitive) -> (Primitive, Primitive, Primitive, Option<Primitive>) {
+        let [b, c, h, w] = dims(&self.x);
+        let stats = batch_norm::Stats {
+            mean: values(&self.mean).to_vec(),
+            var: values(&self.var).to_vec(),
+        };
+        let g = profile::time(
+            || format!("{:<17} {b}x{c}x{h}x{w}", format!("{} bwd", self.label())),
+            || {
+                batch_norm::backward(
+                    values(&self.x),
+                    values(dy),
+                    [b, c, h * w],
+                    values(&self.gamma),
+                    values(&self.beta),
+                    &stats,
+                    self.after(),
+                    self.epsilon,
+                )
+            },
+        );
+        (
+            tensor(g.dx, [b, c, h, w]),
+            tensor(g.dgamma, [c]),
+            tensor(g.dbeta, [c]),
+            g.dresidual.map(|d| tensor(d, [b, c, h, w])),
+        )
+    }
+}
+
+/// Everything a convolution through [`conv_unfold`] (and its backward) needs.
+#[derive(Debug, Clone)]
+pub(super) struct ConvUnfolded {
+    pub x: Primitive,
+    pub weight: Primitive,
+    pub bias: Option<Primitive>,
+    pub geometry: conv_unfold::Geometry,
+    pub out_channels: usize,
+}
+
+impl ConvUnfolded {
+    pub fn new(
+        x: Primitive,
+        weight: Primitive,
+        bias: Option<Primitive>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Self {
+        let x = contiguous(x);
+        let weight = contiguous(weight);
+        let [batch, channels, height, width] = dims(&x);
+        let [out_channels, in_channels, kh, kw] = dims(&weight);
+        assert_eq!(channels, in_channels, "weight input channels");
+        Self {
+            x,
+            weight,
+            bias: bias.map(contiguous),
+            geometry: conv_unfold::Geometry {
+                batch,
+                channels,
+                height,
+                width,
+                kernel: [kh, kw],
+                stride,
+                padding,
+            },
+            out_channels,
+        }
+    }
+
+    fn label(&self, what: &str) -> String {
+        let g = &self.geometry;
+        format!(
+            "conv{}x{}/{} {what:<7} {}x{}x{}x{} -> {}",
+            g.kernel[0],
+            g.kernel[1],
+            g.stride[0],
+            g.batch,
+            g.channels,
+            g.height,
+            g.width,
+            self.out_channels
+        )
+    }
+
+    pub fn forward(&self, relu: bool) -> Primitive {
+        let g = self.geometry;
+        let [oh, ow] = g.output();
+        let y = profile::time(
+            || self.label("forward"),
+            || {
+                let mut y = conv_unfold::forward(
+                    values(&self.x),
+                    &g,
+                    values(&self.weight),
+                    self.bias.as_ref().map(values),
+                    self.out_channels,
+                );
+                if relu {
+                    // `max` would turn a NaN into 0.
+                    y.iter_mut()
+                        .for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v });
+                }
+                y
+            },
+        );
+        tensor(y, [g.batch, self.out_channels, oh, ow])
+    }
+
+    pub fn input_gradient(&self, dy: &Primitive) -> Primitive {
+        let g = self.geometry;
+        let dx = profile::time(
+            || self.label("dx"),
+            || conv_unfold::input_gradient(values(dy), &g, values(&self.weight), self.out_channels),
+        );
+        tensor(dx, [g.batch, g.channels, g.height, g.width])
+    }
+
+    pub fn weight_gradient(&self, dy: &Primitive) -> Primitive {
+        let g = self.geometry;
+        let dw = profile::time(
+            || self.label("dw"),
+            || conv_unfold::weight_gradient(values(&self.x), values(dy), &g, self.out_channels),
+        );
+        tensor(
+            dw,
+            [self.out_channels, g.channels, g.kernel[0], g.kernel[1]],
+        )
+    }
+
+    pub fn bias_gradient(&self, dy: &Primitive) -> Primitive {
+        let g = self.geometry;
+        tensor(
+            conv3x3::bias_gradient(values(dy), g.batch, self.out_channels, g.pixels()),
+            [self.out_channels],
+        )
+    }
+}
+
+/// Windowed max-pool forward: the output and the position of each maximum.
+pub(super) fn max_pool(x: &Primitive, window: pool_window::Window) -> (Primitive, Vec<u8>) {
     let [b, c, h, w] = dims(x);
-    let stats = batch_norm::Stats {
-        mean: values(mean).to_vec(),
-        var: values(var).to_vec(),
-    };
-    let (dx, dgamma, dbeta) = profile::time(
-        || format!("bn+relu backward  {b}x{c}x{h}x{w}"),
+    let (y, positions) = profile::time(
         || {
-            batch_norm::backward_relu(
-                values(x),
-                values(dy),
-                [b, c, h * w],
-                values(gamma),
-                values(beta),
-                &stats,
-                epsilon,
+            format!(
+                "max pool {}/{} fwd  {b}x{c}x{h}x{w}",
+                window.size, window.stride
             )
         },
+        || pool_window::forward(values(x), b * c, [h, w], window),
     );
-    (
-        tensor(dx, [b, c, h, w]),
-        tensor(dgamma, [c]),
-        tensor(dbeta, [c]),
-    )
+    let shape = [b, c, window.output(h), window.output(w)];
+    (tensor(y, shape), positions)
+}
+
+pub(super) fn max_pool_backward(
+    dy: &Primitive,
+    positions: &[u8],
+    [b, c, h, w]: [usize; 4],
+    window: pool_window::Window,
+) -> Primitive {
+    let dx = profile::time(
+        || {
+            format!(
+                "max pool {}/{} bwd  {b}x{c}x{h}x{w}",
+                window.size, window.stride
+            )
+        },
+        || pool_window::backward(values(dy), positions, b * c, [h, w], window),
+    );
+    tensor(dx, [b, c, h, w])
+}
+
+/// `max(0, a + b)`.
+pub(super) fn add_relu(a: &Primitive, b: &Primitive) -> Primitive {
+    let shape: [usize; 4] = dims(a);
+    assert_eq!(shape, dims::<4>(b), "add + relu operands");
+    let y = profile::time(
+        || format!("add+relu          {shape:?}"),
+        || add_relu::forward(values(a), values(b)),
+    );
+    tensor(y, shape)
+}
+
+/// The gradient of both operands of [`add_relu`] from its output `y`.
+pub(super) fn add_relu_backward(dy: &Primitive, y: &Primitive) -> Primitive {
+    let shape: [usize; 4] = dims(y);
+    let dx = profile::time(
+        || format!("add+relu bwd      {shape:?}"),
+        || add_relu::backward(values(dy), values(y)),
+    );
+    tensor(dx, shape)
 }
 
 /// Max-pool forward: the output and the position of each maximum.
@@ -420,18 +631,40 @@ impl CpuKernels for Flex {
         Conv1x1::new(x, weight, bias.into_option()).forward()
     }
 
-    fn batch_norm_relu(
+    fn batch_norm(
         x: Primitive,
         gamma: Primitive,
         beta: Primitive,
+        residual: Optional<Self>,
+        relu: bool,
         epsilon: f64,
     ) -> (Primitive, Primitive, Primitive) {
-        batch_norm_relu(
-            &contiguous(x),
-            &contiguous(gamma),
-            &contiguous(beta),
-            epsilon,
-        )
+        let (y, norm) = BatchNorm::forward(x, gamma, beta, residual.into_option(), relu, epsilon);
+        (y, norm.mean, norm.var)
+    }
+
+    fn conv_unfolded(
+        x: Primitive,
+        weight: Primitive,
+        bias: Optional<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        relu: bool,
+    ) -> Primitive {
+        ConvUnfolded::new(x, weight, bias.into_option(), stride, padding).forward(relu)
+    }
+
+    fn max_pool(x: Primitive, size: usize, stride: usize, padding: usize) -> Primitive {
+        let window = pool_window::Window {
+            size,
+            stride,
+            padding,
+        };
+        max_pool(&contiguous(x), window).0
+    }
+
+    fn add_relu(a: Primitive, b: Primitive) -> Primitive {
+        add_relu(&contiguous(a), &contiguous(b))
     }
 
     fn max_pool2x2(x: Primitive) -> Primitive {

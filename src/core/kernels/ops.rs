@@ -10,7 +10,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{conv2d, interpolate, max_pool2d};
+use burn::tensor::module::{conv2d as conv2d_burn, interpolate, max_pool2d};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Int, Tensor};
 
@@ -114,7 +114,7 @@ pub fn conv3x3(
         Some(second) => Tensor::cat(vec![first, second], 1),
         None => first,
     };
-    let y = conv2d(x, weight, bias, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+    let y = conv2d_burn(x, weight, bias, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
     if relu_after { relu(y) } else { y }
 }
 
@@ -128,20 +128,39 @@ pub fn conv1x1(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tens
             Optional::new(bias.map(Tensor::into_dispatch)),
         ));
     }
-    conv2d(x, weight, bias, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
+    conv2d_burn(x, weight, bias, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
 }
 
 /// `relu(norm(x))` in training mode: normalised with the batch's statistics, which also update
 /// the running statistics exactly as burn's `BatchNorm::forward` does.
 pub fn batch_norm_relu_train(x: Tensor<4>, norm: &BatchNorm) -> Tensor<4> {
+    batch_norm_train(x, norm, None, true)
+}
+
+/// `norm(x)` in training mode, then `relu(. + residual)` with a residual, or `relu(.)` if
+/// `relu_after`: the batch's statistics normalise and update the running statistics exactly as
+/// burn's `BatchNorm::forward` does. `[B, C, h, w]` (residual the same) -> `[B, C, h, w]`.
+pub fn batch_norm_train(
+    x: Tensor<4>,
+    norm: &BatchNorm,
+    residual: Option<Tensor<4>>,
+    relu_after: bool,
+) -> Tensor<4> {
     if !accelerated(&x) {
-        return relu(norm.forward(x));
+        let y = norm.forward(x);
+        return match residual {
+            Some(r) => relu(y + r),
+            None if relu_after => relu(y),
+            None => y,
+        };
     }
     let device = x.device();
-    let (y, mean, var) = <Dispatch as CpuKernels>::batch_norm_relu(
+    let (y, mean, var) = <Dispatch as CpuKernels>::batch_norm(
         x.into_dispatch(),
         norm.gamma.val().into_dispatch(),
         norm.beta.val().into_dispatch(),
+        Optional::new(residual.map(Tensor::into_dispatch)),
+        relu_after,
         norm.epsilon,
     );
     let (mean, var) = (
@@ -164,6 +183,68 @@ pub fn batch_norm_relu_train(x: Tensor<4>, norm: &BatchNorm) -> Tensor<4> {
             .detach(),
     );
     Tensor::from_dispatch(y)
+}
+
+/// Convolution with any kernel, `stride` and `padding` (`[vertical, horizontal]`; one group, no
+/// dilation), then a ReLU if `relu_after`: `[B, in, h, w]` -> `[B, out, OH, OW]`. The ResNet
+/// encoder's stem and strided convolutions; stride-1 3x3 and 1x1 ones have their own
+/// [`conv3x3`] and [`conv1x1`].
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    relu_after: bool,
+) -> Tensor<4> {
+    let (weight, bias) = (dequantized(weight), bias.map(dequantized));
+    if accelerated(&x) {
+        return Tensor::from_dispatch(<Dispatch as CpuKernels>::conv_unfolded(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            Optional::new(bias.map(Tensor::into_dispatch)),
+            stride,
+            padding,
+            relu_after,
+        ));
+    }
+    let y = conv2d_burn(
+        x,
+        weight,
+        bias,
+        ConvOptions::new(stride, padding, [1, 1], 1),
+    );
+    if relu_after { relu(y) } else { y }
+}
+
+/// Max-pooling over `size x size` windows with `stride` and `padding` (padding never chosen):
+/// `[B, C, h, w]` -> `[B, C, (h + 2p - size) / stride + 1, ...]`.
+pub fn max_pool(x: Tensor<4>, size: usize, stride: usize, padding: usize) -> Tensor<4> {
+    if accelerated(&x) {
+        return Tensor::from_dispatch(<Dispatch as CpuKernels>::max_pool(
+            x.into_dispatch(),
+            size,
+            stride,
+            padding,
+        ));
+    }
+    max_pool2d(
+        x,
+        MaxPoolOptions::new([size, size])
+            .with_stride([stride, stride])
+            .with_padding([padding, padding]),
+    )
+}
+
+/// `max(0, a + b)`: the end of a residual block without a norm to fuse it into. Same shapes.
+pub fn add_relu(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    if accelerated(&a) {
+        return Tensor::from_dispatch(<Dispatch as CpuKernels>::add_relu(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ));
+    }
+    relu(a + b)
 }
 
 /// 2x2 max-pooling with stride 2: `[B, C, h, w]` -> `[B, C, h/2, w/2]` (h, w even).

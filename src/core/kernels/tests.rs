@@ -11,13 +11,13 @@ use super::ops;
 use crate::core::model::unet::UNetConfig;
 use crate::core::train::loss::LossConfig;
 
-fn device() -> Device {
+pub(super) fn device() -> Device {
     Device::flex().autodiff()
 }
 
 /// Values in [-1.5, 1.5) from a generator of the test's own (tests run in parallel, and burn's
 /// seeded random tensors share one global generator).
-fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> {
+pub(super) fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let values: Vec<f32> = (0..shape.iter().product())
         .map(|_| {
@@ -30,12 +30,12 @@ fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), &device())
 }
 
-fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+pub(super) fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.clone().inner().into_data().try_into_vec::<f32>().unwrap()
 }
 
 #[track_caller]
-fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, tol: f32, what: &str) {
+pub(super) fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, tol: f32, what: &str) {
     assert_eq!(a.dims(), b.dims(), "{what}: shapes");
     let (a, b) = (to_vec(a), to_vec(b));
     let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -49,14 +49,14 @@ fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, tol: f32, what: &s
 
 /// `f(inputs)` weighted by a fixed random tensor and summed, so every output element gets a
 /// different gradient.
-fn weighted_sum(y: Tensor<4>, seed: u64) -> Tensor<1> {
+pub(super) fn weighted_sum(y: Tensor<4>, seed: u64) -> Tensor<1> {
     let weights = random(y.dims(), seed);
     (y * weights).sum()
 }
 
 /// Runs `f` with the kernels and with burn's operations on fresh copies of `inputs` (all
 /// requiring gradients) and compares outputs and input gradients.
-fn compare<const N: usize>(
+pub(super) fn compare<const N: usize>(
     inputs: [Tensor<4>; N],
     tol: f32,
     what: &str,
@@ -86,7 +86,7 @@ fn compare<const N: usize>(
 }
 
 /// A tensor of `shape` stored transposed in its last two axes (not contiguous).
-fn strided(shape: [usize; 4], seed: u64) -> Tensor<4> {
+pub(super) fn strided(shape: [usize; 4], seed: u64) -> Tensor<4> {
     let [b, c, h, w] = shape;
     random([b, c, w, h], seed).swap_dims(2, 3)
 }
@@ -190,7 +190,7 @@ fn batch_norm_relu_matches_burn_and_updates_running_statistics() {
     }
 }
 
-fn to_data<const D: usize>(t: &Tensor<D>) -> TensorData {
+pub(super) fn to_data<const D: usize>(t: &Tensor<D>) -> TensorData {
     t.to_data()
 }
 
@@ -283,11 +283,13 @@ fn cross_entropy_matches_the_composite_loss() {
     }
 }
 
+/// An operation of one tensor, for [`check_finite_differences`].
+pub(super) type Op = Box<dyn Fn(Tensor<4>) -> Tensor<4>>;
+
 /// Central differences of `Σ r·f(x)` in one coordinate at a time agree with the kernels'
 /// gradients on tiny shapes.
 #[test]
 fn gradients_agree_with_finite_differences() {
-    type Op = Box<dyn Fn(Tensor<4>) -> Tensor<4>>;
     let weight = random([3, 2, 3, 3], 20);
     let norm: BatchNorm = BatchNormConfig::new(2).init(&device());
     let cases: Vec<(&str, [usize; 4], Op)> = vec![
@@ -307,6 +309,11 @@ fn gradients_agree_with_finite_differences() {
         ("max pool", [1, 2, 4, 4], Box::new(ops::max_pool2x2)),
         ("upsample", [1, 2, 2, 3], Box::new(ops::upsample2x)),
     ];
+    check_finite_differences(cases);
+}
+
+/// [`gradients_agree_with_finite_differences`] for each `(name, input shape, op)`.
+pub(super) fn check_finite_differences(cases: Vec<(&str, [usize; 4], Op)>) {
     for (what, shape, op) in cases {
         let x0 = random(shape, 21);
         let r = random(op(x0.clone()).dims(), 22);
@@ -347,32 +354,15 @@ fn the_unet_trains_and_predicts_like_with_burns_operations() {
         .int()
         .squeeze_dim::<3>(1);
     let targets = Tensor::<3, Int>::from_data(targets.into_data(), &device());
-    let run = |kernels: bool| {
-        let model = model.clone();
-        let step = || {
-            let logits = model.forward(images.clone());
-            let loss = LossConfig::default().loss(logits.clone(), targets.clone());
-            (logits, loss)
-        };
-        let (logits, loss) = if kernels {
-            step()
-        } else {
-            ops::with_burn_ops(step)
-        };
-        let grads = loss.backward();
-        let mut params = Vec::new();
-        model.visit(&mut CollectGrads(&grads, &mut params));
-        (logits, params)
-    };
-    let ((logits, grads), (logits_ref, grads_ref)) = (run(true), run(false));
-    assert_close(&logits, &logits_ref, 1e-4, "UNet logits");
-    assert_eq!(grads.len(), grads_ref.len());
-    for (k, (g, g_ref)) in grads.iter().zip(&grads_ref).enumerate() {
-        let scale = g_ref.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        for (a, b) in g.iter().zip(g_ref) {
-            assert!((a - b).abs() <= 1e-3 * scale, "parameter {k}: {a} vs {b}");
-        }
-    }
+    compare_training(
+        &model,
+        |m, x| m.forward(x),
+        &images,
+        &targets,
+        1e-4,
+        GradientCheck::Elements(1e-3),
+        "UNet",
+    );
 
     let inference = model.valid();
     let x = Tensor::<4>::from_data(to_data(&images), &Device::flex());
@@ -393,6 +383,79 @@ fn the_unet_trains_and_predicts_like_with_burns_operations() {
         1e-4,
         "folded UNet on burn's operations",
     );
+}
+
+/// One training forward + loss + backward of `model` with the kernels and on burn's operations:
+/// the logits, the loss and every parameter's gradient agree.
+pub(super) fn compare_training<M: Module + Clone>(
+    model: &M,
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<4>,
+    images: &Tensor<4>,
+    targets: &Tensor<3, Int>,
+    tolerance: f32,
+    gradients: GradientCheck,
+    what: &str,
+) {
+    let run = |kernels: bool| {
+        let model = model.clone();
+        let step = || {
+            let logits = forward(&model, images.clone());
+            let loss = LossConfig::default().loss(logits.clone(), targets.clone());
+            (logits, loss)
+        };
+        let (logits, loss) = if kernels {
+            step()
+        } else {
+            ops::with_burn_ops(step)
+        };
+        let grads = loss.backward();
+        let mut params = Vec::new();
+        model.visit(&mut CollectGrads(&grads, &mut params));
+        (logits, loss.into_scalar::<f32>(), params)
+    };
+    let ((logits, loss, grads), (logits_ref, loss_ref, grads_ref)) = (run(true), run(false));
+    assert_close(&logits, &logits_ref, tolerance, &format!("{what} logits"));
+    assert!(
+        (loss - loss_ref).abs() <= tolerance / 10.0 * loss_ref.abs().max(1.0),
+        "{what}: loss {loss} vs {loss_ref}"
+    );
+    assert_eq!(
+        grads.len(),
+        grads_ref.len(),
+        "{what}: parameters with a gradient"
+    );
+    for (k, (g, g_ref)) in grads.iter().zip(&grads_ref).enumerate() {
+        match gradients {
+            GradientCheck::Elements(tolerance) => {
+                let scale = g_ref.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                for (a, b) in g.iter().zip(g_ref) {
+                    assert!(
+                        (a - b).abs() <= tolerance * scale,
+                        "{what}: parameter {k}: {a} vs {b}"
+                    );
+                }
+            }
+            GradientCheck::Norm(tolerance) => {
+                let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+                let diff = norm(&mut g.iter().zip(g_ref).map(|(a, b)| (a - b) as f64));
+                let reference = norm(&mut g_ref.iter().map(|&b| b as f64));
+                assert!(
+                    diff <= tolerance as f64 * reference.max(1e-12),
+                    "{what}: parameter {k}: relative difference {}",
+                    diff / reference
+                );
+            }
+        }
+    }
+}
+
+/// How [`compare_training`] compares each parameter's gradient with the reference.
+#[derive(Clone, Copy)]
+pub(super) enum GradientCheck {
+    /// Every element within this fraction of the parameter's largest gradient.
+    Elements(f32),
+    /// The difference's L2 norm within this fraction of the reference's.
+    Norm(f32),
 }
 
 struct CollectGrads<'a>(&'a burn::tensor::Gradients, &'a mut Vec<Vec<f32>>);

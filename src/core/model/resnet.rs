@@ -22,9 +22,9 @@
 //! ```
 //!
 //! `c1..c4` are 64/128/256/512 (basic) or 256/512/1024/2048 (bottleneck); `b` is the decoder's
-//! base width ([`UNetConfig::base_width`]). The decoder is the part that runs at high resolution,
-//! so it goes through [`ops`] (roadseg's CPU kernels on flex); the encoder's strided and 7x7
-//! convolutions use burn's modules, correct on every device.
+//! base width ([`UNetConfig::base_width`]). The decoder and the encoder both go through [`ops`] (roadseg's CPU kernels on flex, burn's operations
+//! elsewhere): the stem and strided convolutions, the max-pool, the batch norms (each block's
+//! last one fused with the residual add and the ReLU) and the stride-1 convolutions.
 
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -96,31 +96,75 @@ fn norm(channels: usize, device: &Device) -> Option<BatchNorm> {
     Some(BatchNormConfig::new(channels).init(device))
 }
 
-/// `norm(conv(x))`, ReLU'd if `relu_after`. 3x3 and 1x1 convolutions with stride 1 go through
-/// [`ops`]; in training (autodiff device, norm not frozen) a norm followed by a ReLU is the
-/// fused [`ops::batch_norm_relu_train`]. Without a norm (folded for inference) the convolution
-/// carries the bias.
-fn conv_norm(conv: &Conv2d, norm: Option<&BatchNorm>, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+/// `conv(x)` (with its bias, if any), then a ReLU if `relu_after`: stride-1 3x3 and 1x1
+/// convolutions through [`ops::conv3x3`] and [`ops::conv1x1`], every other one (the stem, the
+/// strided ones) through [`ops::conv2d`]; burn's own convolution only for a padding these
+/// encoders never use.
+fn convolve(conv: &Conv2d, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
     let bias = conv.bias.as_ref().map(|b| b.val());
-    let stride_one = conv.stride == [1, 1];
-    let fuse_relu = relu_after && norm.is_none();
-    let y = match conv.kernel_size {
-        [3, 3] if stride_one => ops::conv3x3(x, None, conv.weight.val(), bias, fuse_relu),
-        [1, 1] if stride_one => {
-            let y = ops::conv1x1(x, conv.weight.val(), bias);
-            if fuse_relu { relu(y) } else { y }
+    let weight = conv.weight.val();
+    let padding = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        PaddingConfig2d::Valid => Some([0, 0]),
+        _ => None,
+    };
+    let plain = conv.dilation == [1, 1] && conv.groups == 1;
+    match (conv.kernel_size, conv.stride, padding) {
+        ([3, 3], [1, 1], Some([1, 1])) if plain => ops::conv3x3(x, None, weight, bias, relu_after),
+        ([1, 1], [1, 1], Some([0, 0])) if plain => {
+            let y = ops::conv1x1(x, weight, bias);
+            if relu_after { relu(y) } else { y }
+        }
+        (_, stride, Some(padding)) if plain => {
+            ops::conv2d(x, weight, bias, stride, padding, relu_after)
         }
         _ => {
             let y = conv.forward(x);
-            if fuse_relu { relu(y) } else { y }
+            if relu_after { relu(y) } else { y }
         }
+    }
+}
+
+/// Whether `norm` normalises with the batch's statistics here: training (an autodiff device)
+/// and the norm not frozen.
+fn batch_statistics(norm: &BatchNorm, x: &Tensor<4>) -> bool {
+    x.device().is_autodiff() && norm.training.is_enabled()
+}
+
+/// `norm(conv(x))`, ReLU'd if `relu_after`. In training, the norm (and its ReLU) is the fused
+/// [`ops::batch_norm_train`]. Without a norm (folded for inference) the convolution carries the
+/// bias and the ReLU.
+fn conv_norm(conv: &Conv2d, norm: Option<&BatchNorm>, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+    let Some(norm) = norm else {
+        return convolve(conv, x, relu_after);
     };
-    let Some(norm) = norm else { return y };
-    if relu_after && y.device().is_autodiff() && norm.training.is_enabled() {
-        return ops::batch_norm_relu_train(y, norm);
+    let y = convolve(conv, x, false);
+    if batch_statistics(norm, &y) {
+        return ops::batch_norm_train(y, norm, None, relu_after);
     }
     let y = norm.forward(y);
     if relu_after { relu(y) } else { y }
+}
+
+/// `relu(norm(conv(x)) + identity)`: the end of a residual block. In training the norm, the
+/// add and the ReLU are one fused [`ops::batch_norm_train`]; otherwise the add and the ReLU are
+/// one [`ops::add_relu`].
+fn conv_norm_add_relu(
+    conv: &Conv2d,
+    norm: Option<&BatchNorm>,
+    x: Tensor<4>,
+    identity: Tensor<4>,
+) -> Tensor<4> {
+    let y = convolve(conv, x, false);
+    match norm {
+        Some(norm) if batch_statistics(norm, &y) => {
+            ops::batch_norm_train(y, norm, Some(identity), true)
+        }
+        Some(norm) => ops::add_relu(norm.forward(y), identity),
+        None => ops::add_relu(y, identity),
+    }
 }
 
 /// One residual block: torchvision's `BasicBlock` (conv1 3x3 with the stride, conv2 3x3) or
@@ -172,14 +216,13 @@ impl Block {
             None => x.clone(),
         };
         let out = conv_norm(&self.conv1, self.bn1.as_ref(), x, true);
-        let out = match &self.conv3 {
+        match &self.conv3 {
             Some(conv3) => {
                 let out = conv_norm(&self.conv2, self.bn2.as_ref(), out, true);
-                conv_norm(conv3, self.bn3.as_ref(), out, false)
+                conv_norm_add_relu(conv3, self.bn3.as_ref(), out, identity)
             }
-            None => conv_norm(&self.conv2, self.bn2.as_ref(), out, false),
-        };
-        relu(out + identity)
+            None => conv_norm_add_relu(&self.conv2, self.bn2.as_ref(), out, identity),
+        }
     }
 
     fn fold_batch_norm(self) -> Self {
@@ -258,7 +301,9 @@ impl ResNetEncoder {
     pub fn forward(&self, images: Tensor<4>) -> [Tensor<4>; 5] {
         let stem = conv_norm(&self.conv1, self.bn1.as_ref(), images, true);
         let stage = |blocks: &[Block], x: Tensor<4>| blocks.iter().fold(x, |x, b| b.forward(x));
-        let l1 = stage(&self.layer1, self.maxpool.forward(stem.clone()));
+        // The stem's 3x3/2 max-pool with padding 1 (the module is kept for the record's layout).
+        let pooled = ops::max_pool(stem.clone(), 3, 2, 1);
+        let l1 = stage(&self.layer1, pooled);
         let l2 = stage(&self.layer2, l1.clone());
         let l3 = stage(&self.layer3, l2.clone());
         let l4 = stage(&self.layer4, l3.clone());

@@ -5,6 +5,7 @@ mod init;
 pub mod loss;
 pub mod optim;
 mod prepare;
+pub use prepare::prepare_run;
 pub mod run_check;
 pub mod run_dir;
 pub mod step;

@@ -349,3 +349,17 @@ fn use_snapshot(
     }
     Ok(kept)
 }
+
+/// Prepares a run folder exactly as a run would before its first step (dataset opened and
+/// checked, config validated and written, labels snapshot taken), and trains nothing: what a
+/// job engine does before it hands the run to `roadseg train --resume` elsewhere. Returns the
+/// run folder.
+pub fn prepare_run(
+    start: TrainStart,
+    options: &TrainOptions,
+    log: &mut dyn FnMut(String),
+) -> Result<std::path::PathBuf, TrainError> {
+    let prepared = prepare(start, options, log)?;
+    let root = prepared.run.root();
+    Ok(std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()))
+}

@@ -146,6 +146,27 @@ pub struct MetricRecord {
     pub boundary_f1: Option<f64>,
 }
 
+impl MetricRecord {
+    /// A record with only the fields every line has (the scores of a validation are added by
+    /// whoever has them).
+    pub fn new(split: &str, epoch: usize, step: usize, loss: f64, lr: f64) -> Self {
+        Self {
+            split: split.into(),
+            epoch,
+            step,
+            loss,
+            lr,
+            elapsed_secs: 0.0,
+            images_per_sec: None,
+            pixel_accuracy: None,
+            mean_iou: None,
+            mean_f1: None,
+            classes: None,
+            boundary_f1: None,
+        }
+    }
+}
+
 /// How a run ended, in summary.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -247,6 +268,12 @@ impl RunDir {
         optimizer: Option<&SegOptimizer>,
         state: &TrainState,
     ) -> Result<PathBuf, RunDirError> {
+        // Batch norm's running statistics keep the last step's update pending until the next
+        // update or a sync, and saving reads them without it: a checkpoint written mid-epoch
+        // (a stop) would lose that update, and the resumed run's validation would differ from
+        // an unstopped run's. `valid()` syncs them in place (the next step goes on exactly as
+        // it would have).
+        let _ = burn::module::Module::valid(model);
         let dir = self.checkpoint_dir(kind);
         let parent = dir.parent().unwrap_or(&self.root).to_path_buf();
         let tmp = parent.join(format!(".{}.tmp", kind.dir_name()));
@@ -368,15 +395,23 @@ impl RunDir {
             path,
             file,
             bytes: keep_bytes,
+            synced: std::time::Instant::now(),
         })
     }
 }
+
+/// How long an appended line may wait before it is flushed to disk. Each line is written to the
+/// file at once (a local reader sees it), but a reader on another machine of shared storage
+/// (NFS) sees only what the writer flushed; flushing every line would cost a disk sync per step.
+pub const METRICS_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Append-only writer of metrics.jsonl that knows its length.
 pub struct MetricsLog {
     path: PathBuf,
     file: File,
     bytes: u64,
+    /// When the file was last flushed to disk (see [`METRICS_SYNC_EVERY`]).
+    synced: std::time::Instant,
 }
 
 impl MetricsLog {
@@ -391,12 +426,18 @@ impl MetricsLog {
             .write_all(line.as_bytes())
             .map_err(io(&self.path))?;
         self.bytes += line.len() as u64;
+        if self.synced.elapsed() >= METRICS_SYNC_EVERY {
+            self.sync()?;
+        }
         Ok(())
     }
 
-    /// Flushes to disk (before a checkpoint records the length).
+    /// Flushes to disk (before a checkpoint records the length, and every
+    /// [`METRICS_SYNC_EVERY`]).
     pub fn sync(&mut self) -> Result<(), RunDirError> {
-        self.file.sync_data().map_err(io(&self.path))
+        self.file.sync_data().map_err(io(&self.path))?;
+        self.synced = std::time::Instant::now();
+        Ok(())
     }
 
     pub fn bytes(&self) -> u64 {
@@ -503,18 +544,9 @@ mod tests {
 
     fn record(step: usize) -> MetricRecord {
         MetricRecord {
-            split: "train".into(),
-            epoch: 1,
-            step,
-            loss: 1.0 / step as f64,
-            lr: 1e-3,
             elapsed_secs: step as f64,
             images_per_sec: Some(10.0),
-            pixel_accuracy: None,
-            mean_iou: None,
-            mean_f1: None,
-            classes: None,
-            boundary_f1: None,
+            ..MetricRecord::new("train", 1, step, 1.0 / step as f64, 1e-3)
         }
     }
 

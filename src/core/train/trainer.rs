@@ -334,7 +334,10 @@ impl<'a> Loop<'a> {
         let autodiff = device.clone().autodiff();
         // Seeds weight initialisation (and dropout): equal seeds give equal runs.
         autodiff.seed(config.seed);
-        let mut model = if resumed {
+        // A resumed run with no checkpoint yet (killed early, or prepared here and started by
+        // a job engine elsewhere) starts as a new run would: from its pretrained encoder or
+        // `--init-from` run, not from random weights.
+        let mut model = if resumed && run.existing_checkpoint(CheckpointKind::Last).is_some() {
             run_config.segmenter().init(&autodiff)
         } else {
             starting_model(&run_config, &autodiff, &mut |line| {
@@ -593,6 +596,7 @@ impl<'a> Loop<'a> {
                     window_images = 0;
                 }
                 test_hooks::maybe_abort_at_step(self.state.step);
+                test_hooks::pace();
                 let request = control.take_now();
                 predict(
                     &self.model,
@@ -851,7 +855,18 @@ pub fn load_model(model: UNet, path: &Path) -> Result<UNet, RunDirError> {
 
 /// Crash injection for the resume test: `ROADSEG_TEST_ABORT_AT_STEP=N` aborts the process (as
 /// abruptly as a kill) right after step N's metrics line, mid-epoch, past the last checkpoint.
+/// `ROADSEG_TEST_STEP_DELAY_MS=N` sleeps N ms after each step, so that the tests of signals and
+/// job engines can catch a tiny run mid-epoch (its numbers do not change).
 mod test_hooks {
+    pub fn pace() {
+        if let Some(ms) = std::env::var("ROADSEG_TEST_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+
     pub fn maybe_abort_at_step(step: usize) {
         if let Some(n) = std::env::var("ROADSEG_TEST_ABORT_AT_STEP")
             .ok()

@@ -5,14 +5,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::control::{Control, PredictRequest};
 use super::run_dir::Summary;
 use super::trainer::{TrainEvent, TrainOptions, TrainStart, train};
+use crate::core::worker::{self, Events, Outbox, panic_message};
 
 /// What the worker is asked to do.
 #[derive(Debug, Clone)]
@@ -45,67 +46,56 @@ const EVENT_CAPACITY: usize = 4096;
 
 pub struct TrainWorker {
     starts: Option<SyncSender<(TrainStart, TrainOptions)>>,
-    events_tx: SyncSender<WorkerEvent>,
-    events: Receiver<WorkerEvent>,
+    outbox: Outbox<WorkerEvent>,
+    events: Events<WorkerEvent>,
     control: Arc<Mutex<Arc<Control>>>,
     running: Arc<AtomicBool>,
-    wake: Arc<dyn Fn() + Send + Sync>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl TrainWorker {
     /// Starts the worker thread; `wake` is called after each event is queued.
     pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> std::io::Result<Self> {
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(wake);
         let (starts, start_rx) = std::sync::mpsc::sync_channel::<(TrainStart, TrainOptions)>(1);
-        let (events_tx, events) = std::sync::mpsc::sync_channel(EVENT_CAPACITY);
+        let (outbox, events) = worker::channel(EVENT_CAPACITY, worker::wake(wake));
         let control = Arc::new(Mutex::new(Arc::new(Control::default())));
         let running = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (events_tx, control, running, wake) = (
-                events_tx.clone(),
-                control.clone(),
-                running.clone(),
-                wake.clone(),
-            );
-            std::thread::Builder::new()
-                .name("train-worker".into())
-                .spawn(move || {
-                    while let Ok((start, options)) = start_rx.recv() {
-                        let run_control = control.lock().map(|c| c.clone()).unwrap_or_default();
-                        let send = |event: WorkerEvent| {
-                            // The receiver is gone when the studio closes: nothing to tell.
-                            let _ = events_tx.send(event);
-                            wake();
-                        };
-                        let outcome = catch_unwind(AssertUnwindSafe(|| {
-                            train(
-                                start,
-                                &options,
-                                &mut |e| send(WorkerEvent::Train(e)),
-                                &run_control,
-                            )
-                        }));
-                        let result = match outcome {
-                            Ok(Ok(summary)) => Ok(summary),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(panic) => Err(format!(
-                                "the training worker crashed: {}",
-                                panic_message(panic.as_ref())
-                            )),
-                        };
-                        running.store(false, Ordering::SeqCst);
-                        send(WorkerEvent::Finished(result));
-                    }
-                })?
+            let (outbox, control, running) = (outbox.clone(), control.clone(), running.clone());
+            worker::spawn("train-worker", move || {
+                while let Ok((start, options)) = start_rx.recv() {
+                    let run_control = control.lock().map(|c| c.clone()).unwrap_or_default();
+                    let send = |event: WorkerEvent| {
+                        // The receiver is gone when the studio closes: nothing to tell.
+                        outbox.send(event);
+                    };
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        train(
+                            start,
+                            &options,
+                            &mut |e| send(WorkerEvent::Train(e)),
+                            &run_control,
+                        )
+                    }));
+                    let result = match outcome {
+                        Ok(Ok(summary)) => Ok(summary),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(panic) => Err(format!(
+                            "the training worker crashed: {}",
+                            panic_message(panic.as_ref())
+                        )),
+                    };
+                    running.store(false, Ordering::SeqCst);
+                    send(WorkerEvent::Finished(result));
+                }
+            })?
         };
         Ok(Self {
             starts: Some(starts),
-            events_tx,
+            outbox,
             events,
             control,
             running,
-            wake,
             thread: Some(thread),
         })
     }
@@ -120,11 +110,9 @@ impl TrainWorker {
     }
 
     fn notify(&self, event: WorkerEvent) {
-        if let Err(TrySendError::Full(_)) = self.events_tx.try_send(event) {
-            // The queue is full of progress the UI has not read; it will see the state
-            // change through the next events anyway.
-        }
-        (self.wake)();
+        // When the queue is full of progress the UI has not read, the event is dropped: the
+        // UI sees the state change through the next events anyway.
+        self.outbox.offer(event);
     }
 
     pub fn send(&self, command: WorkerCommand) {
@@ -182,20 +170,12 @@ impl TrainWorker {
 
     /// Events received within `budget` (the UI calls this once a frame with a few ms).
     pub fn drain(&self, budget: Duration) -> Vec<WorkerEvent> {
-        let start = Instant::now();
-        let mut out = Vec::new();
-        while start.elapsed() < budget {
-            match self.events.try_recv() {
-                Ok(event) => out.push(event),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        out
+        self.events.drain(budget)
     }
 
     /// Waits up to `timeout` for the next event (tests and headless callers).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<WorkerEvent> {
-        self.events.recv_timeout(timeout).ok()
+        self.events.recv_timeout(timeout)
     }
 }
 
@@ -210,19 +190,7 @@ impl Drop for TrainWorker {
         self.starts = None;
         if let Some(thread) = self.thread.take() {
             // Unblock a worker waiting on a full event queue before joining it.
-            while !thread.is_finished() {
-                while self.events.try_recv().is_ok() {}
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = thread.join();
+            self.events.join_discarding(thread);
         }
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }

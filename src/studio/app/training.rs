@@ -20,37 +20,56 @@ impl Studio {
     /// Starts a run on the masks saved so far, in the user's data folder (the dataset folder
     /// only ever receives masks and classes).
     pub(super) fn start_training(&mut self) {
-        self.save_current();
-        let Some(session) = &self.session else {
-            self.report("open a dataset first".into(), true);
-            return;
-        };
-        if self.worker.is_none() {
-            let ctx = self.ctx.clone();
-            match TrainWorker::spawn(move || {
-                if let Some(ctx) = &ctx {
-                    ctx.request_repaint();
-                }
-            }) {
-                Ok(worker) => self.worker = Some(worker),
-                Err(e) => {
-                    self.report(format!("could not start the training thread: {e}"), true);
-                    return;
-                }
-            }
+        if let Some(start) = self.new_run() {
+            self.train_here(start);
         }
-        let Some(runs) = self.runs_folder() else {
-            return;
+    }
+
+    /// A new run of the open dataset with the panel's settings, its masks saved first; `None`
+    /// (said) without a dataset.
+    pub(super) fn new_run(&mut self) -> Option<TrainStart> {
+        self.save_current();
+        let (Some(session), Some(runs)) = (&self.session, self.runs_folder()) else {
+            self.report("open a dataset first".into(), true);
+            return None;
         };
-        let out = crate::core::train::run_dir::next_run_dir(&runs);
-        let start = TrainStart::New {
+        Some(TrainStart::New {
             data: DataSpec {
                 root: session.root.clone(),
                 format: Some(session.format),
             },
             config: Box::new(self.training.config.clone()),
-            out,
-        };
+            out: crate::core::train::run_dir::next_run_dir(&runs),
+        })
+    }
+
+    /// The training thread, started now if needed; false (said) when it cannot start.
+    fn ensure_worker(&mut self) -> bool {
+        if self.worker.is_some() {
+            return true;
+        }
+        let ctx = self.ctx.clone();
+        match TrainWorker::spawn(move || {
+            if let Some(ctx) = &ctx {
+                ctx.request_repaint();
+            }
+        }) {
+            Ok(worker) => {
+                self.worker = Some(worker);
+                true
+            }
+            Err(e) => {
+                self.report(format!("could not start the training thread: {e}"), true);
+                false
+            }
+        }
+    }
+
+    /// Trains `start` in this process's worker, predicting the canvas's image each epoch.
+    pub(super) fn train_here(&mut self, start: TrainStart) {
+        if !self.ensure_worker() {
+            return;
+        }
         let options = TrainOptions {
             device: self.training.device,
             // Painting in progress may leave odd files: train on the rest, say how many.

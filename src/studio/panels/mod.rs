@@ -3,6 +3,7 @@
 pub mod dataset;
 pub mod hyper;
 pub mod iou_classes;
+pub mod run_on;
 pub mod status;
 pub mod tools;
 pub mod training;

@@ -15,6 +15,7 @@ use crate::core::train::worker::WorkerEvent;
 use crate::studio::app::Command;
 use crate::studio::panels::hyper;
 use crate::studio::panels::iou_classes::{ALL_UP_TO, IouClasses};
+use crate::studio::panels::run_on::{self, RunOnPrefs};
 
 /// Starting points for the hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +142,20 @@ pub struct Progress {
     pub images_per_sec: Option<f64>,
 }
 
+impl Progress {
+    /// Moves to a logged step's place, smoothing its speed (what the ETA uses).
+    pub fn add(&mut self, record: &MetricRecord) {
+        self.step = record.step;
+        self.epoch = record.epoch;
+        if let Some(ips) = record.images_per_sec {
+            self.images_per_sec = Some(match self.images_per_sec {
+                Some(s) => 0.9 * s + 0.1 * ips,
+                None => ips,
+            });
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RunState {
     #[default]
@@ -174,6 +189,10 @@ pub struct TrainingPanel {
     gpus: Option<(Vec<String>, bool)>,
     /// Open the model settings on the next frame (a preset that needs a file was chosen).
     reveal_model: bool,
+    /// Where Train sends the run (this computer, Slurm, an SSH host, Kubernetes).
+    pub run_on: RunOnPrefs,
+    /// The run followed rather than trained here (its Pause and Stop go to its engine).
+    pub following: Option<PathBuf>,
 }
 
 /// One past run in the runs list.
@@ -261,6 +280,8 @@ impl Default for TrainingPanel {
             delete_armed: None,
             gpus: None,
             reveal_model: false,
+            run_on: RunOnPrefs::default(),
+            following: None,
         }
     }
 }
@@ -291,14 +312,7 @@ impl TrainingPanel {
             }
             WorkerEvent::Train(TrainEvent::Step(record)) => {
                 self.curves.add(record);
-                self.progress.step = record.step;
-                self.progress.epoch = record.epoch;
-                if let Some(ips) = record.images_per_sec {
-                    self.progress.images_per_sec = Some(match self.progress.images_per_sec {
-                        Some(s) => 0.9 * s + 0.1 * ips,
-                        None => ips,
-                    });
-                }
+                self.progress.add(record);
             }
             WorkerEvent::Train(TrainEvent::Validation(record)) => self.curves.add(record),
             WorkerEvent::Train(TrainEvent::Log(line)) => self.push_log(line.clone()),
@@ -322,7 +336,7 @@ impl TrainingPanel {
         }
     }
 
-    fn push_log(&mut self, line: String) {
+    pub fn push_log(&mut self, line: String) {
         self.log.push(line);
         if self.log.len() > 200 {
             self.log.remove(0);
@@ -398,12 +412,18 @@ impl TrainingPanel {
             ui.label(egui::RichText::new(&start.device).small());
         }
         if ui
-            .add_enabled(!idle, egui::Button::new("Predict this image now"))
+            .add_enabled(
+                !idle && self.following.is_none(),
+                egui::Button::new("Predict this image now"),
+            )
             .clicked()
         {
             commands.push(Command::PredictNow);
         }
         ui.add_enabled_ui(idle, |ui| {
+            if run_on::ui(ui, &mut self.run_on) {
+                commands.push(Command::RememberRunOn);
+            }
             ui.horizontal_wrapped(|ui| {
                 for (preset, name) in Preset::ALL {
                     if ui.selectable_label(self.preset == preset, name).clicked() {
@@ -507,6 +527,17 @@ impl TrainingPanel {
                     .clicked()
                 {
                     self.config.init_from = Some(row.dir.clone());
+                }
+                // A run stopped (or killed) before its end continues from its checkpoint.
+                let resumable = idle
+                    && row.broken.is_none()
+                    && row.summary.as_ref().is_none_or(|s| s.status == "stopped");
+                if ui
+                    .add_enabled(resumable, egui::Button::new("Resume"))
+                    .on_hover_text("Continue this run from its checkpoint, where Run on says")
+                    .clicked()
+                {
+                    commands.push(Command::ResumeRun(row.dir.clone()));
                 }
                 if ui.button("Compare").clicked() {
                     match Curves::load(&row.dir) {
