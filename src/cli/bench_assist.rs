@@ -10,7 +10,7 @@
 //!   2048x1024, scaled with the image's area.
 //!
 //! Without `--data` the scenes are drawn for the run ([`Look::Hard`], [`SCENE_SIZE`], seed
-//! [`SCENE_SEED`] unless `--seed`) into a temporary folder, removed afterwards. With `--model` the prior is the
+//! [`SCENE_SEED`] unless `--scene-seed`) into a temporary folder, removed afterwards. With `--model` the prior is the
 //! one the studio and `roadseg assist` use ([`prior::class_prior`]: the run's prediction, its
 //! arg-max and confidence, for the object's class).
 

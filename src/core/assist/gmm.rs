@@ -281,9 +281,9 @@ mod tests {
         let (inv, det) = invert(&c);
         let expected_det = 4.0 * (3.0 * 2.0 - 0.04) - 1.0 * (2.0 - 0.1) + 0.5 * (0.2 - 1.5);
         assert!((det - expected_det).abs() < 1e-12);
-        for i in 0..3 {
+        for (i, row) in c.iter().enumerate() {
             for j in 0..3 {
-                let v: f64 = (0..3).map(|k| c[i][k] * inv[k][j]).sum();
+                let v: f64 = row.iter().zip(&inv).map(|(a, r)| a * r[j]).sum();
                 assert!((v - f64::from(u8::from(i == j))).abs() < 1e-12);
             }
         }

@@ -55,7 +55,7 @@ impl Canvas {
         let smart = &mut self.smart;
         smart.jobs.retain(|job| match job.try_take() {
             Taken::Ready(prepared) => {
-                smart.prepared.push(prepared);
+                smart.prepared.push(*prepared);
                 arrived = true;
                 false
             }
