@@ -199,14 +199,9 @@ impl Prepared {
         self.superpixels.labels[(y * self.superpixels.width + x) as usize] as usize
     }
 
-    /// What crossing edge `k` costs on a geodesic path.
-    fn edge_cost(&self, k: usize, free_contrast: f32) -> f64 {
-        let excess = self.edges[k].contrast - free_contrast * self.contrast_scale;
-        (excess.max(0.0) / self.contrast_scale) as f64
-    }
-
-    /// Geodesic distance of every superpixel from the nearest of `seeds` (Dijkstra).
-    pub(super) fn distances(&self, seeds: &[usize], free_contrast: f32) -> Vec<f64> {
+    /// Geodesic distance of every superpixel from the nearest of `seeds` (Dijkstra), crossing
+    /// edge `k` costing `cost[k]`.
+    pub(super) fn distances(&self, seeds: &[usize], cost: &[f64]) -> Vec<f64> {
         let mut dist = vec![f64::INFINITY; self.area.len()];
         let mut heap = BinaryHeap::new();
         for &s in seeds {
@@ -218,7 +213,7 @@ impl Prepared {
                 continue;
             }
             for &(j, k) in &self.adjacency[i] {
-                let nd = d + self.edge_cost(k as usize, free_contrast);
+                let nd = d + cost[k as usize];
                 if nd < dist[j as usize] {
                     dist[j as usize] = nd;
                     heap.push(Reverse((Ordered(nd), j as usize)));
