@@ -568,7 +568,9 @@ mod tests {
         let params = Params::default();
         let mut session = Session::new();
         for k in 1..=clicks.len() {
-            let incremental = session.region(&prepared, &clicks[..k], None, &params).unwrap();
+            let incremental = session
+                .region(&prepared, &clicks[..k], None, &params)
+                .unwrap();
             assert_eq!(session.steps.len(), k, "one step per click");
             let replayed = smart_region(&prepared, &clicks[..k], None).unwrap();
             assert_eq!(incremental, replayed, "after {k} clicks");
@@ -576,7 +578,9 @@ mod tests {
         // Backspace: the step before is kept, nothing recomputed; another click replaces the
         // last step only.
         let kept = session.steps[1].region.clone();
-        let back = session.region(&prepared, &clicks[..2], None, &params).unwrap();
+        let back = session
+            .region(&prepared, &clicks[..2], None, &params)
+            .unwrap();
         assert_eq!((session.steps.len(), &back.data), (2, &kept));
         let other = [clicks[0], clicks[1], click(10, 10, false)];
         session.region(&prepared, &other, None, &params).unwrap();
