@@ -460,8 +460,13 @@ fn paint_while_training(
     let sample = workspace::default_sample()?;
     let worker = roadseg::core::train::worker::TrainWorker::spawn(|| {})?;
     let runs = std::env::temp_dir().join(format!("roadseg-bench-runs-{}", std::process::id()));
+    // What the Quick preset trained before it became a time budget (96x64, depth 3), for as
+    // long as the painting goes: the load this bench has always measured under.
     let mut config = roadseg::studio::panels::training::Preset::Quick.config();
+    config.auto = None;
     config.epochs = 1000;
+    config.size = [96, 64];
+    config.model.depth = 3;
     worker.send(roadseg::core::train::worker::WorkerCommand::Start(
         Box::new(roadseg::core::train::trainer::TrainStart::New {
             data: roadseg::core::train::trainer::DataSpec {

@@ -6,6 +6,7 @@ use anyhow::Context;
 use roadseg::core::dataset::{Format, workspace};
 use roadseg::core::device::DeviceChoice;
 use roadseg::core::model::segmenter::{AuxTask, Encoder};
+use roadseg::core::train::budget::{Auto, FULL_SECS, QUICK_SECS};
 use roadseg::core::train::config::TrainConfig;
 use roadseg::core::train::control::Control;
 use roadseg::core::train::loss::LossConfig;
@@ -26,13 +27,22 @@ pub struct Args {
     /// JSON config (partial is fine: it overrides the defaults); flags below override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Time the run may take: quick (1 min), full (10 min), or seconds (90, 90s, 5m). Epochs,
+    /// input size and width are picked to fit it from a few timed steps, except those given
+    /// (default: from the training images' pixels, between quick and full).
+    #[arg(long, value_parser = parse_budget)]
+    budget: Option<f64>,
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Training size, WIDTHxHEIGHT (multiples of 2^depth avoid padding).
+    /// Input size, WIDTHxHEIGHT: images are seen whole at this size (multiples of 2^depth avoid
+    /// padding).
     #[arg(long, value_parser = super::parse_size)]
     size: Option<[u32; 2]>,
+    /// Train on random crops of WIDTHxHEIGHT of the images at the input size (--size).
+    #[arg(long, value_parser = super::parse_size)]
+    crop: Option<[u32; 2]>,
     /// Base learning rate.
     #[arg(long)]
     lr: Option<f64>,
@@ -88,7 +98,7 @@ pub struct Args {
     device: DeviceChoice,
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with_all = ["data", "format", "config", "out", "encoder", "pretrained",
-        "init_from", "aux"])]
+        "init_from", "aux", "budget"])]
     resume: Option<PathBuf>,
     /// Train without the files that cannot be read (their count is printed).
     #[arg(long)]
@@ -216,8 +226,26 @@ fn resumed_config(run: &Path, args: &Args) -> anyhow::Result<Option<TrainConfig>
     apply_flags(saved.train, args).map(Some)
 }
 
-/// `config` with the command line's flags applied over it.
+/// `config` with the command line's flags applied over it: a flag's value is never picked by
+/// the budget.
 fn apply_flags(mut config: TrainConfig, args: &Args) -> anyhow::Result<TrainConfig> {
+    if let Some(secs) = args.budget {
+        let auto = config.auto.get_or_insert_with(Auto::default);
+        auto.budget_secs = Some(secs);
+    }
+    if let Some(auto) = config.auto.as_mut() {
+        auto.epochs &= args.epochs.is_none();
+        auto.size &= args.size.is_none() && args.crop.is_none();
+        auto.width &= args.width.is_none() && args.init_from.is_none();
+        if !auto.picks_anything() {
+            anyhow::ensure!(
+                args.budget.is_none(),
+                "--budget has nothing to pick: the epochs, the input size and the width are all \
+                 given"
+            );
+            config.auto = None;
+        }
+    }
     if let Some(v) = args.epochs {
         config.epochs = v;
     }
@@ -226,6 +254,9 @@ fn apply_flags(mut config: TrainConfig, args: &Args) -> anyhow::Result<TrainConf
     }
     if let Some(v) = args.size {
         config.size = v;
+    }
+    if let Some(v) = args.crop {
+        config.crop = Some(v);
     }
     if let Some(v) = args.lr {
         config.lr = v;
@@ -296,6 +327,21 @@ fn apply_flags(mut config: TrainConfig, args: &Args) -> anyhow::Result<TrainConf
     Ok(config)
 }
 
+/// `quick`, `full`, or seconds: `90`, `90s`, `5m`.
+fn parse_budget(text: &str) -> Result<f64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let secs = match t.as_str() {
+        "quick" => Some(QUICK_SECS),
+        "full" => Some(FULL_SECS),
+        _ => match t.strip_suffix('m') {
+            Some(minutes) => minutes.trim().parse::<f64>().ok().map(|m| m * 60.0),
+            None => t.trim_end_matches('s').trim().parse::<f64>().ok(),
+        },
+    };
+    secs.filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| format!("{text:?}: expected quick, full, or seconds (90, 90s, 5m)"))
+}
+
 fn parse_optimizer(text: &str) -> Result<OptimizerKind, String> {
     OptimizerKind::from_name(text)
         .ok_or_else(|| format!("{text:?}: expected sgd, adam, adamw or rmsprop"))
@@ -338,6 +384,18 @@ fn parse_loss(text: &str) -> Result<LossConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_parse_by_name_and_duration() {
+        assert_eq!(parse_budget("quick"), Ok(QUICK_SECS));
+        assert_eq!(parse_budget("Full"), Ok(FULL_SECS));
+        assert_eq!(parse_budget("90"), Ok(90.0));
+        assert_eq!(parse_budget("90s"), Ok(90.0));
+        assert_eq!(parse_budget("2.5m"), Ok(150.0));
+        for bad in ["0", "-5", "soon", "nan"] {
+            assert!(parse_budget(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn loss_mixes_parse() {

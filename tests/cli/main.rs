@@ -7,6 +7,7 @@
 mod common;
 
 mod assist_bench;
+mod budget;
 mod config;
 mod dataset;
 mod export;

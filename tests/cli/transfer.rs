@@ -95,6 +95,7 @@ fn a_pretrained_encoder_stays_frozen_then_fine_tunes() {
         freeze_encoder_epochs: 1,
         encoder_lr_mult: 0.5,
         early_stopping: None,
+        auto: None,
         ..TrainConfig::default()
     };
     config.model.base_width = 4;
@@ -170,6 +171,8 @@ fn a_pretrained_encoder_stays_frozen_then_fine_tunes() {
         weights_file.to_str().unwrap(),
         "--epochs",
         "1",
+        "--size",
+        "32x32",
     ]);
     assert!(
         err.contains("does not match the resnet34 encoder")

@@ -34,6 +34,7 @@ fn tiny(dir: &Path, epochs: usize) -> TrainStart {
         size: [32, 24],
         num_workers: 1,
         early_stopping: None,
+        auto: None,
         ..TrainConfig::default()
     };
     config.model.depth = 1;

@@ -34,6 +34,7 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         batch_size: 4,
         size: [32, 24],
         num_workers: 1,
+        auto: None,
         ..TrainConfig::default()
     };
     cfg.model.depth = 2;

@@ -155,6 +155,7 @@ fn runs_with_broken_copies(tmp: &Path, data: &Path) -> PathBuf {
         batch_size: 2,
         size: [32, 24],
         num_workers: 1,
+        auto: None,
         ..TrainConfig::default()
     };
     config.model.depth = 1;

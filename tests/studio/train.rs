@@ -1,7 +1,7 @@
 #![cfg(feature = "gui")]
 //! Training from the studio: click Train with a tiny configuration, see the first epoch's curve
-//! point, the progress and a live prediction arrive while the UI keeps running; Stop leaves a
-//! checkpoint.
+//! point, the progress, what the time budget picked and a live prediction arrive while the UI
+//! keeps running; Stop leaves a checkpoint.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use roadseg::core::dataset::sample::{SampleConfig, generate};
 use roadseg::core::device::DeviceChoice;
+use roadseg::core::train::budget::Auto;
 use roadseg::studio::Studio;
 use roadseg::studio::panels::training::RunState;
 use roadseg::studio::state::PersistedState;
@@ -35,9 +36,16 @@ fn train_from_the_window_then_stop() {
     studio.training.runs_root = Some(tmp.path().join("runs"));
     studio.training.device = DeviceChoice::Cpu;
     let c = &mut studio.training.config;
+    // A tiny model; its input size picked from a ten-second budget, the studio's least (64x48,
+    // the images' own: none larger exists).
+    c.auto = Some(Auto {
+        budget_secs: Some(10.0),
+        epochs: false,
+        size: true,
+        width: false,
+    });
     c.epochs = 500;
     c.batch_size = 2;
-    c.size = [32, 24];
     c.num_workers = 1;
     c.model.depth = 2;
     c.model.base_width = 4;
@@ -63,6 +71,8 @@ fn train_from_the_window_then_stop() {
     assert!(!panel.curves.train_loss.is_empty());
     let (fraction, text) = panel.progress_text();
     assert!(fraction > 0.0 && text.contains("epoch"), "{text}");
+    // The panel says what the budget picked, and why.
+    harness.get_by_label_contains("budget 10 s picked the input size: input 64x48");
     // The status bar shows the process's memory while the run trains.
     let bytes = harness.state().memory.expect("memory while training").1;
     assert!(bytes > 1 << 20, "{bytes} bytes resident");

@@ -82,6 +82,8 @@ fn the_resnet_preset_trains_with_a_boundary_layer() {
     let c = &mut harness.state_mut().training.config;
     c.pretrained = Some(weights);
     c.aux = Some(AuxTask::Boundary);
+    // A tiny model, nothing picked from a time budget.
+    c.auto = None;
     c.epochs = 500;
     c.batch_size = 2;
     c.size = [32, 32];

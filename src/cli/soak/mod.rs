@@ -411,6 +411,8 @@ fn report_memory(
 fn child(dir: &Path, args: &Args) -> anyhow::Result<()> {
     let mut studio = studio(&dir.join("data"), &dir.join("runs"), args.speed);
     let mut config = Preset::Quick.config();
+    // A small model training until killed: nothing picked from a budget.
+    config.auto = None;
     config.epochs = 1000;
     config.size = [64, 48];
     config.model.base_width = 4;

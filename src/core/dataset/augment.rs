@@ -1,8 +1,14 @@
-//! Paired image/mask augmentation and resizing to the training size.
+//! Paired image/mask augmentation and resizing to the run's input size.
 //!
 //! All geometric steps (resize, random scale + crop, rotation, horizontal flip) are folded into
 //! one affine map from output to source pixels, so each output pixel is sampled once: bilinear
 //! for the image, nearest for the mask, IGNORE for mask pixels that fall outside the source.
+//!
+//! A [`Frame`] says at which size the whole image is seen (the run's input size, which sets the
+//! scale) and how large the output is: the whole image at that size, or a training crop of it
+//! (the random scale-and-crop of segmentation recipes: the window is `crop / (scale * zoom)`
+//! source pixels, placed inside the image when it fits). A crop may be centred on a pixel of a
+//! rare class ([`AugmentConfig::focus`]), so that thin classes are in more crops.
 //! All colour steps (brightness, contrast, saturation, hue) are folded into one 3x3 matrix plus
 //! offset. Then per-channel normalisation, written planar (`[3, h, w]`).
 
@@ -28,6 +34,14 @@ pub struct AugmentConfig {
     pub saturation: f32,
     /// Hue shift, fraction of a full turn either way.
     pub hue: f32,
+    /// Chance that a training crop is centred on a pixel of one of `focus_classes` that the
+    /// image holds (class-aware crops, as nnU-Net over-samples foreground): thin and rare
+    /// classes then appear in more crops. 0 turns it off; it only matters when a crop is
+    /// smaller than the image.
+    pub focus: f32,
+    /// The classes `focus` centres crops on. Empty with `focus > 0`: the rare classes of the
+    /// training masks, found when a run starts and recorded in its config.
+    pub focus_classes: Vec<u8>,
 }
 
 impl Default for AugmentConfig {
@@ -40,6 +54,26 @@ impl Default for AugmentConfig {
             contrast: 0.25,
             saturation: 0.25,
             hue: 0.03,
+            focus: 0.0,
+            focus_classes: Vec::new(),
+        }
+    }
+}
+
+/// The geometry of a prepared pair: the whole image is seen at `input` (w, h), and the output
+/// is `out` (w, h): `input` itself, or a training crop of the image at that scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub input: (u32, u32),
+    pub out: (u32, u32),
+}
+
+impl Frame {
+    /// The whole image resized to `size`.
+    pub fn whole(size: (u32, u32)) -> Self {
+        Self {
+            input: size,
+            out: size,
         }
     }
 }
@@ -78,25 +112,43 @@ struct Affine {
 }
 
 impl Affine {
-    fn build(src: (u32, u32), out: (u32, u32), aug: Option<(&AugmentConfig, &mut Rng)>) -> Self {
+    /// The map of `frame`'s output onto a `src` image; with `aug`, randomly zoomed, rotated,
+    /// flipped and placed (on a pixel of a focus class of `mask`, at the config's chance).
+    fn build(
+        src: (u32, u32),
+        frame: Frame,
+        aug: Option<(&AugmentConfig, &mut Rng)>,
+        mask: Option<&Mask>,
+    ) -> Self {
         let (sw, sh) = (src.0 as f32, src.1 as f32);
-        let (ow, oh) = (out.0 as f32, out.1 as f32);
+        let (iw, ih) = (frame.input.0 as f32, frame.input.1 as f32);
+        let (ow, oh) = (frame.out.0 as f32, frame.out.1 as f32);
         let (mut zoom, mut theta, mut flip) = (1.0f32, 0.0f32, false);
         let (mut cx, mut cy) = (sw / 2.0, sh / 2.0);
         if let Some((cfg, rng)) = aug {
             flip = rng.chance(cfg.hflip);
             zoom = rng.range(cfg.scale[0], cfg.scale[1].max(cfg.scale[0] + 1e-6));
             theta = rng.range(-cfg.rotate_deg, cfg.rotate_deg).to_radians();
-            // Crop centre: anywhere that keeps the window inside (zoom >= 1), or that keeps the
-            // image inside the window (zoom < 1).
-            let (hw, hh) = (sw / 2.0 / zoom, sh / 2.0 / zoom);
+            // Window centre: anywhere that keeps the window inside the image (when it fits), or
+            // that keeps the image inside the window (when it does not). The window's half
+            // extent is the output's over the scale (input / source) and the zoom.
+            let (hw, hh) = (ow * sw / iw / 2.0 / zoom, oh * sh / ih / 2.0 / zoom);
             let (lo_x, hi_x) = (hw.min(sw - hw), hw.max(sw - hw));
             let (lo_y, hi_y) = (hh.min(sh - hh), hh.max(sh - hh));
             cx = rng.range(lo_x, hi_x.max(lo_x + 1e-6));
             cy = rng.range(lo_y, hi_y.max(lo_y + 1e-6));
+            // Drawn only when asked for, so that runs without it see the augmentation they did.
+            if cfg.focus > 0.0
+                && rng.chance(cfg.focus)
+                && let Some(mask) = mask
+                && let Some((fx, fy)) = focus_pixel(mask, &cfg.focus_classes, rng)
+            {
+                cx = fx.clamp(lo_x, hi_x);
+                cy = fy.clamp(lo_y, hi_y);
+            }
         }
         // Output pixel offset from the output centre -> flip -> rotate -> scale to source.
-        let (kx, ky) = (sw / ow / zoom, sh / oh / zoom);
+        let (kx, ky) = (sw / iw / zoom, sh / ih / zoom);
         let f = if flip { -1.0 } else { 1.0 };
         let (c, s) = (theta.cos(), theta.sin());
         // d = (u - ow/2, v - oh/2); p = (f*dx, dy); r = R p; src = (cx + kx r.x, cy + ky r.y)
@@ -114,6 +166,35 @@ impl Affine {
             self.a[1][0] * u + self.a[1][1] * v + self.t[1],
         )
     }
+}
+
+/// The centre of a random pixel of a random one of `classes` that `mask` holds (each present
+/// class equally likely, whatever its area: a thin class gets as many crops as a wide one);
+/// `None` when the mask holds none of them. Two passes over the mask.
+fn focus_pixel(mask: &Mask, classes: &[u8], rng: &mut Rng) -> Option<(f32, f32)> {
+    let mut counts = [0usize; 256];
+    for &id in &mask.data {
+        counts[id as usize] += 1;
+    }
+    let present: Vec<u8> = classes
+        .iter()
+        .copied()
+        .filter(|&c| c != IGNORE && counts[c as usize] > 0)
+        .collect();
+    if present.is_empty() {
+        return None;
+    }
+    let class = present[rng.below(present.len())];
+    let nth = rng.below(counts[class as usize]);
+    let index = mask
+        .data
+        .iter()
+        .enumerate()
+        .filter(|&(_, &id)| id == class)
+        .nth(nth)
+        .map(|(i, _)| i)?;
+    let width = mask.width as usize;
+    Some(((index % width) as f32 + 0.5, (index / width) as f32 + 0.5))
 }
 
 /// Colour transform `x' = m x + d` built from the jitter factors.
@@ -161,15 +242,15 @@ fn colour_matrix(cfg: &AugmentConfig, rng: &mut Rng, mean_luma: f32) -> ([[f32; 
     (m, d)
 }
 
-/// Resizes (and, with `aug`, augments) a pair to `out` = (w, h).
+/// Resizes (and, with `aug`, augments) a pair to `frame`.
 pub fn prepare(
     image: &RgbImage,
     mask: Option<&Mask>,
-    out: (u32, u32),
+    frame: Frame,
     aug: Option<(&AugmentConfig, &mut Rng)>,
     norm: &Normalize,
 ) -> Prepared {
-    prepare_with(image, mask, None, out, aug, norm).0
+    prepare_with(image, mask, None, frame, aug, norm).0
 }
 
 /// [`prepare`], also warping a second label map `extra` (the image's size; e.g. the
@@ -178,19 +259,19 @@ pub fn prepare_with(
     image: &RgbImage,
     mask: Option<&Mask>,
     extra: Option<&Mask>,
-    out: (u32, u32),
+    frame: Frame,
     aug: Option<(&AugmentConfig, &mut Rng)>,
     norm: &Normalize,
 ) -> (Prepared, Option<Vec<u8>>) {
     let (sw, sh) = image.dimensions();
-    let (ow, oh) = out;
+    let (ow, oh) = frame.out;
     let n = (ow * oh) as usize;
     let (affine, colour) = match aug {
         Some((cfg, rng)) => {
-            let affine = Affine::build((sw, sh), out, Some((cfg, rng)));
+            let affine = Affine::build((sw, sh), frame, Some((cfg, rng)), mask);
             (affine, Some((cfg, rng)))
         }
-        None => (Affine::build((sw, sh), out, None), None),
+        None => (Affine::build((sw, sh), frame, None, None), None),
     };
     let src = image.as_raw();
     let mut rgb = vec![0f32; n * 3];
@@ -288,7 +369,7 @@ mod tests {
     fn plain_resize_keeps_layout_and_normalises() {
         let (img, mask) = gradient(64, 48);
         let norm = Normalize::default();
-        let p = prepare(&img, Some(&mask), (32, 24), None, &norm);
+        let p = prepare(&img, Some(&mask), Frame::whole((32, 24)), None, &norm);
         assert_eq!(p.image.len(), 3 * 32 * 24);
         // Left half class 0, right half class 1, nothing ignored.
         assert_eq!(p.mask[5 * 32 + 3], 0);
@@ -311,12 +392,13 @@ mod tests {
             contrast: 0.0,
             saturation: 0.0,
             hue: 0.0,
+            ..Default::default()
         };
         let mut rng = Rng::new(1);
         let p = prepare(
             &img,
             Some(&mask),
-            (40, 20),
+            Frame::whole((40, 20)),
             Some((&cfg, &mut rng)),
             &Normalize::default(),
         );
@@ -339,7 +421,7 @@ mod tests {
             prepare(
                 &img,
                 Some(&mask),
-                (64, 48),
+                Frame::whole((64, 48)),
                 Some((&cfg, &mut rng)),
                 &Normalize::default(),
             )
@@ -352,6 +434,151 @@ mod tests {
         assert!(ignored > 64 * 48 / 10, "only {ignored} ignored pixels");
         // Mask stays a nearest-neighbour copy: only known values.
         assert!(a.mask.iter().all(|&v| v == 0 || v == 1 || v == IGNORE));
+    }
+
+    /// An image whose red and green say each pixel's column and row (0..=255), and a mask of
+    /// 10-pixel checks of four classes: an output pixel's colour tells where it came from.
+    fn coordinates(w: u32, h: u32) -> (RgbImage, Mask, impl Fn(f32, f32) -> u8) {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 90]));
+        let class = |x: u32, y: u32| ((x / 10 + y / 10) % 4) as u8;
+        let mut mask = Mask::filled(w, h, 0);
+        for y in 0..h {
+            for x in 0..w {
+                mask.set(x, y, class(x, y));
+            }
+        }
+        (img, mask, move |x: f32, y: f32| class(x as u32, y as u32))
+    }
+
+    /// No colour change, no normalisation: outputs are the source's values / 255.
+    fn geometry_only(scale: [f32; 2], rotate_deg: f32) -> (AugmentConfig, Normalize) {
+        let cfg = AugmentConfig {
+            scale,
+            rotate_deg,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            hue: 0.0,
+            ..Default::default()
+        };
+        let norm = Normalize {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        (cfg, norm)
+    }
+
+    #[test]
+    fn crops_stay_inside_the_image_at_the_inputs_scale_with_masks_aligned() {
+        // 200x100 seen at 100x50 (half scale), trained on 40x40 crops zoomed 1..1.5: each crop
+        // is a window of 80/zoom source pixels, inside the image.
+        let (img, mask, class) = coordinates(200, 100);
+        let (cfg, norm) = geometry_only([1.0, 1.5], 0.0);
+        let frame = Frame {
+            input: (100, 50),
+            out: (40, 40),
+        };
+        let (n, plane) = (40 * 40, |p: &Prepared, ch: usize, i: usize| {
+            p.image[ch * 1600 + i]
+        });
+        let (mut lefts, mut checked) = (Vec::new(), 0);
+        for seed in 0..40 {
+            let mut rng = Rng::new(seed);
+            let p = prepare(&img, Some(&mask), frame, Some((&cfg, &mut rng)), &norm);
+            assert_eq!((p.image.len(), p.mask.len()), (3 * n, n));
+            assert!(
+                p.mask.iter().all(|&v| v != IGNORE),
+                "seed {seed}: a crop left the image"
+            );
+            // Source coordinates from the colours (bilinear between pixel centres: value + 0.5).
+            let at = |i: usize| (plane(&p, 0, i) * 255.0 + 0.5, plane(&p, 1, i) * 255.0 + 0.5);
+            for i in 0..n {
+                let (x, y) = at(i);
+                // Pixels on a check's edge may round either way.
+                if (x.fract() - 0.0).abs() < 0.05 || (x.fract() - 1.0).abs() < 0.05 {
+                    continue;
+                }
+                if (y.fract() - 0.0).abs() < 0.05 || (y.fract() - 1.0).abs() < 0.05 {
+                    continue;
+                }
+                assert_eq!(
+                    p.mask[i],
+                    class(x, y),
+                    "seed {seed}, pixel {i} from ({x}, {y})"
+                );
+                checked += 1;
+            }
+            // Neighbouring output pixels are 2/zoom source pixels apart: the input's scale.
+            let (x0, _) = at(20 * 40 + 10);
+            let (x1, _) = at(20 * 40 + 11);
+            let step = (x1 - x0).abs();
+            assert!((1.3..=2.01).contains(&step), "seed {seed}: step {step}");
+            lefts.push(at(0).0.min(at(39).0));
+        }
+        assert!(checked > 40 * n / 2, "only {checked} pixels checked");
+        // Placed anywhere in the image, not always in the same spot.
+        let (lo, hi) = lefts
+            .iter()
+            .fold((f32::MAX, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(hi - lo > 60.0, "crops from {lo} to {hi}");
+    }
+
+    #[test]
+    fn a_crop_larger_than_the_image_is_padded_and_ignored_there() {
+        // Zoomed out to 0.3: the window (267 source pixels) is wider than the image.
+        let (img, mask, _) = coordinates(200, 100);
+        let (cfg, norm) = geometry_only([0.3, 0.3], 10.0);
+        let frame = Frame {
+            input: (100, 50),
+            out: (40, 40),
+        };
+        for seed in 0..10 {
+            let mut rng = Rng::new(seed);
+            let p = prepare(&img, Some(&mask), frame, Some((&cfg, &mut rng)), &norm);
+            // The blue channel is 90/255 inside the image, and 0 where padded.
+            let padded: Vec<bool> = p.image[2 * 1600..].iter().map(|&b| b == 0.0).collect();
+            let ignored: Vec<bool> = p.mask.iter().map(|&v| v == IGNORE).collect();
+            assert_eq!(padded, ignored, "seed {seed}");
+            let count = ignored.iter().filter(|&&b| b).count();
+            assert!(count > 100 && count < 1500, "seed {seed}: {count} ignored");
+        }
+    }
+
+    #[test]
+    fn focus_centres_crops_on_a_thin_class() {
+        // A line 2 pixels wide (class 9) at x = 20 of a 200x100 image, in 40x40 crops at half
+        // scale: a crop holds it by chance now and then, and every time when focused on it.
+        let (img, mut mask, _) = coordinates(200, 100);
+        for y in 0..100 {
+            mask.set(20, y, 9);
+            mask.set(21, y, 9);
+        }
+        let frame = Frame {
+            input: (100, 50),
+            out: (40, 40),
+        };
+        let holds = |focus: f32| {
+            let (mut cfg, norm) = geometry_only([1.0, 1.5], 0.0);
+            cfg.hflip = 0.0;
+            cfg.focus = focus;
+            cfg.focus_classes = vec![9];
+            (0..50)
+                .filter(|&seed| {
+                    let mut rng = Rng::new(seed);
+                    let p = prepare(&img, Some(&mask), frame, Some((&cfg, &mut rng)), &norm);
+                    p.mask.contains(&9)
+                })
+                .count()
+        };
+        let (chance, focused) = (holds(0.0), holds(1.0));
+        assert!(
+            chance < 25,
+            "{chance} of 50 crops held the line without focus"
+        );
+        assert_eq!(focused, 50);
+        // Half the time: in between.
+        let half = holds(0.5);
+        assert!(half > chance && half < 50, "{chance} {half}");
     }
 
     #[test]
@@ -368,7 +595,13 @@ mod tests {
             std: [1.0; 3],
         };
         let mut rng = Rng::new(9);
-        let p = prepare(&img, None, (8, 8), Some((&cfg, &mut rng)), &norm);
+        let p = prepare(
+            &img,
+            None,
+            Frame::whole((8, 8)),
+            Some((&cfg, &mut rng)),
+            &norm,
+        );
         let (r, g, b) = (p.image[0], p.image[64], p.image[128]);
         assert!((r - g).abs() < 2e-3 && (g - b).abs() < 2e-3, "{r} {g} {b}");
     }

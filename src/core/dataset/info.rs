@@ -61,6 +61,11 @@ pub fn load_pair(
 /// Decodes one sample fully (its drivable-area map too, where it has one) and returns its
 /// per-class pixel counts (empty when unlabelled).
 pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, Problem> {
+    check_sized(index, sample).map(|(counts, _)| counts)
+}
+
+/// [`check_sample`], with the image's size.
+fn check_sized(index: &DatasetIndex, sample: &Sample) -> Result<(Vec<u64>, (u32, u32)), Problem> {
     let (image, mask) = load_pair(index, sample)?;
     // Checked here, with the mask, so that `--skip-bad` leaves out a sample whose map the
     // loader would fail on halfway through a run.
@@ -68,7 +73,7 @@ pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, P
         drivable::load(&map, image.dimensions())?;
     }
     let Some(mask) = mask else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), image.dimensions()));
     };
     let mut counts = vec![0u64; index.classes.len()];
     for &v in &mask.data {
@@ -76,7 +81,7 @@ pub fn check_sample(index: &DatasetIndex, sample: &Sample) -> Result<Vec<u64>, P
             counts[v as usize] += 1;
         }
     }
-    Ok(counts)
+    Ok((counts, image.dimensions()))
 }
 
 /// The outcome of [`validate`].
@@ -87,6 +92,8 @@ pub struct Validated<'a> {
     pub problems: Vec<Problem>,
     /// Pixels per class over the good samples' masks (ignore excluded).
     pub pixels: Vec<u64>,
+    /// The good samples' image sizes (width, height), in the order of `good`.
+    pub sizes: Vec<(u32, u32)>,
 }
 
 /// Checks `samples` in parallel; returns the samples that passed, the problems of the rest and
@@ -94,18 +101,20 @@ pub struct Validated<'a> {
 pub fn validate<'a>(index: &DatasetIndex, samples: &[&'a Sample]) -> Validated<'a> {
     let results: Vec<_> = samples
         .par_iter()
-        .map(|s| (*s, check_sample(index, s)))
+        .map(|s| (*s, check_sized(index, s)))
         .collect();
     let mut out = Validated {
         good: Vec::new(),
         problems: Vec::new(),
         pixels: vec![0; index.classes.len()],
+        sizes: Vec::new(),
     };
     for (sample, result) in results {
         match result {
-            Ok(counts) => {
+            Ok((counts, size)) => {
                 out.pixels.iter_mut().zip(counts).for_each(|(p, c)| *p += c);
                 out.good.push(sample);
+                out.sizes.push(size);
             }
             Err(p) => out.problems.push(p),
         }

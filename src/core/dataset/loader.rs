@@ -18,7 +18,8 @@ use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::augment::{AugmentConfig, Normalize, prepare_with};
+use super::augment::{AugmentConfig, Frame, Normalize, prepare_with};
+use super::decoded::{CACHE_BYTES, Decoded, DecodedCache};
 use super::{DatasetIndex, IGNORE, LabelEncoding, Problem, Sample, drivable, image_io};
 use crate::core::boundary::{BAND_RADIUS, band};
 use crate::core::rng::{Rng, derive_seed};
@@ -29,8 +30,10 @@ impl std::error::Error for Problem {}
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoaderConfig {
-    /// Training size (width, height).
+    /// Input size (width, height): the whole image is seen at this size.
     pub size: [u32; 2],
+    /// Training crops of the image at that scale (width, height); `None`: the whole image.
+    pub crop: Option<[u32; 2]>,
     /// `None`: resize only (validation).
     pub augment: Option<AugmentConfig>,
     pub normalize: Normalize,
@@ -46,6 +49,7 @@ impl Default for LoaderConfig {
     fn default() -> Self {
         Self {
             size: [256, 192],
+            crop: None,
             augment: Some(AugmentConfig::default()),
             normalize: Normalize::default(),
             batch_size: 8,
@@ -93,17 +97,19 @@ impl AuxSource {
     }
 }
 
-/// Samples of a dataset prepared at the training size.
+/// Samples of a dataset prepared at the input size (whole, or cropped).
 pub struct SegDataset {
     items: Vec<(PathBuf, Option<PathBuf>)>,
     encoding: LabelEncoding,
-    size: [u32; 2],
+    frame: Frame,
     augment: Option<AugmentConfig>,
     normalize: Normalize,
     seed: u64,
     /// Epoch used by [`Dataset::get`] (augmentation differs per epoch).
     epoch: AtomicUsize,
     aux: Option<AuxSource>,
+    /// Decoded items, reduced for the input size (see [`crate::core::dataset::decoded`]).
+    cache: DecodedCache,
 }
 
 impl SegDataset {
@@ -114,12 +120,16 @@ impl SegDataset {
                 .map(|s| (s.image.clone(), s.label.clone()))
                 .collect(),
             encoding: index.encoding.clone(),
-            size: cfg.size,
+            frame: Frame {
+                input: (cfg.size[0], cfg.size[1]),
+                out: cfg.crop.map_or((cfg.size[0], cfg.size[1]), |[w, h]| (w, h)),
+            },
             augment: cfg.augment.clone(),
             normalize: cfg.normalize,
             seed: cfg.seed,
             epoch: AtomicUsize::new(0),
             aux: None,
+            cache: DecodedCache::new(CACHE_BYTES),
         }
     }
 
@@ -135,8 +145,49 @@ impl SegDataset {
         self.epoch.store(epoch, Ordering::Relaxed);
     }
 
-    /// Decodes and prepares item `index` as augmented in `epoch`.
+    /// Decodes (or takes from memory) and prepares item `index` as augmented in `epoch`.
     pub fn load(&self, index: usize, epoch: usize) -> Result<SegItem, Problem> {
+        let decoded = match self.cache.get(index) {
+            Some(decoded) => decoded,
+            None => self
+                .cache
+                .keep(index, self.decode(index)?.reduced(self.frame.input)),
+        };
+        let Decoded {
+            image,
+            mask,
+            extra: drivable,
+        } = &*decoded;
+        let mut rng = Rng::new(derive_seed(&[self.seed, epoch as u64, index as u64]));
+        let aug = self.augment.as_ref().map(|cfg| (cfg, &mut rng));
+        let (prepared, drivable) = prepare_with(
+            image,
+            mask.as_ref(),
+            drivable.as_ref(),
+            self.frame,
+            aug,
+            &self.normalize,
+        );
+        let (w, h) = (self.frame.out.0 as usize, self.frame.out.1 as usize);
+        let aux = match &self.aux {
+            None => None,
+            Some(AuxSource::Boundary { road }) => {
+                Some(band(&prepared.mask, [w, h], *road, BAND_RADIUS))
+            }
+            Some(AuxSource::Drivable { .. }) => {
+                Some(drivable.unwrap_or_else(|| vec![IGNORE; w * h]))
+            }
+        };
+        Ok(SegItem {
+            image: prepared.image,
+            mask: prepared.mask,
+            size: [self.frame.out.0, self.frame.out.1],
+            aux,
+        })
+    }
+
+    /// Item `index` from its files, checked (a mask or map of another size is an error naming it).
+    fn decode(&self, index: usize) -> Result<Decoded, Problem> {
         let (image_path, label_path) = &self.items[index];
         let image = image_io::read_rgb(image_path)?;
         let mask = match label_path {
@@ -158,39 +209,19 @@ impl SegDataset {
             }
             None => None,
         };
-        let drivable = match &self.aux {
+        let extra = match &self.aux {
             Some(AuxSource::Drivable { labels }) => match &labels[index] {
                 Some(path) => Some(drivable::load(path, image.dimensions())?),
                 None => None,
             },
             _ => None,
         };
-        let mut rng = Rng::new(derive_seed(&[self.seed, epoch as u64, index as u64]));
-        let aug = self.augment.as_ref().map(|cfg| (cfg, &mut rng));
-        let (prepared, drivable) = prepare_with(
-            &image,
-            mask.as_ref(),
-            drivable.as_ref(),
-            (self.size[0], self.size[1]),
-            aug,
-            &self.normalize,
-        );
-        let [w, h] = self.size.map(|v| v as usize);
-        let aux = match &self.aux {
-            None => None,
-            Some(AuxSource::Boundary { road }) => {
-                Some(band(&prepared.mask, [w, h], *road, BAND_RADIUS))
-            }
-            Some(AuxSource::Drivable { .. }) => {
-                Some(drivable.unwrap_or_else(|| vec![IGNORE; w * h]))
-            }
-        };
-        Ok(SegItem {
-            image: prepared.image,
-            mask: prepared.mask,
-            size: self.size,
-            aux,
-        })
+        Ok(Decoded { image, mask, extra })
+    }
+
+    /// Bytes of decoded images held in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.used()
     }
 }
 

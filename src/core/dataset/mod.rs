@@ -8,6 +8,7 @@
 pub mod augment;
 pub mod classes;
 pub mod convert;
+pub mod decoded;
 pub mod detect;
 pub mod drivable;
 pub mod error;

@@ -489,8 +489,8 @@ pub fn scale_offset(
 fn shifted_sums(isa: Isa, x: &[f32], shift: f32) -> (f64, f64) {
     let _ = isa; // only x86-64 has a vector path
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
-        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+    if isa.has_avx2() {
+        // SAFETY: AVX2 and FMA are present (an AVX2 Isa is only chosen after checking).
         return unsafe { x86::shifted_sums(x, shift) };
     }
     x.iter().fold((0.0, 0.0), |(a, q), &v| {
@@ -503,8 +503,8 @@ fn shifted_sums(isa: Isa, x: &[f32], shift: f32) -> (f64, f64) {
 fn affine_relu(isa: Isa, x: &[f32], out: &mut [MaybeUninit<f32>], scale: f32, offset: f32) {
     let _ = isa;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
-        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+    if isa.has_avx2() {
+        // SAFETY: AVX2 and FMA are present (an AVX2 Isa is only chosen after checking).
         return unsafe { x86::affine_relu(x, out, scale, offset) };
     }
     for (o, &v) in out.iter_mut().zip(x) {
@@ -518,8 +518,8 @@ fn affine_relu(isa: Isa, x: &[f32], out: &mut [MaybeUninit<f32>], scale: f32, of
 fn relu_grad_sums(isa: Isa, x: &[f32], dy: &[f32], k: [f32; 3]) -> (f64, f64) {
     let _ = isa;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
-        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+    if isa.has_avx2() {
+        // SAFETY: AVX2 and FMA are present (an AVX2 Isa is only chosen after checking).
         return unsafe { x86::relu_grad_sums(x, dy, k) };
     }
     let [scale, offset, mean] = k;
@@ -538,8 +538,8 @@ fn relu_grad_sums(isa: Isa, x: &[f32], dy: &[f32], k: [f32; 3]) -> (f64, f64) {
 fn input_grad(isa: Isa, x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>], k: [f32; 6]) {
     let _ = isa;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
-        // SAFETY: AVX2 and FMA are present (Isa::Avx2Fma is only chosen after checking).
+    if isa.has_avx2() {
+        // SAFETY: AVX2 and FMA are present (an AVX2 Isa is only chosen after checking).
         return unsafe { x86::input_grad(x, dy, out, k) };
     }
     let [k1, k2, k3, mean, scale, offset] = k;

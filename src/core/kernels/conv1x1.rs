@@ -1,5 +1,7 @@
-//! 1x1 convolution (the UNet's classification head) on NCHW `f32`: one matrix product per
-//! image, through the `gemm` crate (which picks its AVX2/AVX-512/NEON kernels at run time).
+//! 1x1 convolution (the UNet's classification head, the ResNet bottlenecks' reductions and
+//! expansions) on NCHW `f32`: one matrix product per image, through the `gemm` crate (which
+//! picks its AVX2/AVX-512/NEON kernels at run time), images across the threads or, with fewer
+//! images than threads, each product across them.
 //!
 //! With `x_b: [C, P]` (one image, `P = h·w` pixels), `w: [O, C]`, `y_b: [O, P]`:
 //!
@@ -12,10 +14,21 @@ use rayon::prelude::*;
 /// `y = w · x + bias` for `x: [batch, in, area]`, `w: [out, in]`.
 pub fn forward(
     x: &[f32],
+    shape: [usize; 3],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out_channels: usize,
+) -> Vec<f32> {
+    forward_spread(x, shape, weight, bias, out_channels, Spread::of(shape[0]))
+}
+
+fn forward_spread(
+    x: &[f32],
     [batch, in_channels, area]: [usize; 3],
     weight: &[f32],
     bias: Option<&[f32]>,
     out_channels: usize,
+    spread: Spread,
 ) -> Vec<f32> {
     assert_eq!(x.len(), batch * in_channels * area, "input size");
     assert_eq!(weight.len(), out_channels * in_channels, "weight size");
@@ -23,32 +36,47 @@ pub fn forward(
     if y.is_empty() {
         return y;
     }
-    y.par_chunks_mut(out_channels * area)
-        .zip(x.par_chunks(in_channels * area))
-        .for_each(|(y, x)| {
+    spread.each_image(
+        &mut y,
+        out_channels * area,
+        x,
+        in_channels * area,
+        |y, x, parallelism| {
             if let Some(bias) = bias {
                 for (plane, &b) in y.chunks_exact_mut(area).zip(bias) {
                     plane.fill(b);
                 }
             }
             // y[out, area] (+)= w[out, in] · x[in, area], all row-major.
-            product(
+            product_with(
                 y,
                 Operand::rows(weight, in_channels),
                 Operand::rows(x, area),
                 [out_channels, area, in_channels],
                 bias.is_some(),
+                parallelism,
             );
-        });
+        },
+    );
     y
 }
 
 /// `dx = wᵀ · dy` for `dy: [batch, out, area]`.
 pub fn input_gradient(
     dy: &[f32],
+    shape: [usize; 3],
+    weight: &[f32],
+    in_channels: usize,
+) -> Vec<f32> {
+    input_gradient_spread(dy, shape, weight, in_channels, Spread::of(shape[0]))
+}
+
+fn input_gradient_spread(
+    dy: &[f32],
     [batch, out_channels, area]: [usize; 3],
     weight: &[f32],
     in_channels: usize,
+    spread: Spread,
 ) -> Vec<f32> {
     assert_eq!(
         dy.len(),
@@ -60,19 +88,72 @@ pub fn input_gradient(
     if dx.is_empty() {
         return dx;
     }
-    dx.par_chunks_mut(in_channels * area)
-        .zip(dy.par_chunks(out_channels * area))
-        .for_each(|(dx, dy)| {
+    spread.each_image(
+        &mut dx,
+        in_channels * area,
+        dy,
+        out_channels * area,
+        |dx, dy, parallelism| {
             // dx[in, area] = wᵀ · dy[out, area]; wᵀ read from w ([out, in]) column by column.
-            product(
+            product_with(
                 dx,
                 Operand::columns(weight, in_channels),
                 Operand::rows(dy, area),
                 [in_channels, area, out_channels],
                 false,
+                parallelism,
             );
-        });
+        },
+    );
     dx
+}
+
+/// How a layer's per-image products share the threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spread {
+    /// One image per task, each product on its thread.
+    Images,
+    /// One image after the other, each product split across the threads: with fewer images
+    /// than threads (a batch of one at inference), spreading images would leave threads idle.
+    Products,
+}
+
+impl Spread {
+    fn of(batch: usize) -> Self {
+        match batch >= rayon::current_num_threads() {
+            true => Self::Images,
+            false => Self::Products,
+        }
+    }
+
+    /// `f(dst image, src image, gemm's parallelism)` for each image of `dst` and `src`.
+    fn each_image(
+        self,
+        dst: &mut [f32],
+        dst_image: usize,
+        src: &[f32],
+        src_image: usize,
+        f: impl Fn(&mut [f32], &[f32], gemm::Parallelism) + Sync,
+    ) {
+        match self {
+            Self::Images => dst
+                .par_chunks_mut(dst_image)
+                .zip(src.par_chunks(src_image))
+                .for_each(|(d, s)| f(d, s, gemm::Parallelism::None)),
+            Self::Products => dst
+                .chunks_mut(dst_image)
+                .zip(src.chunks(src_image))
+                .for_each(|(d, s)| f(d, s, all_threads())),
+        }
+    }
+}
+
+/// gemm's parallelism: every thread of the pool.
+pub(super) fn all_threads() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
 }
 
 /// `dw = Σ_b dy_b · x_bᵀ` (`[out, in]`) for `x: [batch, in, area]`, `dy: [batch, out, area]`.
@@ -220,14 +301,20 @@ mod tests {
             let w = values(o * c, 11);
             let bias = values(o, 13);
             let dy = values(b * o * a, 17);
-            let y = forward(&x, [b, c, a], &w, with_bias.then_some(&bias[..]), o);
+            let bias = with_bias.then_some(&bias[..]);
+            let y = forward(&x, [b, c, a], &w, bias, o);
             let dx = input_gradient(&dy, [b, o, a], &w, c);
+            // Both ways of sharing the threads compute the same products.
+            for spread in [Spread::Images, Spread::Products] {
+                assert_eq!(y, forward_spread(&x, [b, c, a], &w, bias, o, spread));
+                assert_eq!(dx, input_gradient_spread(&dy, [b, o, a], &w, c, spread));
+            }
             let dw = weight_gradient(&x, &dy, [b, c, a], o);
             let mut dw_ref = vec![0.0f64; o * c];
             for bi in 0..b {
                 for p in 0..a {
                     for oi in 0..o {
-                        let mut s = if with_bias { bias[oi] as f64 } else { 0.0 };
+                        let mut s = bias.map_or(0.0, |bias| bias[oi] as f64);
                         for ci in 0..c {
                             s += w[oi * c + ci] as f64 * x[(bi * c + ci) * a + p] as f64;
                             dw_ref[oi * c + ci] +=

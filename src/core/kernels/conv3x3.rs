@@ -16,8 +16,9 @@
 //! no border cases; building that copy is also where a channel concatenation (the UNet's skip
 //! connection) happens for free, and where the gradient of one is split back. The vector kernel
 //! computes a tile of 4 output channels x 2 vectors of 8 pixels (8 accumulators, 6 loads per 8
-//! FMAs, no register spills); the weight gradient keeps 4 output channels x 3 horizontal taps in
-//! registers while sweeping the images once per input channel and kernel row.
+//! FMAs, no register spills), or 4 x 4 vectors (16 accumulators, 8 loads per 16 FMAs) in AVX-512's
+//! 32 registers where the CPU has them; the weight gradient keeps 4 output channels x 3 horizontal
+//! taps in registers while sweeping the images once per input channel and kernel row.
 
 use std::mem::MaybeUninit;
 
@@ -30,8 +31,8 @@ const BLOCK: usize = 4;
 /// Pixel vectors (8 pixels each) per vector tile: 4x2 accumulators, 4 weights and a pixel
 /// vector fit the 16 AVX registers without spills.
 const TILE: usize = 2;
-// `forward_with` instantiates the vector kernel for tiles of 1 and 2 vectors.
-const _: () = assert!(TILE == 2);
+/// Pixel vectors per tile with AVX-512's 32 registers: 4x4 accumulators.
+const WIDE_TILE: usize = 4;
 /// Lanes of an AVX vector of `f32`.
 const LANES: usize = 8;
 
@@ -292,7 +293,8 @@ pub fn forward_with(
     };
     let block_groups = blocks.div_ceil(blocks_per_task);
     let vectors_per_row = width.div_ceil(LANES);
-    let tiles = (height * vectors_per_row).div_ceil(TILE);
+    let tile = tile_vectors(isa);
+    let tiles = (height * vectors_per_row).div_ceil(tile);
     // Enough tasks to keep every thread busy, not so many that scheduling shows.
     let threads = rayon::current_num_threads();
     let chunks = (threads * 4)
@@ -330,11 +332,11 @@ pub fn forward_with(
                     tile
                 })
                 .collect();
-            let first = chunk * tiles_per_chunk * TILE;
-            let last = ((chunk + 1) * tiles_per_chunk * TILE).min(height * vectors_per_row);
+            let first = chunk * tiles_per_chunk * tile;
+            let last = ((chunk + 1) * tiles_per_chunk * tile).min(height * vectors_per_row);
             let mut v = first;
             while v < last {
-                let n = (last - v).min(TILE);
+                let n = (last - v).min(tile);
                 let geometry = TileGeometry::new(v, n, vectors_per_row, width, x.row);
                 for tile in &mut tiles {
                     tile.geometry = geometry;
@@ -345,13 +347,39 @@ pub fn forward_with(
         });
 }
 
+/// Pixel vectors per tile for `isa` on this CPU.
+fn tile_vectors(isa: Isa) -> usize {
+    match isa == Isa::Avx512 {
+        true => WIDE_TILE,
+        false => TILE,
+    }
+}
+
 /// Weights up to this size are shared by all output blocks of a task (see `forward_with`).
 const SHARED_WEIGHT_BYTES: usize = 64 << 10;
 
 /// One tile with `n` pixel vectors, with the kernel for `isa`.
 fn run_tile(isa: Isa, tile: &Tile, n: usize) {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
+    if isa == Isa::Avx512 {
+        // SAFETY: AVX2, FMA and AVX-512 F and VL are present (checked at run time); the offsets
+        // stay inside the padded image and the output planes (TileGeometry).
+        unsafe {
+            match (n, tile.weights.flipped) {
+                (4, false) => tile_avx512::<4, false>(tile),
+                (4, true) => tile_avx512::<4, true>(tile),
+                (3, false) => tile_avx512::<3, false>(tile),
+                (3, true) => tile_avx512::<3, true>(tile),
+                (2, false) => tile_avx512::<2, false>(tile),
+                (2, true) => tile_avx512::<2, true>(tile),
+                (_, false) => tile_avx512::<1, false>(tile),
+                (_, true) => tile_avx512::<1, true>(tile),
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
         // SAFETY: AVX2 and FMA are present (checked at run time); the offsets stay inside the
         // padded image and the output planes (TileGeometry).
         unsafe {
@@ -388,19 +416,19 @@ struct Tile<'a> {
 #[derive(Default, Clone, Copy)]
 struct TileGeometry {
     /// Offset of each vector's 3x3 window (top-left) in a padded plane.
-    input: [usize; TILE],
+    input: [usize; WIDE_TILE],
     /// Offset of each vector's first pixel in an output plane.
-    output: [usize; TILE],
+    output: [usize; WIDE_TILE],
     /// Valid pixels in each vector (8 but at the right edge).
-    lanes: [usize; TILE],
+    lanes: [usize; WIDE_TILE],
 }
 
 impl TileGeometry {
     fn new(first: usize, n: usize, vectors_per_row: usize, width: usize, row: usize) -> Self {
         let mut g = Self {
-            input: [0; TILE],
-            output: [0; TILE],
-            lanes: [0; TILE],
+            input: [0; WIDE_TILE],
+            output: [0; WIDE_TILE],
+            lanes: [0; WIDE_TILE],
         };
         for k in 0..n {
             let v = first + k;
@@ -413,95 +441,109 @@ impl TileGeometry {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::needless_range_loop)] // indices into register arrays read best as indices
-unsafe fn tile_avx2<const N: usize, const FLIPPED: bool>(t: &Tile) {
-    use std::arch::x86_64::*;
-    // SAFETY: same contract as this function's.
-    let mut acc = unsafe { tile_sums_avx2::<N, FLIPPED>(t) };
-    if t.relu {
-        for acc in acc.iter_mut().flatten() {
-            // maxps returns its second operand when either is NaN: NaNs pass through.
-            *acc = _mm256_max_ps(_mm256_setzero_ps(), *acc);
-        }
-    }
-    let g = &t.geometry;
-    for lane in 0..BLOCK {
-        let out = t.planes[lane];
-        if out.is_null() {
-            continue;
-        }
-        for k in 0..N {
-            // SAFETY: output offset + valid lanes stays inside the output plane.
-            unsafe {
-                let at = out.add(g.output[k]);
-                if g.lanes[k] == LANES {
-                    _mm256_storeu_ps(at, acc[lane][k]);
-                } else {
-                    _mm256_maskstore_ps(at, simd::x86::first_lanes(g.lanes[k]), acc[lane][k]);
+/// The vector tile kernel (`$tile`: sums, ReLU, stores) compiled for `$features`: with AVX2 +
+/// FMA, and again with AVX-512 F and VL, whose 32 vector registers hold wider tiles
+/// ([`WIDE_TILE`]) of the same 8-lane vectors.
+macro_rules! tile_kernel {
+    ($tile:ident, $sums:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::needless_range_loop)] // indices into register arrays read best as indices
+        unsafe fn $tile<const N: usize, const FLIPPED: bool>(t: &Tile) {
+            use std::arch::x86_64::*;
+            // SAFETY: same contract as this function's.
+            let mut acc = unsafe { $sums::<N, FLIPPED>(t) };
+            if t.relu {
+                for acc in acc.iter_mut().flatten() {
+                    // maxps returns its second operand when either is NaN: NaNs pass through.
+                    *acc = _mm256_max_ps(_mm256_setzero_ps(), *acc);
                 }
             }
-        }
-    }
-}
-
-/// The accumulators of a tile: bias + Σ over channels and taps. A function of its own (never
-/// inlined into the stores) so that the accumulators are only ever indexed by constants and
-/// stay in registers; sharing the array with the store loop made the compiler write every
-/// accumulator back to memory after every FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline(never)]
-#[allow(clippy::needless_range_loop)]
-unsafe fn tile_sums_avx2<const N: usize, const FLIPPED: bool>(
-    t: &Tile,
-) -> [[std::arch::x86_64::__m256; N]; BLOCK] {
-    use std::arch::x86_64::*;
-    let (row, plane) = (t.x.row, t.x.plane);
-    let input = t.geometry.input;
-    let mut acc = [[_mm256_setzero_ps(); N]; BLOCK];
-    for lane in 0..BLOCK {
-        acc[lane] = [_mm256_set1_ps(t.bias[lane]); N];
-    }
-    let base = t.image.as_ptr();
-    let weights = t.weights.data.as_ptr();
-    for c in 0..t.x.channels {
-        // SAFETY (all loads below): channel c's plane lies inside `image`; a window offset plus
-        // tap offset (< 2 * row + 2) plus 8 lanes stays inside the plane (Padded's row length);
-        // lane offset + channel offset + tap is an element of the weights.
-        unsafe {
-            let xc = base.add(c * plane);
-            let wc = weights.add(c * t.weights.in_stride);
-            let wl = t.lanes.map(|offset| wc.add(offset));
-            for tap in 0..9 {
-                let at = xc.add((tap / 3) * row + tap % 3);
-                let wt = if FLIPPED { 8 - tap } else { tap };
-                // BLOCK weights and one pixel vector at a time besides the accumulators: no
-                // register spills.
-                let mut w = [_mm256_setzero_ps(); BLOCK];
-                for lane in 0..BLOCK {
-                    w[lane] = _mm256_broadcast_ss(&*wl[lane].add(wt));
+            let g = &t.geometry;
+            for lane in 0..BLOCK {
+                let out = t.planes[lane];
+                if out.is_null() {
+                    continue;
                 }
                 for k in 0..N {
-                    let xv = _mm256_loadu_ps(at.add(input[k]));
-                    for lane in 0..BLOCK {
-                        acc[lane][k] = _mm256_fmadd_ps(w[lane], xv, acc[lane][k]);
+                    // SAFETY: output offset + valid lanes stays inside the output plane.
+                    unsafe {
+                        let at = out.add(g.output[k]);
+                        if g.lanes[k] == LANES {
+                            _mm256_storeu_ps(at, acc[lane][k]);
+                        } else {
+                            _mm256_maskstore_ps(
+                                at,
+                                simd::x86::first_lanes(g.lanes[k]),
+                                acc[lane][k],
+                            );
+                        }
                     }
                 }
             }
         }
-    }
-    acc
+
+        /// The accumulators of a tile: bias + Σ over channels and taps. A function of its own
+        /// (never inlined into the stores) so that the accumulators are only ever indexed by
+        /// constants and stay in registers; sharing the array with the store loop made the compiler
+        /// write every accumulator back to memory after every FMA.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[inline(never)]
+        #[allow(clippy::needless_range_loop)]
+        unsafe fn $sums<const N: usize, const FLIPPED: bool>(
+            t: &Tile,
+        ) -> [[std::arch::x86_64::__m256; N]; BLOCK] {
+            use std::arch::x86_64::*;
+            let (row, plane) = (t.x.row, t.x.plane);
+            let input = t.geometry.input;
+            let mut acc = [[_mm256_setzero_ps(); N]; BLOCK];
+            for lane in 0..BLOCK {
+                acc[lane] = [_mm256_set1_ps(t.bias[lane]); N];
+            }
+            let base = t.image.as_ptr();
+            let weights = t.weights.data.as_ptr();
+            for c in 0..t.x.channels {
+                // SAFETY (all loads below): channel c's plane lies inside `image`; a window offset
+                // plus tap offset (< 2 * row + 2) plus 8 lanes stays inside the plane (Padded's row
+                // length); lane offset + channel offset + tap is an element of the weights.
+                unsafe {
+                    let xc = base.add(c * plane);
+                    let wc = weights.add(c * t.weights.in_stride);
+                    let wl = t.lanes.map(|offset| wc.add(offset));
+                    for tap in 0..9 {
+                        let at = xc.add((tap / 3) * row + tap % 3);
+                        let wt = if FLIPPED { 8 - tap } else { tap };
+                        // BLOCK weights and one pixel vector at a time besides the accumulators: no
+                        // register spills.
+                        let mut w = [_mm256_setzero_ps(); BLOCK];
+                        for lane in 0..BLOCK {
+                            w[lane] = _mm256_broadcast_ss(&*wl[lane].add(wt));
+                        }
+                        for k in 0..N {
+                            let xv = _mm256_loadu_ps(at.add(input[k]));
+                            for lane in 0..BLOCK {
+                                acc[lane][k] = _mm256_fmadd_ps(w[lane], xv, acc[lane][k]);
+                            }
+                        }
+                    }
+                }
+            }
+            acc
+        }
+    };
 }
+
+tile_kernel!(tile_avx2, tile_sums_avx2, "avx2,fma");
+tile_kernel!(tile_avx512, tile_sums_avx512, "avx2,fma,avx512f,avx512vl");
 
 /// The same tile without vector instructions, for `n` pixel vectors.
 fn tile_portable(t: &Tile, n: usize) {
     let (row, plane) = (t.x.row, t.x.plane);
     let g = &t.geometry;
-    let mut acc = [[[0.0f32; LANES]; TILE]; BLOCK];
+    let mut acc = [[[0.0f32; LANES]; WIDE_TILE]; BLOCK];
     for (lane, acc) in acc.iter_mut().enumerate() {
-        *acc = [[t.bias[lane]; LANES]; TILE];
+        *acc = [[t.bias[lane]; LANES]; WIDE_TILE];
     }
     for c in 0..t.x.channels {
         let xc = &t.image[c * plane..(c + 1) * plane];
@@ -742,7 +784,7 @@ fn weight_rows(
     row: usize,
 ) -> [[f32; 3]; BLOCK] {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
+    if isa.has_avx2() {
         // SAFETY: AVX2 and FMA are present (checked at run time).
         return unsafe { weight_rows_avx2(images, height, width, row) };
     }

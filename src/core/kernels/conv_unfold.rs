@@ -23,7 +23,7 @@
 
 use rayon::prelude::*;
 
-use super::conv1x1::{Operand, product_with};
+use super::conv1x1::{Operand, all_threads, product_with};
 
 /// Floats of unfolded input one product takes at most (32 MiB): larger batches are done in
 /// groups of images.
@@ -99,14 +99,6 @@ fn groups(g: &Geometry, floats: usize, mut f: impl FnMut(usize, usize)) {
     let group = g.group(floats);
     for first in (0..g.batch).step_by(group) {
         f(first, group.min(g.batch - first));
-    }
-}
-
-/// gemm's parallelism: every thread of the pool.
-fn parallelism() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
     }
 }
 
@@ -232,7 +224,7 @@ fn forward_in_groups(
             Operand::rows(&cols, n),
             [out_channels, n, rows],
             bias.is_some(),
-            parallelism(),
+            all_threads(),
         );
         // [O, images·P] -> [images, O, P]
         y[first * out_channels * pixels..(first + images) * out_channels * pixels]
@@ -276,7 +268,7 @@ fn input_gradient_in_groups(
             Operand::rows(&gathered, n),
             [rows, n, out_channels],
             false,
-            parallelism(),
+            all_threads(),
         );
         fold(&dcols, g, first, images, &mut dx);
     });
@@ -313,7 +305,7 @@ fn weight_gradient_in_groups(
             Operand::columns(&cols, n),
             [out_channels, rows, n],
             true,
-            parallelism(),
+            all_threads(),
         );
     });
     dw

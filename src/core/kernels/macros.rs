@@ -7,7 +7,7 @@ macro_rules! multiversion {
         #[allow(clippy::needless_range_loop)]
         fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            if super::simd::isa() == super::simd::Isa::Avx2Fma {
+            if super::simd::isa().has_avx2() {
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::needless_range_loop)]
                 fn avx2($($arg: $ty),*) $(-> $ret)? $body

@@ -1,12 +1,12 @@
 //! Sums over long `f32` runs, in 8 (or 32) independent lanes so that rounding error grows with
 //! `sqrt(n / lanes)` rather than `n`, returned as `f64`.
 
-use super::simd::{self, Isa};
+use super::simd;
 
 /// `Σ x`.
 pub fn sum(x: &[f32]) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if simd::isa() == Isa::Avx2Fma {
+    if simd::isa().has_avx2() {
         // SAFETY: AVX2 and FMA are present (checked at run time).
         return unsafe { dot_avx2(x, None) };
     }
@@ -17,7 +17,7 @@ pub fn sum(x: &[f32]) -> f64 {
 pub fn dot(x: &[f32], y: &[f32]) -> f64 {
     assert_eq!(x.len(), y.len());
     #[cfg(target_arch = "x86_64")]
-    if simd::isa() == Isa::Avx2Fma {
+    if simd::isa().has_avx2() {
         // SAFETY: AVX2 and FMA are present (checked at run time).
         return unsafe { dot_avx2(x, Some(y)) };
     }

@@ -4,7 +4,7 @@
 //! user may lack; the kernels carry `#[target_feature(enable = "avx2,fma")]` variants that are
 //! only called after [`isa`] chose them, and a portable path that is always correct (and is
 //! what the tests compare the vector paths with). `ROADSEG_KERNELS=portable` forces the portable
-//! path, for comparisons and for the tests.
+//! path and `ROADSEG_KERNELS=avx2` AVX2 + FMA without AVX-512, for comparisons.
 
 use std::sync::OnceLock;
 
@@ -15,39 +15,63 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + FMA (checked at run time before it is chosen).
     Avx2Fma,
+    /// AVX2 + FMA with AVX-512 F and VL (checked likewise): the AVX2 kernels, and wider 3x3
+    /// convolution tiles in AVX-512's 32 vector registers.
+    Avx512,
 }
 
-/// The best instruction set this CPU has (unless `ROADSEG_KERNELS=portable`).
+impl Isa {
+    /// Whether AVX2 + FMA may be used (both x86 sets have them).
+    pub fn has_avx2(self) -> bool {
+        matches!(self, Self::Avx2Fma | Self::Avx512)
+    }
+}
+
+/// The best instruction set this CPU has (unless `ROADSEG_KERNELS` says `portable` or `avx2`).
 #[inline]
 pub fn isa() -> Isa {
     static DETECTED: OnceLock<Isa> = OnceLock::new();
     *DETECTED.get_or_init(|| {
-        let forced_portable =
-            std::env::var("ROADSEG_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("portable"));
-        if !forced_portable && detect() {
-            Isa::Avx2Fma
-        } else {
-            Isa::Portable
+        let best = available().pop().unwrap_or(Isa::Portable);
+        let cap = std::env::var("ROADSEG_KERNELS").unwrap_or_default();
+        match cap.to_ascii_lowercase().as_str() {
+            "portable" => Isa::Portable,
+            "avx2" if best.has_avx2() => Isa::Avx2Fma,
+            _ => best,
         }
     })
 }
 
-/// Every instruction set this CPU can run, for tests that compare them.
+/// Every instruction set this CPU can run, from the most portable, for tests that compare them.
 pub fn available() -> Vec<Isa> {
     let mut all = vec![Isa::Portable];
-    if detect() {
+    if detect_avx2() {
         all.push(Isa::Avx2Fma);
+        if detect_avx512() {
+            all.push(Isa::Avx512);
+        }
     }
     all
 }
 
 #[cfg(target_arch = "x86_64")]
-fn detect() -> bool {
+fn detect_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
+#[cfg(target_arch = "x86_64")]
+fn detect_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
 #[cfg(not(target_arch = "x86_64"))]
-fn detect() -> bool {
+fn detect_avx2() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_avx512() -> bool {
     false
 }
 
@@ -56,6 +80,7 @@ pub fn describe() -> &'static str {
     match isa() {
         Isa::Portable => "portable",
         Isa::Avx2Fma => "avx2+fma",
+        Isa::Avx512 => "avx2+fma, avx-512 3x3 tiles",
     }
 }
 

@@ -30,6 +30,17 @@ pub(super) fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> 
     Tensor::from_data(TensorData::new(values, shape), &device())
 }
 
+/// Class indices `[batch, h, w]`: `|N(0, 1)| · spread`, truncated (mostly 0 to `spread`).
+pub(super) fn random_targets([b, h, w]: [usize; 3], seed: u64, spread: f32) -> Tensor<3, Int> {
+    let targets = random([b, 1, h, w], seed)
+        .inner()
+        .abs()
+        .mul_scalar(spread)
+        .int()
+        .squeeze_dim::<3>(1);
+    Tensor::from_data(targets.into_data(), &device())
+}
+
 pub(super) fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.clone().inner().into_data().try_into_vec::<f32>().unwrap()
 }
@@ -347,13 +358,7 @@ fn the_unet_trains_and_predicts_like_with_burns_operations() {
     let config = UNetConfig::new(4).with_depth(2).with_base_width(4);
     let model = config.init(&device());
     let images = random([2, 3, 12, 20], 30);
-    let targets = random([2, 1, 12, 20], 31)
-        .inner()
-        .abs()
-        .mul_scalar(2.0)
-        .int()
-        .squeeze_dim::<3>(1);
-    let targets = Tensor::<3, Int>::from_data(targets.into_data(), &device());
+    let targets = random_targets([2, 12, 20], 31, 2.0);
     compare_training(
         &model,
         |m, x| m.forward(x),

@@ -6,12 +6,12 @@
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ops;
 use super::tests::{
     GradientCheck, Op, assert_close, check_finite_differences, compare, compare_training, device,
-    random, strided, to_data, weighted_sum,
+    random, random_targets, strided, to_data, weighted_sum,
 };
 use crate::core::model::resnet::{ResNetKind, ResNetUNet};
 use crate::core::model::unet::UNetConfig;
@@ -193,13 +193,7 @@ fn resnet_unets_train_and_predict_like_with_burns_operations() {
         let decoder = UNetConfig::new(3).with_base_width(4);
         let model = ResNetUNet::new(kind, &decoder, &device());
         let images = random([2, 3, h, w], 74);
-        let targets = random([2, 1, h, w], 75)
-            .inner()
-            .abs()
-            .mul_scalar(1.5)
-            .int()
-            .squeeze_dim::<3>(1);
-        let targets = Tensor::<3, Int>::from_data(targets.into_data(), &device());
+        let targets = random_targets([2, h, w], 75, 1.5);
         compare_training(
             &model,
             |m, x| m.forward(x),

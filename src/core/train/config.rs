@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::Auto;
 use super::loss::LossConfig;
 use super::optim::{OptimizerConfig, ScheduleConfig};
 use super::run_dir::CheckpointKind;
@@ -81,8 +82,12 @@ pub struct TrainConfig {
     pub model: UNetConfig,
     pub epochs: usize,
     pub batch_size: usize,
-    /// Training size (width, height); multiples of `2^depth` avoid padding.
+    /// Input size (width, height): the whole image is seen at this size in validation, `eval`,
+    /// `predict` and the studio, which sets the scale; multiples of `2^depth` avoid padding.
     pub size: [u32; 2],
+    /// Training crops (width, height) of the images at that scale, randomly zoomed by
+    /// `augment.scale` and placed; `None`: each step sees whole images.
+    pub crop: Option<[u32; 2]>,
     /// Base learning rate; the schedule shapes it over the run.
     pub lr: f64,
     pub optimizer: OptimizerConfig,
@@ -120,17 +125,24 @@ pub struct TrainConfig {
     pub aux_weight: f32,
     /// Learn from a trained run's predictions too (knowledge distillation).
     pub distill: Option<Distill>,
+    /// Pick the epochs, the input size (and crop) and the width from a time budget measured
+    /// when the run starts ([`Auto`]); `None`: train exactly as configured. A run's
+    /// `config.json` records what was picked, with `auto: null`.
+    pub auto: Option<Auto>,
 }
 
 impl Default for TrainConfig {
+    /// What `roadseg train` without flags does: epochs, size and width picked from the default
+    /// budget ([`Auto`]); the values below are what a run keeps of them when `auto` is off.
     fn default() -> Self {
         Self {
-            // Sized so that the default run on the bundled sample converges on a 2-core CPU in a
-            // few minutes (see README); GPUs and patient users raise width and size.
+            // Sized so that a run on the bundled sample converges on a 2-core CPU in about a
+            // minute; the budget picks larger inputs and widths where it has the time.
             model: UNetConfig::new(0).with_base_width(8),
             epochs: 45,
             batch_size: 8,
             size: [128, 96],
+            crop: None,
             lr: 3e-3,
             optimizer: OptimizerConfig::default(),
             schedule: ScheduleConfig::WarmupCosine {
@@ -156,6 +168,7 @@ impl Default for TrainConfig {
             aux: None,
             aux_weight: 0.4,
             distill: None,
+            auto: Some(Auto::default()),
         }
     }
 }
@@ -226,6 +239,17 @@ impl TrainConfig {
                 MAX_PIXELS >> 20
             ));
         }
+        if let Some([cw, ch]) = self.crop {
+            if cw == 0 || ch == 0 {
+                return bad(format!("crop {cw}x{ch} is empty"));
+            }
+            if cw > w || ch > h {
+                return bad(format!(
+                    "crop {cw}x{ch} is larger than the input size {w}x{h} (a crop is a window of \
+                     the image at that size; leave crop out to train on whole images)"
+                ));
+            }
+        }
         if self.batch_size > MAX_BATCH {
             return bad(format!(
                 "batch_size {} is over {MAX_BATCH}",
@@ -281,6 +305,11 @@ impl TrainConfig {
                     early.min_delta
                 ));
             }
+        }
+        if let Some(secs) = self.auto.as_ref().and_then(|a| a.budget_secs)
+            && !(secs.is_finite() && secs > 0.0)
+        {
+            return bad(format!("auto.budget_secs must be > 0, got {secs}"));
         }
         if !(self.aux_weight.is_finite() && self.aux_weight >= 0.0) {
             return bad(format!("aux_weight must be >= 0, got {}", self.aux_weight));
@@ -432,7 +461,7 @@ fn parse_config_file(text: &str) -> Result<ConfigFile, String> {
     }
     let mut merged = serde_json::to_value(TrainConfig::default()).map_err(|e| e.to_string())?;
     merge(&mut merged, overrides.clone());
-    let train: TrainConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
+    let mut train: TrainConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match path.as_str() {
@@ -440,6 +469,7 @@ fn parse_config_file(text: &str) -> Result<ConfigFile, String> {
             _ => format!("{prefix}{path}: {inner}"),
         }
     })?;
+    keep_given(&mut train, &overrides, !prefix.is_empty());
     // Whatever serde skipped is not in the config read back: that key was not a field.
     let read = serde_json::to_value(&train).map_err(|e| e.to_string())?;
     let mut unknown = Vec::new();
@@ -452,6 +482,31 @@ fn parse_config_file(text: &str) -> Result<ConfigFile, String> {
         ));
     }
     Ok(ConfigFile { train, run_data })
+}
+
+/// A config's own values win over the budget: a key it gives (`epochs`; `size` or `crop`;
+/// `model.base_width` or `model.widths`) is not picked, unless its `auto` block says outright
+/// that it is (`"auto": {"epochs": true}`), as a config written out whole says. A run folder's
+/// `config.json` (`run`) describes a run as it trained: without an `auto` key (runs from before
+/// budgets) nothing is picked.
+fn keep_given(train: &mut TrainConfig, given: &serde_json::Value, run: bool) {
+    let has = |path: &[&str]| path.iter().try_fold(given, |v, key| v.get(key)).is_some();
+    if run && !has(&["auto"]) {
+        train.auto = None;
+    }
+    let Some(auto) = train.auto.as_mut() else {
+        return;
+    };
+    let said = |flag: &str| has(&["auto", flag]);
+    if !said("epochs") {
+        auto.epochs &= !has(&["epochs"]);
+    }
+    if !said("size") {
+        auto.size &= !(has(&["size"]) || has(&["crop"]));
+    }
+    if !said("width") {
+        auto.width &= !(has(&["model", "base_width"]) || has(&["model", "widths"]));
+    }
 }
 
 /// Appends to `out` the path of every key of `given` that `read` lacks, at any depth.
@@ -762,6 +817,31 @@ mod tests {
             "{keys:?}"
         );
         assert!(differences(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn a_configs_own_values_are_not_picked_by_the_budget() {
+        let auto = |json: &str| TrainConfig::from_json(json).unwrap().auto;
+        // Nothing given: everything picked.
+        assert_eq!(auto("{}"), Some(Auto::default()));
+        // Each value given is kept; the rest is picked.
+        let some = auto(r#"{"epochs": 20, "model": {"base_width": 16}}"#).unwrap();
+        assert_eq!((some.epochs, some.size, some.width), (false, true, false));
+        assert!(
+            !auto(r#"{"crop": [64, 64], "size": [128, 96]}"#)
+                .unwrap()
+                .size
+        );
+        // Unless the auto block says it is picked (a config written out whole).
+        let said = auto(r#"{"epochs": 20, "auto": {"epochs": true, "budget_secs": 90}}"#).unwrap();
+        assert_eq!((said.epochs, said.budget_secs), (true, Some(90.0)));
+        assert_eq!(auto(r#"{"auto": null}"#), None);
+        // A run folder's config without an auto key (from before budgets): nothing picked.
+        assert_eq!(auto(r#"{"train": {"epochs": 2}}"#), None);
+        assert_eq!(
+            auto(r#"{"train": {"auto": {"budget_secs": 60}}}"#).map(|a| a.budget_secs),
+            Some(Some(60.0))
+        );
     }
 
     #[test]

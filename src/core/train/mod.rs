@@ -1,4 +1,5 @@
 //! Training: losses, optimisers and schedules, the step, the loop, run directories.
+pub mod budget;
 pub mod config;
 pub mod control;
 mod init;
@@ -6,6 +7,8 @@ pub mod loss;
 pub mod optim;
 mod prepare;
 pub use prepare::prepare_run;
+mod probe;
+pub mod resolution;
 pub mod run_check;
 pub mod run_dir;
 pub mod step;

@@ -15,6 +15,7 @@ use super::control::{Control, PredictRequest};
 use super::init::starting_model;
 use super::optim::{ScheduleConfig, SegOptimizer, build_optimizer, group_rates, lr_at, warmup_for};
 use super::prepare::{Prepared, prepare};
+use super::probe::pick_at_start;
 use super::run_dir::{
     CheckpointKind, ClassIou, MetricRecord, MetricsLog, RunDir, RunDirError, Summary, TrainState,
 };
@@ -91,6 +92,8 @@ pub struct StartInfo {
     pub val_images: usize,
     pub batch_size: usize,
     pub class_names: Vec<String>,
+    /// What the time budget picked and why (a new run that had one).
+    pub choice: Option<String>,
 }
 
 impl StartInfo {
@@ -179,6 +182,14 @@ pub enum TrainError {
     Step(StepError),
 }
 
+/// Validation sees whole images at the input size: in batches of no more pixels than a
+/// training batch of crops, so that it needs no more memory than a training step.
+pub fn validation_batch(config: &TrainConfig) -> usize {
+    let pixels = |[w, h]: [u32; 2]| w as usize * h as usize;
+    let crop = config.crop.map_or(pixels(config.size), pixels);
+    (config.batch_size * crop / pixels(config.size).max(1)).clamp(1, config.batch_size)
+}
+
 /// Says the rule as the loop applies it: an epoch counts as an improvement when it beats the
 /// best validation mIoU so far by more than `min_delta`; `patience` epochs in a row that do
 /// not stop the run (smaller gains still make a new best checkpoint).
@@ -216,7 +227,7 @@ pub fn train(
     on_event: &mut dyn FnMut(TrainEvent),
     control: &Control,
 ) -> Result<Summary, TrainError> {
-    let prepared = prepare(start, options, &mut |line| on_event(TrainEvent::Log(line)))?;
+    let mut prepared = prepare(start, options, &mut |line| on_event(TrainEvent::Log(line)))?;
     let (device, device_name) = match resolve(options.device) {
         Ok(found) => found,
         Err(e) if options.cpu_fallback => {
@@ -227,6 +238,9 @@ pub fn train(
         }
         Err(e) => return Err(e.into()),
     };
+    pick_at_start(&mut prepared, &device, &mut |line| {
+        on_event(TrainEvent::Log(line))
+    })?;
     Loop::new(prepared, device, device_name, on_event)?.run(control)
 }
 
@@ -329,6 +343,8 @@ impl<'a> Loop<'a> {
             val,
             index,
             resumed,
+            choice,
+            sizes: _,
         } = prepared;
         let config = run_config.train.clone();
         let autodiff = device.clone().autodiff();
@@ -391,6 +407,7 @@ impl<'a> Loop<'a> {
         };
         let train_cfg = LoaderConfig {
             size: config.size,
+            crop: config.crop,
             augment: config.augment.clone(),
             normalize: config.normalize,
             batch_size: config.batch_size,
@@ -400,7 +417,9 @@ impl<'a> Loop<'a> {
             drop_last: true,
         };
         let val_cfg = LoaderConfig {
+            crop: None,
             augment: None,
+            batch_size: validation_batch(&config),
             shuffle: false,
             drop_last: false,
             ..train_cfg.clone()
@@ -443,6 +462,7 @@ impl<'a> Loop<'a> {
             val_images: val.len(),
             batch_size: config.batch_size,
             class_names: class_names.clone(),
+            choice,
         })));
         if let ScheduleConfig::WarmupCosine { warmup_steps, .. } = config.schedule {
             let warmup = warmup_for(warmup_steps, total_steps);

@@ -208,6 +208,8 @@ impl Studio {
                 val_images: 0,
                 batch_size: batch,
                 class_names: config.classes.iter().map(|c| c.name.clone()).collect(),
+                // A followed run was picked by whoever started it; its log says how.
+                choice: None,
             }),
             ..Progress::default()
         };

@@ -2,27 +2,67 @@
 //! pretrained file, freezing, the encoder's learning rate, a second head).
 
 use crate::core::model::segmenter::{AuxTask, Encoder};
+use crate::core::train::budget::Auto;
 use crate::core::train::config::TrainConfig;
 use crate::core::train::optim::{OptimizerKind, ScheduleConfig};
 
-/// Epochs, batch, size, widths, learning rate, loss, augmentation, optimiser, schedule.
+/// Epochs, batch, size, widths, learning rate, loss, augmentation, optimiser, schedule; the
+/// time budget and which of epochs, size and width it picks ("auto": the value is the run's
+/// choice when it starts, shown in the log).
 pub fn hyper_parameters(ui: &mut egui::Ui, c: &mut TrainConfig) {
     egui::Grid::new("hyper").num_columns(2).show(ui, |ui| {
+        ui.label("Time budget (s)");
+        ui.horizontal(|ui| {
+            let mut on = c.auto.is_some();
+            if ui.checkbox(&mut on, "pick").changed() {
+                c.auto = on.then(Auto::default);
+            }
+            if let Some(auto) = c.auto.as_mut() {
+                let mut secs = auto.seconds(0.0);
+                let from_data = auto.budget_secs.is_none();
+                let drag = egui::DragValue::new(&mut secs).range(10.0..=86_400.0);
+                let response = ui.add(drag);
+                if response.changed() {
+                    auto.budget_secs = Some(secs);
+                }
+                if from_data {
+                    response.on_hover_text("the default: grows with the training images' pixels");
+                }
+            }
+        });
+        ui.end_row();
         ui.label("Epochs");
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=10_000));
+        ui.horizontal(|ui| {
+            let picked = auto_toggle(ui, &mut c.auto, |a| &mut a.epochs);
+            ui.add_enabled(
+                !picked,
+                egui::DragValue::new(&mut c.epochs).range(1..=10_000),
+            );
+        });
         ui.end_row();
         ui.label("Batch size");
         ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=256));
         ui.end_row();
         ui.label("Size (w x h)");
         ui.horizontal(|ui| {
-            ui.add(egui::DragValue::new(&mut c.size[0]).range(16..=4096));
-            ui.add(egui::DragValue::new(&mut c.size[1]).range(16..=4096));
+            let picked = auto_toggle(ui, &mut c.auto, |a| &mut a.size);
+            ui.add_enabled(
+                !picked,
+                egui::DragValue::new(&mut c.size[0]).range(16..=4096),
+            );
+            ui.add_enabled(
+                !picked,
+                egui::DragValue::new(&mut c.size[1]).range(16..=4096),
+            );
         });
         ui.end_row();
         ui.label("UNet width / depth");
         ui.horizontal(|ui| {
-            ui.add(egui::DragValue::new(&mut c.model.base_width).range(1..=128));
+            let picked = auto_toggle(ui, &mut c.auto, |a| &mut a.width);
+            ui.add_enabled(
+                !picked,
+                egui::DragValue::new(&mut c.model.base_width).range(1..=128),
+            );
             ui.add(egui::DragValue::new(&mut c.model.depth).range(1..=6));
         });
         ui.end_row();
@@ -61,6 +101,22 @@ pub fn hyper_parameters(ui: &mut egui::Ui, c: &mut TrainConfig) {
     });
     optimizer_picker(ui, &mut c.optimizer.kind);
     schedule_picker(ui, &mut c.schedule);
+}
+
+/// An "auto" checkbox for one of the budget's picks (none without a budget); whether the value
+/// is picked.
+fn auto_toggle(
+    ui: &mut egui::Ui,
+    auto: &mut Option<Auto>,
+    pick: fn(&mut Auto) -> &mut bool,
+) -> bool {
+    let Some(auto) = auto.as_mut() else {
+        return false;
+    };
+    let flag = pick(auto);
+    ui.checkbox(flag, "auto")
+        .on_hover_text("picked from the time budget when the run starts");
+    *flag
 }
 
 /// The encoder, its pretrained weights file, freezing and learning rate, and the second head.

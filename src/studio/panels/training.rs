@@ -8,6 +8,7 @@ use egui_plot::{Corner, Legend, Line, Plot};
 
 use crate::core::device::DeviceChoice;
 use crate::core::model::segmenter::Encoder;
+use crate::core::train::budget::{Auto, FULL_SECS, QUICK_SECS};
 use crate::core::train::config::TrainConfig;
 use crate::core::train::run_dir::{MetricRecord, RunDir, Summary, read_metrics};
 use crate::core::train::trainer::{StartInfo, TrainEvent};
@@ -20,12 +21,14 @@ use crate::studio::panels::run_on::{self, RunOnPrefs};
 /// Starting points for the hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
-    /// Small and short: a first look in a minute on a CPU.
+    /// A first look: epochs, input size and width picked to train in about a minute here.
     Quick,
-    /// The core's defaults.
+    /// A model that sees thin classes: picked to train in about ten minutes on a 2-core CPU
+    /// (the same budget buys more on a GPU).
     Full,
     /// A UNet decoder on a ResNet-18 whose ImageNet weights come from a file the user picks:
-    /// the encoder frozen for two epochs, then fine-tuned at a tenth of the rate.
+    /// the encoder frozen for two epochs, then fine-tuned at a tenth of the rate; the input
+    /// size picked for its twelve epochs to fit Full's budget.
     ResNet18Pretrained,
 }
 
@@ -36,27 +39,42 @@ impl Preset {
         (Preset::ResNet18Pretrained, "ResNet-18, pretrained file"),
     ];
 
-    pub fn config(self) -> TrainConfig {
-        let full = TrainConfig::default();
+    /// What the preset does, shown on hover.
+    pub fn hint(self) -> &'static str {
         match self {
-            Preset::Full => full,
+            Preset::Quick => "epochs, input size and width picked to train in about a minute",
+            Preset::Full => {
+                "epochs, input size and width picked to train in about ten minutes (a 2-core \
+                 CPU sees thin classes such as lane markings; a GPU trains more in that time)"
+            }
+            Preset::ResNet18Pretrained => {
+                "twelve epochs of a ResNet-18 from your ImageNet weights file, the input size \
+                 picked to fit ten minutes"
+            }
+        }
+    }
+
+    pub fn config(self) -> TrainConfig {
+        let within = |secs| TrainConfig {
+            auto: Some(Auto::within(secs)),
+            ..TrainConfig::default()
+        };
+        match self {
+            Preset::Quick => within(QUICK_SECS),
+            Preset::Full => within(FULL_SECS),
             Preset::ResNet18Pretrained => TrainConfig {
                 epochs: 12,
                 lr: 1e-3,
                 encoder: Encoder::Resnet18,
                 freeze_encoder_epochs: 2,
                 encoder_lr_mult: 0.1,
-                ..full
+                auto: Some(Auto {
+                    epochs: false,
+                    width: false,
+                    ..Auto::within(FULL_SECS)
+                }),
+                ..TrainConfig::default()
             },
-            Preset::Quick => {
-                let mut quick = TrainConfig {
-                    epochs: 8,
-                    size: [96, 64],
-                    ..full
-                };
-                quick.model.depth = 3;
-                quick
-            }
         }
     }
 }
@@ -410,6 +428,10 @@ impl TrainingPanel {
         if let Some(start) = &self.progress.start {
             // Says which device runs, and why when the GPU was not used.
             ui.label(egui::RichText::new(&start.device).small());
+            // What the time budget picked, and why.
+            if let Some(choice) = &start.choice {
+                ui.label(egui::RichText::new(choice).small());
+            }
         }
         if ui
             .add_enabled(
@@ -426,7 +448,8 @@ impl TrainingPanel {
             }
             ui.horizontal_wrapped(|ui| {
                 for (preset, name) in Preset::ALL {
-                    if ui.selectable_label(self.preset == preset, name).clicked() {
+                    let label = ui.selectable_label(self.preset == preset, name);
+                    if label.on_hover_text(preset.hint()).clicked() {
                         self.preset = preset;
                         self.config = preset.config();
                         self.reveal_model = preset == Preset::ResNet18Pretrained;
@@ -712,6 +735,7 @@ mod tests {
             val_images: 2,
             batch_size: 4,
             class_names: vec!["road".into()],
+            choice: None,
         };
         panel.on_event(&WorkerEvent::Train(TrainEvent::Started(Box::new(info))));
         assert_eq!(

@@ -1,8 +1,9 @@
 //! Inference with a trained run: class masks at each image's own resolution, and evaluation of
 //! those masks against ground truth.
 //!
-//! The model sees the image resized to its training size; its logits are resized back to the
-//! image's size (bilinear) before the arg-max, so predicted edges follow the full-resolution
+//! The model sees the whole image resized to the run's input size (by tiles when a pass at that
+//! size would take too much memory: [`tiled`]); its logits are resized back to the image's size
+//! (bilinear) before the arg-max, so predicted edges follow the full-resolution
 //! image rather than the coarse training grid. The same resized logits give each pixel's
 //! confidence (the largest softmax probability) and the image's mean predictive entropy, so the
 //! compare view and active learning cost no second forward pass.
@@ -13,16 +14,19 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
-use crate::core::dataset::augment::prepare;
+use crate::core::dataset::augment::{Frame, prepare};
 use crate::core::dataset::classes::ClassInfo;
+use crate::core::dataset::decoded::reduce_image;
 use crate::core::dataset::info::load_pair;
 use crate::core::dataset::{DatasetIndex, Problem, Sample};
 use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
-use crate::core::model::segmenter::{AuxTask, Segmenter};
+use crate::core::model::segmenter::{AuxTask, Output, Segmenter};
 use crate::core::train::config::RunConfig;
 use crate::core::train::run_dir::{CheckpointKind, RunDir, RunDirError, load_model};
+
+pub mod tiled;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
@@ -183,22 +187,32 @@ impl Predictor {
         self.predict_full(image).map(|p| p.mask)
     }
 
-    /// The model's outputs for `image` resized to the training size: logits `[1, classes, h,
-    /// w]` (and the second head's `[1, aux, h, w]`).
-    fn forward(&self, image: &RgbImage) -> crate::core::model::segmenter::Output {
+    /// The model's outputs for `image` resized to the input size: logits `[1, classes, h, w]`
+    /// (and the second head's `[1, aux, h, w]`), in one pass or by tiles ([`tiled::plan`]).
+    fn forward(&self, image: &RgbImage) -> Result<Output, PredictError> {
         let [w, h] = self.config.train.size;
-        let prepared = prepare(image, None, (w, h), None, &self.config.train.normalize);
+        let normalize = &self.config.train.normalize;
+        // Reduced first, as the loader reduces what the model trained and validated on.
+        let reduced = reduce_image(image, (w, h));
+        let image = reduced.as_ref().unwrap_or(image);
+        let prepared = prepare(image, None, Frame::whole((w, h)), None, normalize);
         let input = Tensor::<4>::from_data(
             TensorData::new(prepared.image, [1, 3, h as usize, w as usize]),
             &self.device,
         );
-        self.model.forward(input)
+        let size = [h as usize, w as usize];
+        match tiled::plan(&self.config.segmenter(), size, tiled::INFERENCE_BYTES) {
+            tiled::Plan::Whole => Ok(self.model.forward(input)),
+            tiled::Plan::Tiles { core, margin } => {
+                tiled::forward_tiled(&self.model, &input, core, margin)
+            }
+        }
     }
 
     /// Class ids, confidence and mean entropy for `image`, at its own resolution, from one
     /// forward pass.
     pub fn predict_full(&self, image: &RgbImage) -> Result<Prediction, PredictError> {
-        let out = self.forward(image);
+        let out = self.forward(image)?;
         let (width, height) = image.dimensions();
         let size = [height as usize, width as usize];
         let mut prediction = prediction_from_logits(out.logits, size)?;
