@@ -16,8 +16,13 @@
 //! - Clicks: the pixels within `click_radius` of a click are tied to its side, the last click
 //!   winning.
 //!
+//! - Bounded: past [`BandParams::max_pixels`] the band is the boundary superpixels nearest the
+//!   newest click; the others keep the previous click's pixels (or the coarse side where their
+//!   side changed).
+//!
 //! Cost: one max-flow over the band's pixels, about `perimeter * (2 rings + 2) * superpixel
-//! size` of them (a 2048x1024 road: some 100,000), plus two small mixture fits.
+//! size` of them (a 2048x1024 road: up to 270,000) but at most `max_pixels`, plus two small
+//! mixture fits.
 
 use super::Click;
 use super::gmm::Gmm;
@@ -61,6 +66,11 @@ pub struct BandParams {
     pub components: usize,
     /// At most this many pixels per side fit a mixture (every n-th pixel of the band).
     pub samples: usize,
+    /// At most this many pixels are cut per click: past it, the band is the boundary
+    /// superpixels nearest the newest click, which is where the person saw the largest error.
+    /// The rest keep the region they had (see [`refine`]'s `base`). The cut's cost is about
+    /// linear in its pixels, so this bounds a click's time however long the region's edge.
+    pub max_pixels: usize,
 }
 
 impl Default for BandParams {
@@ -79,9 +89,15 @@ impl Default for BandParams {
             trust: 8,
             components: 5,
             samples: 4000,
+            max_pixels: MAX_PIXELS,
         }
     }
 }
+
+/// The default [`BandParams::max_pixels`]. A 2048x1024 road's whole band is up to 270,000
+/// pixels (its outline and every car on it), some 250 ms to cut on one core of this machine;
+/// 60,000 keep a click near 60 ms and cover the edges within about 250 pixels of the click.
+const MAX_PIXELS: usize = 60_000;
 
 /// The blur, in pixels, of the colours whose differences weigh the pixel-level cut's edges:
 /// single pixels of a noisy JPEG differ by more than many real edges.
@@ -208,11 +224,16 @@ const NEIGHBOURS: [(i64, i64, f64); 8] = [
 ];
 
 /// The region per pixel (`true` inside) from the superpixels' sides `coarse`, its edge moved
-/// to the image's by a cut over the band. `prior`, when given, is the model's probability per
-/// pixel (already checked to be the image's size).
+/// to the image's by a cut over the band (the last of `clicks` is the newest; the band is
+/// bounded around it, see [`BandParams::max_pixels`]). `previous`, the previous click's
+/// superpixel sides and region (1 inside), when there is one: boundary superpixels left out
+/// of a bounded band keep its pixels where their side did not change (the coarse side
+/// elsewhere), so an edge refined by an earlier click stays refined. `prior`, when given, is
+/// the model's probability per pixel (already checked to be the image's size).
 pub fn refine(
     prepared: &Prepared,
     coarse: &[bool],
+    previous: Option<(&[bool], &[u8])>,
     clicks: &[Click],
     prior: Option<&[f32]>,
     params: &BandParams,
@@ -221,7 +242,18 @@ pub fn refine(
     let (w, h) = (sp.width as usize, sp.height as usize);
     let labels = &sp.labels;
     let mut out: Vec<bool> = labels.iter().map(|&l| coarse[l as usize]).collect();
-    let band = band_superpixels(prepared, coarse, params.rings);
+    let whole = band_superpixels(prepared, coarse, params.rings);
+    let band = nearest_within(prepared, whole.clone(), clicks.last(), params.max_pixels);
+    if let Some((sides, region)) = previous {
+        let keep: Vec<bool> = (0..coarse.len())
+            .map(|l| whole[l] && !band[l] && sides[l] == coarse[l])
+            .collect();
+        for ((o, &l), &r) in out.iter_mut().zip(labels).zip(region) {
+            if keep[l as usize] {
+                *o = r == 1;
+            }
+        }
+    }
     // Node index per pixel of the band.
     const OFF: u32 = u32::MAX;
     let mut node = vec![OFF; w * h];
@@ -378,6 +410,38 @@ fn geodesic_nearness(
         }
     }
     dist.iter().map(|&d| (1.0 - d / reach).max(0.0)).collect()
+}
+
+/// The superpixels of `band` nearest `focus` (by their boxes' centres) holding at most
+/// `max_pixels` pixels together; all of them when they hold no more, or there is no focus.
+fn nearest_within(
+    prepared: &Prepared,
+    mut band: Vec<bool>,
+    focus: Option<&Click>,
+    max_pixels: usize,
+) -> Vec<bool> {
+    let area = &prepared.area;
+    let members: Vec<usize> = (0..band.len()).filter(|&i| band[i]).collect();
+    let total: f64 = members.iter().map(|&i| area[i] as f64).sum();
+    let Some(focus) = focus.filter(|_| total > max_pixels as f64) else {
+        return band;
+    };
+    let distance = |i: usize| {
+        let b = prepared.bounds_of(i);
+        let dx = b.x as f64 + b.width as f64 / 2.0 - focus.x as f64;
+        let dy = b.y as f64 + b.height as f64 / 2.0 - focus.y as f64;
+        dx * dx + dy * dy
+    };
+    let mut by_distance: Vec<(f64, usize)> = members.iter().map(|&i| (distance(i), i)).collect();
+    by_distance.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut taken = 0.0;
+    for (_, i) in by_distance {
+        taken += area[i] as f64;
+        if taken > max_pixels as f64 {
+            band[i] = false;
+        }
+    }
+    band
 }
 
 /// The superpixels on the boundary between `coarse`'s sides, and `rings` rings around them.
@@ -581,6 +645,98 @@ mod tests {
         assert!(
             band0.iter().any(|&b| b)
                 && band1.iter().filter(|&&b| b).count() > band0.iter().filter(|&&b| b).count()
+        );
+    }
+
+    #[test]
+    fn a_bounded_band_is_the_boundary_nearest_the_click() {
+        let (image, _) = slanted(0.0);
+        let prepared = Prepared::new(&image);
+        let n = prepared.superpixels().count;
+        let all = vec![true; n];
+        let focus = Click {
+            x: 20,
+            y: 60,
+            positive: true,
+        };
+        let kept = nearest_within(&prepared, all.clone(), Some(&focus), 2000);
+        let area = |i: usize| prepared.area[i] as f64;
+        let total: f64 = (0..n).filter(|&i| kept[i]).map(area).sum();
+        assert!(total <= 2000.0 && total > 1500.0, "{total} pixels kept");
+        let distance = |i: usize| {
+            let b = prepared.bounds_of(i);
+            let dx = b.x as f64 + b.width as f64 / 2.0 - 20.0;
+            let dy = b.y as f64 + b.height as f64 / 2.0 - 60.0;
+            dx * dx + dy * dy
+        };
+        let farthest_kept = (0..n)
+            .filter(|&i| kept[i])
+            .map(distance)
+            .fold(0.0, f64::max);
+        let nearest_dropped = (0..n)
+            .filter(|&i| !kept[i])
+            .map(distance)
+            .fold(f64::INFINITY, f64::min);
+        assert!(farthest_kept <= nearest_dropped);
+        // Within the bound, or without a click, the band stays whole.
+        assert_eq!(
+            nearest_within(&prepared, all.clone(), Some(&focus), 160 * 120),
+            all
+        );
+        assert_eq!(nearest_within(&prepared, all.clone(), None, 10), all);
+    }
+
+    #[test]
+    fn outside_a_bounded_band_the_previous_pixels_stay() {
+        let (image, answer) = slanted(12.0);
+        let prepared = Prepared::with_params(
+            &image,
+            crate::core::assist::superpixels::SlicParams {
+                region_size: 12,
+                ..Default::default()
+            },
+        );
+        let n = prepared.superpixels().count;
+        let labels = &prepared.superpixels().labels;
+        let coarse: Vec<bool> = (0..n)
+            .map(|i| prepared.bounds_of(i).x + prepared.bounds_of(i).width / 2 < 80)
+            .collect();
+        // The click at the top of the edge; the bound takes about a third of the band.
+        let clicks = [Click {
+            x: 20,
+            y: 5,
+            positive: true,
+        }];
+        let whole = band_superpixels(&prepared, &coarse, 0);
+        let band_pixels: usize = labels.iter().filter(|&&l| whole[l as usize]).count();
+        let params = BandParams {
+            max_pixels: band_pixels / 3,
+            ..BandParams::default()
+        };
+        let bounded = nearest_within(&prepared, whole.clone(), clicks.last(), params.max_pixels);
+        let previous: (&[bool], &[u8]) = (&coarse, &answer.data);
+        let out = refine(&prepared, &coarse, Some(previous), &clicks, None, &params);
+        let first = refine(&prepared, &coarse, None, &clicks, None, &params);
+        let (mut kept, mut cut_errors, mut cut_pixels) = (0, 0, 0);
+        for (i, &l) in labels.iter().enumerate() {
+            let l = l as usize;
+            if whole[l] && !bounded[l] {
+                // Left out: the previous click's pixels, or the coarse side on a first click.
+                assert_eq!(out[i], answer.data[i] == 1, "pixel {i}");
+                assert_eq!(first[i], coarse[l], "pixel {i}");
+                kept += 1;
+            } else if bounded[l] {
+                cut_pixels += 1;
+                cut_errors += usize::from(out[i] != (answer.data[i] == 1));
+            } else {
+                assert_eq!(out[i], coarse[l]);
+            }
+        }
+        assert!(kept > 0 && cut_pixels > 0);
+        // Inside the bound the edge still moves to the image's: about a pixel per row.
+        assert!(
+            cut_errors < 60,
+            "{cut_errors} of {cut_pixels} cut pixels wrong"
         );
     }
 

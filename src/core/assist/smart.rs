@@ -22,9 +22,10 @@
 //! 5. The pixel-level cut in a band around that region's boundary ([`super::band`]), then only
 //!    the pixels 4-connected to a positive click are kept.
 //!
-//! Cost per step: three Dijkstra runs and a cut over ~30,000 superpixels (a few ms at
-//! 2048x1024), the band's cut (proportional to the region's perimeter; most of the time), and
-//! two passes over the pixels. `roadseg bench --assist` reports it per click.
+//! Cost per step: three Dijkstra runs and a cut over ~30,000 superpixels (about 15 ms at
+//! 2048x1024), the band's cut (proportional to the band's pixels, at most
+//! [`BandParams::max_pixels`]: up to some 80 ms), and a few passes over the pixels. `roadseg
+//! bench --assist` reports it per click.
 
 use super::band::{BandParams, refine};
 use super::maxflow::Graph;
@@ -48,9 +49,12 @@ pub struct Params {
     /// How much a colour unlike the clicks' counts against a superpixel, against the edges on
     /// its way there.
     pub colour_weight: f32,
-    /// The power the model's odds are raised to. At 1 (plain odds product) a model trained on
-    /// 10 hard scenes made road NoC@90 worse (4.2 -> 10.8): such a model is confidently wrong
-    /// in places. 0.5 no longer let a confident model carry a region across a colour change.
+    /// The power the model's odds are raised to (its log-odds tempered by this factor). A
+    /// model trained by the default `roadseg train` on 10 other hard scenes (5 minutes, val
+    /// mIoU 0.79) measured, NoC@90 road / sidewalk / vehicle on the 6 bench scenes: 2.50 /
+    /// 12.83 / 10.25 at 2, 1.50 / 11.42 / 7.42 at 1, 1.67 / 11.75 / 8.42 at 0.7, 1.50 / 10.67
+    /// / 7.25 at 0.5, 1.83 / 10.75 / 7.75 at 0.3. Its probabilities come from a small input
+    /// (256x128 here) and are sure of themselves where they are wrong along thin edges.
     pub model_weight: f64,
     /// What a full change of the model's probability across an edge adds to its geodesic
     /// cost, in contrast units: the model's edges stop a region where the colours do not.
@@ -72,7 +76,11 @@ pub struct Params {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Locality {
     /// The distance, in multiples of the click's depth, at which its weight has fallen to
-    /// `1/e` (a Gaussian in the distance).
+    /// `1/e` (a Gaussian in the distance). Measured on the bench's scenes (NoC@90 road /
+    /// sidewalk / vehicle, no model): 3 left a large road's later clicks too little say (7.50
+    /// / 13.83 / 8.67, the band unbounded); with the band bounded at 60,000 pixels, 15 and 20
+    /// gave 3.83 / 11.9 / 8.5-8.7, 30 gave 4.33 / 12.08 / 8.75, and no locality (every click
+    /// re-deciding the whole image) 4.33 / 12.33 / 9.25.
     pub reach: f64,
     /// The probability of the other side where the previous region holds.
     pub doubt: f64,
@@ -85,10 +93,10 @@ impl Default for Params {
             background_distance: 4.0,
             free_contrast: 0.5,
             colour_weight: 0.5,
-            model_weight: 1.0,
+            model_weight: 0.5,
             model_edge: 0.0,
             locality: Some(Locality {
-                reach: 3.0,
+                reach: 20.0,
                 doubt: 0.1,
             }),
             band: Some(BandParams::default()),
@@ -144,6 +152,8 @@ impl ClassPrior {
 #[derive(Clone, Debug)]
 struct Step {
     click: Click,
+    /// The superpixel cut's sides, before the band.
+    coarse: Vec<bool>,
     side: Vec<bool>,
     region: Vec<u8>,
 }
@@ -234,6 +244,7 @@ fn step(
         // No positive click yet, or every one overridden by a negative one on its superpixel.
         return Step {
             click: newest,
+            coarse: vec![false; n],
             side: vec![false; n],
             region: vec![0; w as usize * h as usize],
         };
@@ -330,9 +341,14 @@ fn step(
     graph.maxflow();
     let side: Vec<bool> = (0..n).map(|i| graph.in_source(i)).collect();
     let labels = &prepared.superpixels().labels;
+    let coarse = side;
     let inside = match &params.band {
-        Some(band) => refine(prepared, &side, clicks, prior.map(ClassPrior::pixels), band),
-        None => labels.iter().map(|&l| side[l as usize]).collect(),
+        Some(band) => {
+            let previous = previous.map(|p| (&p.coarse[..], &p.region[..]));
+            let prior = prior.map(ClassPrior::pixels);
+            refine(prepared, &coarse, previous, clicks, prior, band)
+        }
+        None => labels.iter().map(|&l| coarse[l as usize]).collect(),
     };
     let region = connected_to_clicks(&inside, w as usize, h as usize, clicks);
     // The sides as shown: a superpixel is in when most of its pixels are.
@@ -347,6 +363,7 @@ fn step(
         .collect();
     Step {
         click: newest,
+        coarse,
         side,
         region,
     }
@@ -511,24 +528,41 @@ mod tests {
 
     #[test]
     fn the_model_prior_pulls_the_region_where_colour_cannot() {
-        // The sidewalk is split in two colours; the model knows it is one class.
-        let (mut image, _, _) = scene();
-        for y in 0..60 {
-            for x in 160..320 {
-                image.put_pixel(x, y, Rgb([230, 200, 150]));
+        // The sidewalk is split in two colours; the model is sure it is one class.
+        let split = |colour: [u8; 3]| {
+            let (mut image, _, _) = scene();
+            for y in 0..60 {
+                for x in 160..320 {
+                    image.put_pixel(x, y, Rgb(colour));
+                }
             }
-        }
-        let prepared = Prepared::new(&image);
+            Prepared::new(&image)
+        };
         let clicks = [click(40, 30, true)];
+        let prior: Vec<f32> = (0..320 * 200)
+            .map(|i| if i / 320 < 60 { 0.99 } else { 0.01 })
+            .collect();
+        // A change of colour the clicks alone stop at; the tempered model carries it across.
+        let prepared = split([215, 175, 170]);
         let alone = smart_region(&prepared, &clicks, None).unwrap();
         assert_eq!(alone.get(250, 30), 0, "colour alone stops at the change");
-        let prior: Vec<f32> = (0..320 * 200)
-            .map(|i| if i / 320 < 60 { 0.95 } else { 0.05 })
-            .collect();
-        let prior = ClassPrior::new(&prepared, prior).unwrap();
-        let helped = smart_region(&prepared, &clicks, Some(&prior)).unwrap();
+        let model = ClassPrior::new(&prepared, prior.clone()).unwrap();
+        let helped = smart_region(&prepared, &clicks, Some(&model)).unwrap();
         assert_eq!(helped.get(250, 30), 1, "the model carries it across");
         assert_eq!(helped.get(40, 110), 0, "and not onto the road");
+        // A stronger change holds against the tempered model (`model_weight` 0.5: a model
+        // sure where it is wrong costs clicks); the plain odds product carries it.
+        let prepared = split([230, 200, 150]);
+        let model = ClassPrior::new(&prepared, prior).unwrap();
+        let tempered = smart_region(&prepared, &clicks, Some(&model)).unwrap();
+        assert_eq!(tempered.get(250, 30), 0);
+        let plain = Params {
+            model_weight: 1.0,
+            ..Params::default()
+        };
+        let product = smart_region_with(&prepared, &clicks, Some(&model), &plain).unwrap();
+        assert_eq!(product.get(250, 30), 1);
+        assert_eq!(product.get(40, 110), 0);
     }
 
     #[test]
