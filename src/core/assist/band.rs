@@ -95,8 +95,10 @@ impl Default for BandParams {
 }
 
 /// The default [`BandParams::max_pixels`]. A 2048x1024 road's whole band is up to 270,000
-/// pixels (its outline and every car on it), some 250 ms to cut on one core of this machine;
-/// 60,000 keep a click near 60 ms and cover the edges within about 250 pixels of the click.
+/// pixels (its outline and every car on it), some 250 ms to cut on one core of a 2-core EPYC;
+/// 60,000 took at most 106 ms there (the machine loaded), and measured best of 40,000 to
+/// 60,000 on the bench's scenes (NoC@90 road / sidewalk / vehicle: 40,000 3.83 / 12.00 /
+/// 8.83, 50,000 3.83 / 12.08 / 8.83, 60,000 3.83 / 11.83 / 8.67).
 const MAX_PIXELS: usize = 60_000;
 
 /// The blur, in pixels, of the colours whose differences weigh the pixel-level cut's edges:
