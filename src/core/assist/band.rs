@@ -330,17 +330,14 @@ pub fn refine(
             }
         }
     }
-    // Near the clicks in the band, their side, as far as the colour carries it.
+    // Near the clicks in the band, their side, as far as the colour carries it (the two signs'
+    // walks are independent: one on each core).
     if params.geodesic_weight > 0.0 {
-        for positive in [true, false] {
-            let near = geodesic_nearness(grid, &pixels, &node, clicks, positive, params);
-            for (n, g) in near.into_iter().enumerate() {
-                let pull = params.geodesic_weight * g as f64;
-                match positive {
-                    true => terminal[n].0 += pull,
-                    false => terminal[n].1 += pull,
-                }
-            }
+        let near = |positive| geodesic_nearness(grid, &pixels, &node, clicks, positive, params);
+        let (to_positive, to_negative) = rayon::join(|| near(true), || near(false));
+        for (n, (p, q)) in to_positive.into_iter().zip(to_negative).enumerate() {
+            terminal[n].0 += params.geodesic_weight * p as f64;
+            terminal[n].1 += params.geodesic_weight * q as f64;
         }
     }
     const HARD: f64 = 1e12;
@@ -549,7 +546,8 @@ fn fit_sides(
         const ROUNDS: usize = 3;
         Gmm::fit(&picked, params.components, ROUNDS)
     };
-    (fit(&samples[1]), fit(&samples[0]))
+    // The two sides' fits are independent: one on each core.
+    rayon::join(|| fit(&samples[1]), || fit(&samples[0]))
 }
 
 #[cfg(test)]

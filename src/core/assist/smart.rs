@@ -274,21 +274,26 @@ fn step(
             * ((nearest - params.free_contrast * prepared.contrast_scale).max(0.0)
                 / prepared.contrast_scale)) as f64
     };
-    let d_pos: Vec<f64> = prepared
-        .distances(&positive, &cost)
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| d + colour_cost(&positive, i))
-        .collect();
-    let d_neg: Vec<f64> = match negative.is_empty() {
-        true => vec![params.background_distance; n],
-        false => prepared
-            .distances(&negative, &cost)
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| (d + colour_cost(&negative, i)).min(params.background_distance))
-            .collect(),
-    };
+    // The two walks are independent: one on each core.
+    let (d_pos, d_neg): (Vec<f64>, Vec<f64>) = rayon::join(
+        || {
+            prepared
+                .distances(&positive, &cost)
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| d + colour_cost(&positive, i))
+                .collect()
+        },
+        || match negative.is_empty() {
+            true => vec![params.background_distance; n],
+            false => prepared
+                .distances(&negative, &cost)
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| (d + colour_cost(&negative, i)).min(params.background_distance))
+                .collect(),
+        },
+    );
     // Where the newest click has its say, once there is a region to keep elsewhere.
     let reach = match (previous, &params.locality) {
         (Some(previous), Some(locality)) => {
