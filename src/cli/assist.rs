@@ -2,11 +2,12 @@
 //! [--json]`: click-to-segment without the studio, the same core function as its Smart region
 //! tool.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use roadseg::core::assist::{Click, Prepared, prior, smart_region};
+use anyhow::Context;
+use roadseg::core::assist::clicks::read_clicks;
+use roadseg::core::assist::{ClassPrior, Prepared, prior, smart_region};
 use roadseg::core::dataset::image_io::{read_rgb, write_gray_png};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::predict::Predictor;
@@ -58,15 +59,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 },
             };
             class = predictor.classes().get(id as usize).map(|c| c.name.clone());
-            Some(prior::class_prior(
-                &prediction.mask,
-                &prediction.confidence,
-                id,
-            ))
+            let values = prior::class_prior(&prediction.mask, &prediction.confidence, id);
+            Some(ClassPrior::new(&prepared, values)?)
         }
     };
     let start = Instant::now();
-    let region = smart_region(&prepared, &clicks, prior.as_deref())
+    let region = smart_region(&prepared, &clicks, prior.as_ref())
         .with_context(|| format!("{}", args.clicks.display()))?;
     let region_ms = start.elapsed().as_secs_f64() * 1e3;
     write_gray_png(&args.out, &region.to_gray_image())?;
@@ -92,21 +90,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn read_clicks(path: &Path) -> anyhow::Result<Vec<Click>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read the clicks", path.display()))?;
-    let clicks: Vec<Click> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected a list of clicks, [{{\"x\": 120, \"y\": 300, \"positive\": true}}, ...]",
-            path.display()
-        )
-    })?;
-    if clicks.is_empty() {
-        bail!("{}: no clicks", path.display());
-    }
-    Ok(clicks)
 }
 
 fn class_id(classes: &[roadseg::core::dataset::ClassInfo], name: &str) -> Option<u8> {

@@ -66,14 +66,18 @@ pub struct Args {
     /// Measure click-to-segment instead: RITM's protocol (a simulated user clicks the largest
     /// error until IoU 0.90, at most 20 clicks) on each road, sidewalk and vehicle; NoC@85,
     /// NoC@90, IoU after one click, failures and ms per click per class. Without --data, on 6
-    /// hard scenes at 2048x1024 drawn for the run. With --model RUN, the run's probabilities
-    /// are the prior.
+    /// hard scenes at 2048x1024 drawn for the run (--scene-seed picks others). With --model RUN, the
+    /// run's prediction is the prior, as in the studio.
     #[arg(long, conflicts_with_all = ["paint", "train", "size", "batch_size", "workers",
         "batches", "compare", "runs", "isolated"])]
     assist: bool,
     /// With --assist: how many images to measure on (default 6).
     #[arg(long, value_parser = super::parse_count, requires = "assist")]
     images: Option<usize>,
+    /// With --assist and no --data: the seed the scenes are drawn with (default 17). Named
+    /// apart from the soak's --seed, which seeds its script.
+    #[arg(long, requires = "assist", conflicts_with = "data")]
+    scene_seed: Option<u64>,
     /// Time the studio without a screen instead: opening 10,000 images, painting on 4K.
     #[cfg(feature = "gui")]
     #[arg(long, conflicts_with_all = ["paint", "train", "data", "size", "batch_size",
@@ -137,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             data: args.data.as_deref(),
             model: args.model.as_deref(),
             images: args.images,
+            seed: args.scene_seed,
             device: args.device,
             json: args.json,
         });

@@ -10,8 +10,9 @@
 //!   2048x1024, scaled with the image's area.
 //!
 //! Without `--data` the scenes are drawn for the run ([`Look::Hard`], [`SCENE_SIZE`], seed
-//! [`SCENE_SEED`]) into a temporary folder, removed afterwards. With `--model` the prior is the
-//! run's softmax probability of the object's class at each pixel.
+//! [`SCENE_SEED`] unless `--scene-seed`) into a temporary folder, removed afterwards. With `--model` the prior is the
+//! one the studio and `roadseg assist` use ([`prior::class_prior`]: the run's prediction, its
+//! arg-max and confidence, for the object's class).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use roadseg::core::assist::objects::{Connectivity, class_objects, road_object};
 use roadseg::core::assist::protocol::{MAX_CLICKS, STOP_IOU, noc, run_object};
-use roadseg::core::assist::{Prepared, smart_region};
+use roadseg::core::assist::{ClassPrior, Prepared, Session, prior};
 use roadseg::core::dataset::info::load_pair;
 use roadseg::core::dataset::sample::{Look, SampleConfig, generate};
 use roadseg::core::dataset::{ClassTable, DatasetIndex, Sample};
@@ -45,6 +46,8 @@ pub struct Options<'a> {
     pub data: Option<&'a Path>,
     pub model: Option<&'a Path>,
     pub images: Option<usize>,
+    /// The seed the scenes are drawn with when there is no `data` ([`SCENE_SEED`] if `None`).
+    pub seed: Option<u64>,
     pub device: DeviceChoice,
     pub json: bool,
 }
@@ -134,6 +137,7 @@ impl Drop for TempScenes {
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let start = Instant::now();
     let images = opts.images.unwrap_or(DEFAULT_IMAGES);
+    let seed = opts.seed.unwrap_or(SCENE_SEED);
     // Holds the drawn scenes until the end of the run (removed on drop).
     let mut _temp = None;
     let (root, scenes) = match opts.data {
@@ -144,13 +148,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             _temp = Some(TempScenes(dir.clone()));
             let cfg = SampleConfig {
                 count: images,
-                seed: SCENE_SEED,
+                seed,
                 width: SCENE_SIZE[0],
                 height: SCENE_SIZE[1],
                 look: Look::Hard,
             };
             eprintln!(
-                "drawing {images} hard scenes at {}x{} (seed {SCENE_SEED}) into {}; --data DIR \
+                "drawing {images} hard scenes at {}x{} (seed {seed}) into {}; --data DIR \
                  measures a dataset instead",
                 cfg.width,
                 cfg.height,
@@ -159,7 +163,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             generate(&dir, &cfg).context("drawing the scenes")?;
             let scenes = Scenes {
                 count: images,
-                seed: SCENE_SEED,
+                seed,
                 size: SCENE_SIZE,
                 look: Look::Hard.to_string(),
             };
@@ -193,8 +197,15 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let priors = match &predictor {
             Some(predictor) => {
                 let started = Instant::now();
-                let ids: Vec<u8> = classes.iter().filter_map(|c| c.model_id).collect();
-                let planes = predictor.class_probabilities(&image, &ids)?;
+                let prediction = predictor.predict_full(&image)?;
+                let mut planes = Vec::new();
+                for class in &classes {
+                    let id = class
+                        .model_id
+                        .expect("a predictor gives every class a model id");
+                    let values = prior::class_prior(&prediction.mask, &prediction.confidence, id);
+                    planes.push(ClassPrior::new(&prepared, values)?);
+                }
                 prior_times.push(started.elapsed());
                 Some(planes)
             }
@@ -204,10 +215,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let mut objects = 0;
         for (k, class) in classes.iter_mut().enumerate() {
             let targets = targets(class, &labels, marking, pixels);
-            let prior = priors.as_ref().map(|p| p[k].as_slice());
+            let prior = priors.as_ref().map(|p| &p[k]);
             for target in &targets {
+                // One session per object: each click is one step, as in the studio.
+                let mut session = Session::new();
                 let run = run_object(target, MAX_CLICKS, STOP_IOU, |clicks| {
-                    smart_region(&prepared, clicks, prior)
+                    session.region(&prepared, clicks, prior, &Default::default())
                 })
                 .with_context(|| format!("{}: smart_region on a {}", sample.name, class.name))?;
                 class.record(&run.ious, &run.times);

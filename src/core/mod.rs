@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod device;
 pub mod export;
 pub mod fault;
+pub mod flood;
 pub mod jobs;
 pub mod kernels;
 pub mod mask;

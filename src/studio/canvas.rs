@@ -376,6 +376,7 @@ impl Canvas {
             Renderer::Cpu(cpu) => cpu.invalidate(),
         }
         self.prediction = Some(PredictionLayer { ids, confidence });
+        self.forget_smart_prior();
         true
     }
 

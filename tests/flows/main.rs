@@ -1,5 +1,5 @@
 //! The core library's end-to-end flows without the GUI: the training worker, a failing disk,
-//! killed mask saves, and fuzzing of every reader (see `tests/cli/main.rs` for why one binary).
+//! killed mask saves, and fuzzing of every reader (the clicks file of `roadseg assist` included) (see `tests/cli/main.rs` for why one binary).
 
 #[path = "../fuzz/mod.rs"]
 mod fuzz;
@@ -9,6 +9,7 @@ mod fuzz;
 static METER: fuzz::Meter = fuzz::Meter;
 
 mod failing_disk;
+mod fuzz_clicks;
 mod fuzz_dataset;
 mod fuzz_formats;
 mod fuzz_jobs;

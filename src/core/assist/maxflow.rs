@@ -84,6 +84,13 @@ impl Graph {
         }
     }
 
+    /// [`Graph::new`] with room for `edges` edges, so that adding them never reallocates.
+    pub fn with_capacity(nodes: usize, edges: usize) -> Self {
+        let mut graph = Self::new(nodes);
+        graph.arcs.reserve_exact(2 * edges);
+        graph
+    }
+
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }

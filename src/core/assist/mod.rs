@@ -4,13 +4,17 @@
 //!
 //! A region is a [`Mask`] of the image's size holding 1 inside and 0 outside.
 
+pub mod band;
 pub mod brush;
+pub mod clicks;
 pub mod distance;
+pub mod gmm;
 pub mod maxflow;
 pub mod objects;
 pub mod prior;
 pub mod protocol;
 pub mod region;
+pub mod smart;
 pub mod superpixels;
 pub mod wand;
 pub mod worker;
@@ -18,7 +22,8 @@ pub mod worker;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use region::{Prepared, smart_region};
+pub use region::Prepared;
+pub use smart::{ClassPrior, Params, Session, smart_region, smart_region_with};
 
 /// One click of click-to-segment, in image pixels: positive adds where it is, negative takes it
 /// away.

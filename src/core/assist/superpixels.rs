@@ -12,6 +12,8 @@
 use image::RgbImage;
 use rayon::prelude::*;
 
+use crate::core::flood::flood4;
+
 /// CIELAB (D65) per pixel, row-major.
 #[derive(Clone, Debug)]
 pub struct LabImage {
@@ -56,6 +58,69 @@ impl LabImage {
         Self {
             width,
             height,
+            data,
+        }
+    }
+}
+
+impl LabImage {
+    /// The image blurred by a Gaussian of `sigma` pixels (separable, truncated at 2.5 sigma,
+    /// edges clamped): what the pixel-level cut compares, since single pixels of a noisy JPEG
+    /// differ by more than many real edges.
+    pub fn blurred(&self, sigma: f32) -> Self {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let radius = (2.5 * sigma).ceil().max(0.0) as i64;
+        let taps: Vec<f32> = (-radius..=radius)
+            .map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma).max(1e-6)).exp())
+            .collect();
+        let total: f32 = taps.iter().sum();
+        let taps: Vec<f32> = taps.iter().map(|t| t / total).collect();
+        let blur_line = |get: &dyn Fn(usize) -> [f32; 3], n: usize, out: &mut [[f32; 3]]| {
+            for (i, o) in out.iter_mut().enumerate().take(n) {
+                let mut acc = [0f32; 3];
+                for (k, t) in taps.iter().enumerate() {
+                    let j = (i as i64 + k as i64 - radius).clamp(0, n as i64 - 1) as usize;
+                    let p = get(j);
+                    acc = [acc[0] + t * p[0], acc[1] + t * p[1], acc[2] + t * p[2]];
+                }
+                *o = acc;
+            }
+        };
+        let mut rows = vec![[0f32; 3]; w * h];
+        rows.par_chunks_mut(w.max(1))
+            .enumerate()
+            .for_each(|(y, out)| {
+                let line = &self.data[y * w..(y + 1) * w];
+                blur_line(&|j| line[j], w, out);
+            });
+        let mut data = vec![[0f32; 3]; w * h];
+        // Columns, a band of columns per task so each reads rows contiguously.
+        const STRIP: usize = 64;
+        let strips: Vec<Vec<[f32; 3]>> = (0..w.div_ceil(STRIP))
+            .into_par_iter()
+            .map(|strip| {
+                let (x0, x1) = (strip * STRIP, ((strip + 1) * STRIP).min(w));
+                let mut out = vec![[0f32; 3]; (x1 - x0) * h];
+                let mut column = vec![[0f32; 3]; h];
+                for x in x0..x1 {
+                    blur_line(&|j| rows[j * w + x], h, &mut column);
+                    for (y, c) in column.iter().enumerate() {
+                        out[y * (x1 - x0) + x - x0] = *c;
+                    }
+                }
+                out
+            })
+            .collect();
+        for (strip, out) in strips.iter().enumerate() {
+            let (x0, x1) = (strip * STRIP, ((strip + 1) * STRIP).min(w));
+            for y in 0..h {
+                data[y * w + x0..y * w + x1]
+                    .copy_from_slice(&out[y * (x1 - x0)..(y + 1) * (x1 - x0)]);
+            }
+        }
+        Self {
+            width: self.width,
+            height: self.height,
             data,
         }
     }
@@ -208,7 +273,6 @@ fn connected(labels: &[u32], w: usize, h: usize, min_size: usize) -> (Vec<u32>, 
     const UNSET: u32 = u32::MAX;
     let mut out = vec![UNSET; w * h];
     let mut count = 0u32;
-    let mut stack = Vec::new();
     let mut piece = Vec::new();
     for start in 0..w * h {
         if out[start] != UNSET {
@@ -223,30 +287,20 @@ fn connected(labels: &[u32], w: usize, h: usize, min_size: usize) -> (Vec<u32>, 
         };
         let old = labels[start];
         piece.clear();
-        stack.push(start);
         out[start] = count;
-        while let Some(i) = stack.pop() {
-            piece.push(i);
-            let (x, y) = (i % w, i / w);
-            let mut visit = |j: usize| {
-                if out[j] == UNSET && labels[j] == old {
+        flood4(
+            w,
+            h,
+            &[start],
+            |j| {
+                let join = out[j] == UNSET && labels[j] == old;
+                if join {
                     out[j] = count;
-                    stack.push(j);
                 }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < w {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - w);
-            }
-            if y + 1 < h {
-                visit(i + w);
-            }
-        }
+                join
+            },
+            |i| piece.push(i),
+        );
         match adjacent {
             Some(label) if piece.len() < min_size => piece.iter().for_each(|&i| out[i] = label),
             _ => count += 1,

@@ -11,7 +11,8 @@ use crate::core::worker::{self, Events};
 
 /// What a look at a [`PrepareJob`] finds.
 pub enum Taken {
-    Ready(Prepared),
+    /// Boxed: a prepared image is large beside the other answers.
+    Ready(Box<Prepared>),
     Pending,
     /// The thread died without a result (it panicked).
     Lost,
@@ -46,7 +47,7 @@ impl PrepareJob {
     /// The result, once ready.
     pub fn try_take(&self) -> Taken {
         match self.rx.try_recv() {
-            Ok(prepared) => Taken::Ready(prepared),
+            Ok(prepared) => Taken::Ready(Box::new(prepared)),
             Err(TryRecvError::Empty) => Taken::Pending,
             Err(TryRecvError::Disconnected) => Taken::Lost,
         }

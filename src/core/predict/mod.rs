@@ -19,7 +19,7 @@ use crate::core::dataset::classes::ClassInfo;
 use crate::core::dataset::decoded::reduce_image;
 use crate::core::dataset::info::load_pair;
 use crate::core::dataset::{DatasetIndex, Problem, Sample};
-use crate::core::kernels::resize::{resized_argmax, resized_softmax};
+use crate::core::kernels::resize::resized_argmax;
 use crate::core::mask::Mask;
 use crate::core::metrics::ConfusionMatrix;
 use crate::core::model::segmenter::{AuxTask, Output, Segmenter};
@@ -209,34 +209,6 @@ impl Predictor {
         }
     }
 
-    /// The softmax probability of each class of `classes` (ids, see [`Predictor::classes`]) per
-    /// pixel of `image`, at its own resolution: one row-major plane of `width * height` per id,
-    /// in order, from one forward pass. The logits are resized as for [`Predictor::predict`]
-    /// and the softmax taken per pixel, row by row ([`resized_softmax`]): only the planes asked
-    /// for are held at full resolution.
-    ///
-    /// # Panics
-    /// When an id is not one of the run's classes.
-    pub fn class_probabilities(
-        &self,
-        image: &RgbImage,
-        classes: &[u8],
-    ) -> Result<Vec<Vec<f32>>, PredictError> {
-        let logits = self.forward(image)?.logits;
-        let [_, count, h, w] = logits.dims();
-        let logits = logits
-            .try_into_vec_as::<f32>()
-            .map_err(|e| PredictError::Device(e.to_string()))?;
-        let (width, height) = image.dimensions();
-        let wanted: Vec<usize> = classes.iter().map(|&k| k as usize).collect();
-        Ok(resized_softmax(
-            &logits,
-            [count, h, w],
-            [height as usize, width as usize],
-            &wanted,
-        ))
-    }
-
     /// Class ids, confidence and mean entropy for `image`, at its own resolution, from one
     /// forward pass.
     pub fn predict_full(&self, image: &RgbImage) -> Result<Prediction, PredictError> {
@@ -298,46 +270,6 @@ impl Predictor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::unet::UNetConfig;
-    use crate::core::train::config::TrainConfig;
-
-    #[test]
-    fn class_probabilities_are_the_predictions_softmax_at_full_size() {
-        let model_cfg = UNetConfig::new(3).with_depth(2).with_base_width(2);
-        let device = Device::flex();
-        device.seed(4);
-        let model = Segmenter::from(model_cfg.init(&device));
-        let config = RunConfig {
-            data: "/nowhere".into(),
-            format: "native".into(),
-            classes: Vec::new(),
-            model: model_cfg.clone(),
-            train: TrainConfig {
-                model: model_cfg,
-                size: [24, 16],
-                ..TrainConfig::default()
-            },
-            device: "cpu".into(),
-            roadseg_version: "test".into(),
-            labels_snapshot: false,
-        };
-        let predictor = Predictor::from_model(&model, config, device, "/nowhere".into());
-        let image = RgbImage::from_fn(50, 30, |x, y| {
-            image::Rgb([(x * 5) as u8, (y * 8) as u8, 90])
-        });
-        let planes = predictor.class_probabilities(&image, &[0, 1, 2]).unwrap();
-        let ids = predictor.predict(&image).unwrap();
-        assert_eq!(planes.len(), 3);
-        for p in 0..50 * 30 {
-            let total: f32 = planes.iter().map(|plane| plane[p]).sum();
-            assert!((total - 1.0).abs() < 1e-4, "pixel {p}: {total}");
-            let best = (0..3).max_by(|&a, &b| planes[a][p].total_cmp(&planes[b][p]));
-            assert_eq!(best, Some(ids.data[p] as usize), "pixel {p}");
-        }
-        // Only what is asked for, in the order asked.
-        let one = predictor.class_probabilities(&image, &[2]).unwrap();
-        assert_eq!(one, vec![planes[2].clone()]);
-    }
 
     #[test]
     fn confidence_and_entropy_come_from_the_same_logits() {

@@ -8,7 +8,7 @@ use super::Canvas;
 use crate::core::assist::region::region_size_for;
 use crate::core::assist::superpixels::SlicParams;
 use crate::core::assist::worker::{PrepareJob, Taken};
-use crate::core::assist::{Click, Prepared, prior, smart_region};
+use crate::core::assist::{ClassPrior, Click, Params, Prepared, Session, prior};
 use crate::core::paint::DirtyRect;
 
 /// What the assists hold for the image on the canvas.
@@ -20,6 +20,11 @@ pub(super) struct SmartState {
     jobs: Vec<PrepareJob>,
     /// Smart region: the clicks so far, in order.
     pub clicks: Vec<Click>,
+    /// Smart region: the region after each click (a new click costs one step).
+    session: Session,
+    /// Smart region: the model's prior for a class, from the prediction shown; dropped when
+    /// either changes.
+    prior: Option<(u8, ClassPrior)>,
     /// Smart region: the region the clicks ask for (1 inside), and its overlay texture.
     pub candidate: Option<crate::core::mask::Mask>,
     candidate_texture: Option<TextureHandle>,
@@ -50,7 +55,7 @@ impl Canvas {
         let smart = &mut self.smart;
         smart.jobs.retain(|job| match job.try_take() {
             Taken::Ready(prepared) => {
-                smart.prepared.push(prepared);
+                smart.prepared.push(*prepared);
                 arrived = true;
                 false
             }
@@ -96,6 +101,12 @@ impl Canvas {
         self.smart = SmartState::default();
     }
 
+    /// Forgets the model's prior (a new prediction arrived); the clicks stay.
+    pub(super) fn forget_smart_prior(&mut self) {
+        self.smart.prior = None;
+        self.smart.session = Session::new();
+    }
+
     /// Whether the image is prepared for the Smart region tool.
     pub fn smart_ready(&self) -> bool {
         self.smart.get(self.smart_size()).is_some()
@@ -133,6 +144,7 @@ impl Canvas {
     /// Drops the clicks and the candidate (Esc).
     pub fn smart_discard(&mut self) {
         self.smart.clicks.clear();
+        self.smart.session = Session::new();
         self.smart.candidate = None;
         self.smart.candidate_texture = None;
         self.smart.problem = None;
@@ -145,17 +157,42 @@ impl Canvas {
         if self.smart.clicks.is_empty() {
             return;
         }
-        let Some(prepared) = self.smart.get(self.smart_size()) else {
+        let size = self.smart_size();
+        let SmartState {
+            prepared,
+            clicks,
+            session,
+            prior: cached,
+            candidate,
+            problem,
+            ..
+        } = &mut self.smart;
+        let Some(prepared) = prepared.iter().find(|p| p.params().region_size == size) else {
             // Computed when the preparation lands.
             return;
         };
-        let prior = self
-            .prediction
-            .as_ref()
-            .map(|p| prior::class_prior(&p.ids, &p.confidence, class));
-        match smart_region(prepared, &self.smart.clicks, prior.as_deref()) {
-            Ok(region) => self.smart.candidate = Some(region),
-            Err(e) => self.smart.problem = Some(e.to_string()),
+        // The prior for this class, from the prediction shown, made once.
+        let wanted = self.prediction.as_ref().map(|p| (class, p));
+        if cached.as_ref().map(|(c, _)| *c) != wanted.map(|(c, _)| c) {
+            *session = Session::new();
+            *cached = match wanted {
+                None => None,
+                Some((class, p)) => {
+                    let values = prior::class_prior(&p.ids, &p.confidence, class);
+                    match ClassPrior::new(prepared, values) {
+                        Ok(made) => Some((class, made)),
+                        Err(e) => {
+                            *problem = Some(e.to_string());
+                            return;
+                        }
+                    }
+                }
+            };
+        }
+        let prior = cached.as_ref().map(|(_, p)| p);
+        match session.region(prepared, clicks, prior, &Params::default()) {
+            Ok(region) => *candidate = Some(region),
+            Err(e) => *problem = Some(e.to_string()),
         }
     }
 

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use crate::core::dataset::IGNORE;
+use crate::core::flood::flood4;
 use crate::core::mask::Mask;
 
 /// One region's outline: vertices at pixel corners, collinear ones removed.
@@ -70,7 +71,6 @@ fn label_regions(mask: &Mask) -> Regions {
     let (w, h) = (mask.width as usize, mask.height as usize);
     let mut ids = vec![u32::MAX; w * h];
     let mut list = Vec::new();
-    let mut stack = Vec::new();
     for start in 0..w * h {
         if ids[start] != u32::MAX {
             continue;
@@ -84,31 +84,25 @@ fn label_regions(mask: &Mask) -> Regions {
             touches_border: false,
         };
         ids[start] = id;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            let b = &mut region.bbox;
-            (b[0], b[1], b[2], b[3]) = (b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1));
-            region.touches_border |= x == 0 || y == 0 || x + 1 == w || y + 1 == h;
-            let mut visit = |j: usize| {
-                if ids[j] == u32::MAX && mask.data[j] == class {
+        flood4(
+            w,
+            h,
+            &[start],
+            |j| {
+                let join = ids[j] == u32::MAX && mask.data[j] == class;
+                if join {
                     ids[j] = id;
-                    stack.push(j);
                 }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < w {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - w);
-            }
-            if y + 1 < h {
-                visit(i + w);
-            }
-        }
+                join
+            },
+            |i| {
+                let (x, y) = (i % w, i / w);
+                let b = &mut region.bbox;
+                (b[0], b[1], b[2], b[3]) =
+                    (b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1));
+                region.touches_border |= x == 0 || y == 0 || x + 1 == w || y + 1 == h;
+            },
+        );
         list.push(region);
     }
     Regions { ids, list }
