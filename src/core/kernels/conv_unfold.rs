@@ -23,6 +23,8 @@
 
 use rayon::prelude::*;
 
+use gemm::Parallelism;
+
 use super::conv1x1::{Operand, all_threads, product_with};
 
 /// Floats of unfolded input one product takes at most (32 MiB): larger batches are done in
@@ -299,16 +301,60 @@ fn weight_gradient_in_groups(
         let n = images * pixels;
         let cols = unfold(x, g, first, images);
         let gathered = gather(dy, out_channels, pixels, first, images);
-        product_with(
-            &mut dw,
-            Operand::rows(&gathered, n),
-            Operand::columns(&cols, n),
-            [out_channels, rows, n],
-            true,
-            all_threads(),
-        );
+        let threads = rayon::current_num_threads();
+        weight_product(&mut dw, &gathered, &cols, [out_channels, rows, n], threads);
     });
     dw
+}
+
+/// Outputs (`O·K`) below which the weight gradient's product is split along its long side.
+const SPLIT_BELOW: usize = 1 << 14;
+/// Columns each thread takes at least when it is.
+const MIN_SLICE: usize = 1024;
+
+/// `dw += gathered · colsᵀ` (`[m, r]` from `[m, n]` and `[r, n]`). gemm splits a product among
+/// the threads by its output's blocks, so an output as small as the stem's (64 x 147) over a long
+/// `n` (every pixel of the batch) ran on one thread: there each of `threads` takes a slice of `n`
+/// and the partial sums are added.
+fn weight_product(
+    dw: &mut [f32],
+    gathered: &[f32],
+    cols: &[f32],
+    [m, r, n]: [usize; 3],
+    threads: usize,
+) {
+    if threads < 2 || m * r >= SPLIT_BELOW || n < threads * MIN_SLICE {
+        let (lhs, rhs) = (Operand::rows(gathered, n), Operand::columns(cols, n));
+        product_with(dw, lhs, rhs, [m, r, n], true, all_threads());
+        return;
+    }
+    let slice = n.div_ceil(threads);
+    let partials: Vec<Vec<f32>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let (start, end) = (t * slice, ((t + 1) * slice).min(n));
+            let mut part = vec![0.0f32; m * r];
+            if start < end {
+                // The same row strides from the slice's first column.
+                let lhs = Operand::rows(&gathered[start..], n);
+                let rhs = Operand::columns(&cols[start..], n);
+                product_with(
+                    &mut part,
+                    lhs,
+                    rhs,
+                    [m, r, end - start],
+                    false,
+                    Parallelism::None,
+                );
+            }
+            part
+        })
+        .collect();
+    for part in partials {
+        for (d, p) in dw.iter_mut().zip(part) {
+            *d += p;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -415,6 +461,31 @@ mod tests {
             assert_close(&forward(&x, &g, &w, Some(&bias), o), &y_ref, &what);
             assert_close(&input_gradient(&dy, &g, &w, o), &dx_ref, &what);
             assert_close(&weight_gradient(&x, &dy, &g, o), &dw_ref, &what);
+        }
+    }
+
+    #[test]
+    fn the_weight_product_split_among_threads_adds_up_to_one_product() {
+        // The stem's shape in small: an output under SPLIT_BELOW over a long n, in 1 to 3
+        // slices (the last one shorter), added to what dw held.
+        let (m, r, n) = (5, 7, 3 * MIN_SLICE + 11);
+        let gathered = values(m * n, 3);
+        let cols = values(r * n, 4);
+        let start = values(m * r, 5);
+        let mut expected = start.clone();
+        for i in 0..m {
+            for j in 0..r {
+                let dot: f64 = (0..n)
+                    .map(|k| gathered[i * n + k] as f64 * cols[j * n + k] as f64)
+                    .sum();
+                expected[i * r + j] += dot as f32;
+            }
+        }
+        let expected: Vec<f64> = expected.iter().map(|&v| v as f64).collect();
+        for threads in [1, 2, 3] {
+            let mut dw = start.clone();
+            weight_product(&mut dw, &gathered, &cols, [m, r, n], threads);
+            assert_close(&dw, &expected, &format!("{threads} threads"));
         }
     }
 
