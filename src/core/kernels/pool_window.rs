@@ -60,34 +60,50 @@ pub fn forward(
         stride: s,
         padding: p,
     } = window;
-    y.par_chunks_mut(ow)
-        .zip(at.par_chunks_mut(ow))
+    // One task per plane: a row of outputs is too little work to hand to another thread.
+    y.par_chunks_mut(oh * ow)
+        .zip(at.par_chunks_mut(oh * ow))
         .enumerate()
-        .for_each(|(out_row, (y, at))| {
-            let (plane, i) = (out_row / oh, out_row % oh);
+        .for_each(|(plane, (y, at))| {
             let x = &x[plane * height * width..][..height * width];
-            for j in 0..ow {
-                let (mut best, mut best_at) = (f32::NEG_INFINITY, u8::MAX);
-                for u in 0..k {
-                    let Some(a) = (i * s + u).checked_sub(p).filter(|&a| a < height) else {
-                        continue;
-                    };
-                    for v in 0..k {
-                        let Some(b) = (j * s + v).checked_sub(p).filter(|&b| b < width) else {
-                            continue;
-                        };
-                        let value = x[a * width + b];
-                        // `>` keeps the first maximum; a NaN wins.
-                        if best_at == u8::MAX || value > best || value.is_nan() && !best.is_nan() {
-                            (best, best_at) = (value, (u * k + v) as u8);
+            for (i, (y, at)) in y
+                .chunks_exact_mut(ow)
+                .zip(at.chunks_exact_mut(ow))
+                .enumerate()
+            {
+                // The window's taps inside the image, found once per row and per column rather
+                // than checked at every tap.
+                let us = inside(i, window, height);
+                for j in 0..ow {
+                    let vs = inside(j, window, width);
+                    let (mut best, mut best_at) = (f32::NEG_INFINITY, u8::MAX);
+                    for u in us.clone() {
+                        let row = &x[(i * s + u - p) * width..][..width];
+                        for v in vs.clone() {
+                            let value = row[j * s + v - p];
+                            // `>` keeps the first maximum; a NaN wins.
+                            if best_at == u8::MAX
+                                || value > best
+                                || value.is_nan() && !best.is_nan()
+                            {
+                                (best, best_at) = (value, (u * k + v) as u8);
+                            }
                         }
                     }
+                    y[j] = best;
+                    at[j] = best_at;
                 }
-                y[j] = best;
-                at[j] = best_at;
             }
         });
     (y, at)
+}
+
+/// The taps `t < k` of output position `o` that land inside a side of `n`: `0 <= o·s + t - p < n`.
+fn inside(o: usize, window: Window, n: usize) -> std::ops::Range<usize> {
+    let start = o * window.stride;
+    let first = window.padding.saturating_sub(start);
+    let end = (n + window.padding).saturating_sub(start).min(window.size);
+    first..end.max(first)
 }
 
 /// Gradient of [`forward`]: `dy` (`[planes, OH, OW]`) added to the maxima, `[planes, h, w]`.
