@@ -583,20 +583,24 @@ mod tests {
         (image, answer)
     }
 
+    /// [`slanted`] with noise 12, prepared with superpixels about 12 pixels across; and its
+    /// answer.
+    fn slanted_prepared() -> (Prepared, Mask) {
+        let (image, answer) = slanted(12.0);
+        let params = crate::core::assist::superpixels::SlicParams {
+            region_size: 12,
+            ..Default::default()
+        };
+        (Prepared::with_params(&image, params), answer)
+    }
+
     fn errors(a: &Mask, b: &Mask) -> usize {
         a.data.iter().zip(&b.data).filter(|(a, b)| a != b).count()
     }
 
     #[test]
     fn the_band_moves_the_edge_to_the_image_edge() {
-        let (image, answer) = slanted(12.0);
-        let prepared = Prepared::with_params(
-            &image,
-            crate::core::assist::superpixels::SlicParams {
-                region_size: 12,
-                ..Default::default()
-            },
-        );
+        let (prepared, answer) = slanted_prepared();
         let click = [Click {
             x: 20,
             y: 60,
@@ -688,14 +692,7 @@ mod tests {
 
     #[test]
     fn outside_a_bounded_band_the_previous_pixels_stay() {
-        let (image, answer) = slanted(12.0);
-        let prepared = Prepared::with_params(
-            &image,
-            crate::core::assist::superpixels::SlicParams {
-                region_size: 12,
-                ..Default::default()
-            },
-        );
+        let (prepared, answer) = slanted_prepared();
         let n = prepared.superpixels().count;
         let labels = &prepared.superpixels().labels;
         let coarse: Vec<bool> = (0..n)
