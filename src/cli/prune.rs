@@ -18,7 +18,7 @@ use roadseg::core::model::prune::{
 };
 use roadseg::core::train::config::{Distill, RunConfig};
 use roadseg::core::train::control::Control;
-use roadseg::core::train::run_dir::{CheckpointKind, RunDir, load_model};
+use roadseg::core::train::run_dir::{CheckpointKind, RunDir, load_model, replace_model};
 use roadseg::core::train::trainer::{TrainOptions, TrainStart, train};
 
 use super::progress::Progress;
@@ -168,8 +168,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let amount = args.amount.unwrap_or(0.0);
     let epochs = args.finetune_epochs.unwrap_or(0);
     let teacher = std::path::absolute(&args.model)?;
+    let architecture = source.config.segmenter();
     let (model, model_config, mut method) = if args.structured {
-        let architecture = source.config.segmenter();
         let (allocation, how) = match &args.widths {
             Some(widths) => {
                 let full = architecture.stage_widths();
@@ -274,13 +274,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     pending.keep();
     let sparse = sparsity(&pruned.model);
     let original = sparsity(&source.model);
+    let pruned_architecture = pruned.config.segmenter();
     let (widths_before, widths_after) = (
-        source.config.segmenter().stage_widths(),
-        pruned.config.segmenter().stage_widths(),
+        architecture.stage_widths(),
+        pruned_architecture.stage_widths(),
     );
     let (filters_before, filters_after) = (
-        filters(&source.config.segmenter(), &widths_before),
-        filters(&pruned.config.segmenter(), &widths_after),
+        filters(&architecture, &widths_before),
+        filters(&pruned_architecture, &widths_after),
     );
     if args.json {
         let json = serde_json::json!({
@@ -366,7 +367,7 @@ fn finetune(run: &Path, epochs: usize, device: DeviceChoice) -> anyhow::Result<(
 }
 
 /// Zeroes the smallest weights of both checkpoints of `run` again (the network's and the
-/// second head's), each file replaced atomically.
+/// second head's).
 fn reprune(run: &RunDir, config: &RunConfig, amount: f64) -> anyhow::Result<()> {
     let device = Device::flex();
     for kind in [CheckpointKind::Best, CheckpointKind::Last] {
@@ -374,25 +375,7 @@ fn reprune(run: &RunDir, config: &RunConfig, amount: f64) -> anyhow::Result<()> 
             continue;
         };
         let model = load_model(config.segmenter().init(&device), &dir)?;
-        let pruned = prune_unstructured(model, amount);
-        let files = ["model", "aux"].map(|name| {
-            (
-                dir.join(format!("{name}.tmp.bpk")),
-                dir.join(format!("{name}.bpk")),
-            )
-        });
-        pruned
-            .save_files(&files[0].0, &files[1].0)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", files[0].0.display()))?;
-        for (tmp, path) in &files {
-            if tmp.exists() {
-                std::fs::File::open(tmp)
-                    .and_then(|f| f.sync_all())
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                std::fs::rename(tmp, path)
-                    .with_context(|| format!("replacing {}", path.display()))?;
-            }
-        }
+        replace_model(&dir, &prune_unstructured(model, amount))?;
     }
     Ok(())
 }

@@ -23,9 +23,7 @@
 
 use rayon::prelude::*;
 
-use gemm::Parallelism;
-
-use super::conv1x1::{Operand, all_threads, product_with};
+use super::conv1x1::{Operand, all_threads, product, product_with};
 
 /// Floats of unfolded input one product takes at most (32 MiB): larger batches are done in
 /// groups of images.
@@ -338,14 +336,7 @@ fn weight_product(
                 // The same row strides from the slice's first column.
                 let lhs = Operand::rows(&gathered[start..], n);
                 let rhs = Operand::columns(&cols[start..], n);
-                product_with(
-                    &mut part,
-                    lhs,
-                    rhs,
-                    [m, r, end - start],
-                    false,
-                    Parallelism::None,
-                );
+                product(&mut part, lhs, rhs, [m, r, end - start], false);
             }
             part
         })

@@ -485,6 +485,33 @@ pub fn load_model(model: Segmenter, dir: &Path) -> Result<Segmenter, RunDirError
         })
 }
 
+/// Writes `model`'s files (the network's and the second head's, if any) into the checkpoint
+/// folder `dir` over the ones there, each atomically: a temporary file, synced, renamed over.
+/// The loop state and optimiser state beside them are left as they are.
+pub fn replace_model(dir: &Path, model: &Segmenter) -> Result<(), RunDirError> {
+    let files = ["model", "aux"].map(|name| {
+        (
+            dir.join(format!(".{name}.tmp.bpk")),
+            dir.join(format!("{name}.bpk")),
+        )
+    });
+    model
+        .save_files(&files[0].0, &files[1].0)
+        .map_err(|e| RunDirError::Corrupt {
+            path: files[0].0.clone(),
+            reason: format!("could not write the model: {e}"),
+        })?;
+    for (tmp, path) in &files {
+        // No second head, no aux file.
+        if tmp.exists() {
+            sync_file(tmp)?;
+            std::fs::rename(tmp, path).map_err(io(path))?;
+        }
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
 /// [`load_model`] for training: weights stored quantized (a run made by `roadseg quantize`)
 /// become f32 parameters that require gradients. Autodiff cannot track a quantized parameter
 /// (burn dequantizes it into a fresh constant at every use), so without this only the
@@ -548,6 +575,35 @@ mod tests {
             images_per_sec: Some(10.0),
             ..MetricRecord::new("train", 1, step, 1.0 / step as f64, 1e-3)
         }
+    }
+
+    #[test]
+    fn replaced_model_files_load_and_leave_no_temporary_file() {
+        use crate::core::model::segmenter::{AuxTask, SegmenterConfig};
+        use crate::core::model::unet::UNetConfig;
+        let device = burn::tensor::Device::flex();
+        let config = SegmenterConfig::new(UNetConfig::new(2).with_depth(1).with_base_width(2))
+            .with_aux(Some(AuxTask::Boundary));
+        let tmp = tempfile::tempdir().unwrap();
+        let old = config.init(&device);
+        old.save_files(&tmp.path().join("model.bpk"), &tmp.path().join("aux.bpk"))
+            .unwrap();
+        let new = config.init(&device);
+        replace_model(tmp.path(), &new).unwrap();
+        let loaded = load_model(config.init(&device), tmp.path()).unwrap();
+        let x = burn::tensor::Tensor::<4>::ones([1, 3, 4, 4], &device);
+        let (a, b) = (new.forward(x.clone()), loaded.forward(x));
+        let diff = |a: burn::tensor::Tensor<4>, b: burn::tensor::Tensor<4>| {
+            (a - b).abs().max().into_scalar::<f32>()
+        };
+        assert_eq!(diff(a.logits, b.logits), 0.0);
+        assert_eq!(diff(a.aux.unwrap(), b.aux.unwrap()), 0.0);
+        let mut names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["aux.bpk", "model.bpk"]);
     }
 
     #[test]
