@@ -541,23 +541,27 @@ mod tests {
         }
     }
 
+    /// A random CIELAB colour, its a and b within `chroma`.
+    fn random_colour(rng: &mut crate::core::rng::Rng, chroma: f32) -> [f32; 3] {
+        [
+            rng.range(0.0, 100.0),
+            rng.range(-chroma, chroma),
+            rng.range(-chroma, chroma),
+        ]
+    }
+
+    fn random_lab(w: usize, h: usize, chroma: f32, rng: &mut crate::core::rng::Rng) -> LabImage {
+        LabImage {
+            width: w as u32,
+            height: h as u32,
+            data: (0..w * h).map(|_| random_colour(rng, chroma)).collect(),
+        }
+    }
+
     #[test]
     fn the_blur_is_a_clamped_gaussian() {
         let (w, h) = (13usize, 7usize);
-        let mut rng = crate::core::rng::Rng::new(3);
-        let lab = LabImage {
-            width: w as u32,
-            height: h as u32,
-            data: (0..w * h)
-                .map(|_| {
-                    [
-                        rng.range(0.0, 100.0),
-                        rng.range(-50.0, 50.0),
-                        rng.range(-50.0, 50.0),
-                    ]
-                })
-                .collect(),
-        };
+        let lab = random_lab(w, h, 50.0, &mut crate::core::rng::Rng::new(3));
         for sigma in [0.5f32, 1.0, 2.0] {
             let radius = (2.5 * sigma).ceil() as i64;
             let weight = |d: i64| (-(d * d) as f64 / (2.0 * (sigma as f64).powi(2))).exp();
@@ -595,27 +599,11 @@ mod tests {
         // centres of its own and the neighbouring grid cells, as one pixel at a time finds it.
         let (w, h, s) = (37usize, 21usize, 8usize);
         let mut rng = crate::core::rng::Rng::new(11);
-        let lab = LabImage {
-            width: w as u32,
-            height: h as u32,
-            data: (0..w * h)
-                .map(|_| {
-                    [
-                        rng.range(0.0, 100.0),
-                        rng.range(-20.0, 20.0),
-                        rng.range(-20.0, 20.0),
-                    ]
-                })
-                .collect(),
-        };
+        let lab = random_lab(w, h, 20.0, &mut rng);
         let (gw, gh) = (w.div_ceil(s), h.div_ceil(s));
         let centres: Vec<Centre> = (0..gw * gh)
             .map(|k| Centre {
-                lab: [
-                    rng.range(0.0, 100.0),
-                    rng.range(-20.0, 20.0),
-                    rng.range(-20.0, 20.0),
-                ],
+                lab: random_colour(&mut rng, 20.0),
                 x: ((k % gw) * s) as f32 + rng.range(0.0, s as f32),
                 y: ((k / gw) * s) as f32 + rng.range(0.0, s as f32),
             })
