@@ -1,5 +1,5 @@
 //! `roadseg assist --image IMG --clicks CLICKS.json --out MASK.png [--model RUN] [--class C]
-//! [--json]`: click-to-segment without the studio, the same core function as its Smart region
+//! [--fill-holes] [--json]`: click-to-segment without the studio, the same core function as its Smart region
 //! tool.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use roadseg::core::assist::clicks::read_clicks;
-use roadseg::core::assist::{ClassPrior, Prepared, prior, smart_region};
+use roadseg::core::assist::{ClassPrior, Params, Prepared, fills_holes, prior, smart_region_with};
 use roadseg::core::dataset::image_io::{read_rgb, write_gray_png};
 use roadseg::core::device::{DeviceChoice, resolve};
 use roadseg::core::predict::Predictor;
@@ -30,6 +30,10 @@ pub struct Args {
     /// predicts under the first positive click).
     #[arg(long, requires = "model")]
     class: Option<String>,
+    /// Fill the region's holes, except those holding a negative click (the default when
+    /// --model's class is a countable object: a vehicle, car, person...).
+    #[arg(long)]
+    fill_holes: bool,
     /// Print what was done and the time spent as JSON.
     #[arg(long)]
     json: bool,
@@ -64,7 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let start = Instant::now();
-    let region = smart_region(&prepared, &clicks, prior.as_ref())
+    let params = Params {
+        fill_holes: args.fill_holes || class.as_deref().is_some_and(fills_holes),
+        ..Params::default()
+    };
+    let region = smart_region_with(&prepared, &clicks, prior.as_ref(), &params)
         .with_context(|| format!("{}", args.clicks.display()))?;
     let region_ms = start.elapsed().as_secs_f64() * 1e3;
     write_gray_png(&args.out, &region.to_gray_image())?;
@@ -77,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "region_pixels": pixels,
             "clicks": clicks.len(),
             "class": class,
+            "fill_holes": params.fill_holes,
             "prepare_ms": prepare_ms,
             "region_ms": region_ms,
         });

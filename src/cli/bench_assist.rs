@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use roadseg::core::assist::objects::{Connectivity, class_objects, road_object};
 use roadseg::core::assist::protocol::{MAX_CLICKS, STOP_IOU, noc, run_object};
-use roadseg::core::assist::{ClassPrior, Prepared, Session, prior};
+use roadseg::core::assist::{ClassPrior, Params, Prepared, Session, prior};
 use roadseg::core::dataset::info::load_pair;
 use roadseg::core::dataset::sample::{Look, SampleConfig, generate};
 use roadseg::core::dataset::{ClassTable, DatasetIndex, Sample};
@@ -216,11 +216,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         for (k, class) in classes.iter_mut().enumerate() {
             let targets = targets(class, &labels, marking, pixels);
             let prior = priors.as_ref().map(|p| &p[k]);
+            // The weights the studio uses for this class.
+            let params = Params::for_class(&class.name);
             for target in &targets {
                 // One session per object: each click is one step, as in the studio.
                 let mut session = Session::new();
                 let run = run_object(target, MAX_CLICKS, STOP_IOU, |clicks| {
-                    session.region(&prepared, clicks, prior, &Default::default())
+                    session.region(&prepared, clicks, prior, &params)
                 })
                 .with_context(|| format!("{}: smart_region on a {}", sample.name, class.name))?;
                 class.record(&run.ious, &run.times);

@@ -16,7 +16,7 @@ mod training;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::canvas::{Canvas, CanvasEvent, CanvasSettings};
+use super::canvas::{Canvas, CanvasEvent, CanvasSettings, SmartTarget};
 use super::compare::ViewMode;
 use super::compare::errors::ErrorsPanel;
 use super::model::ModelLink;
@@ -26,7 +26,8 @@ use super::panels::tools::ToolsPanel;
 use super::panels::training::TrainingPanel;
 use super::session::{Loaded, Session};
 use super::state::PersistedState;
-use crate::core::dataset::{ClassTable, DatasetIndex, Format, convert, workspace};
+use crate::core::assist::fills_holes;
+use crate::core::dataset::{ClassInfo, ClassTable, DatasetIndex, Format, convert, workspace};
 use crate::core::jobs::follow::{FollowCommand, Follower};
 use crate::core::paint::accept::AcceptScope;
 use crate::core::paint::unsaved::RETRY_INTERVAL;
@@ -284,6 +285,21 @@ impl Studio {
     /// Queues a command (what panels do; tests use it too).
     pub fn push(&mut self, command: Command) {
         self.commands.push(command);
+    }
+
+    /// The class being labelled, from the open dataset's table.
+    fn current_class(&self) -> Option<&ClassInfo> {
+        let session = self.session.as_ref()?;
+        session.classes.iter().find(|c| c.id == self.tools.class)
+    }
+
+    /// What Smart region labels: the current class, its holes filled when it names a
+    /// countable object.
+    pub(super) fn smart_target(&self) -> SmartTarget {
+        SmartTarget {
+            class: self.tools.class,
+            fill_holes: self.current_class().is_some_and(|c| fills_holes(&c.name)),
+        }
     }
 
     pub fn selected_name(&self) -> Option<&str> {
@@ -893,14 +909,11 @@ impl Studio {
                 accept_threshold: self.state.accept_threshold_byte(),
                 editable: self.session.as_ref().is_some_and(Session::editable),
                 show_aux: self.state.show_aux,
-                class_colour: self
-                    .session
-                    .as_ref()
-                    .and_then(|s| s.classes.iter().find(|c| c.id == self.tools.class))
-                    .map_or([255, 255, 255], |c| c.color),
+                class_colour: self.current_class().map_or([255, 255, 255], |c| c.color),
                 superpixel_size: self.state.superpixel_size,
                 show_superpixels: self.state.show_superpixels,
                 wand_tolerance: self.state.wand_tolerance,
+                smart_fill_holes: self.smart_target().fill_holes,
             };
             let canvas_rect = ui.max_rect();
             if self.blink {

@@ -23,6 +23,7 @@ mod smart;
 mod tools;
 
 pub use aux_layer::aux_colour;
+pub use smart::SmartTarget;
 
 /// The painting tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +156,18 @@ pub struct CanvasSettings {
     pub show_superpixels: bool,
     /// The wand's colour distance (largest channel difference).
     pub wand_tolerance: u8,
+    /// Smart region fills its region's holes (the current class is a countable object).
+    pub smart_fill_holes: bool,
+}
+
+impl CanvasSettings {
+    /// What Smart region labels.
+    pub fn smart_target(&self) -> SmartTarget {
+        SmartTarget {
+            class: self.class,
+            fill_holes: self.smart_fill_holes,
+        }
+    }
 }
 
 /// Things the canvas reports back.
@@ -690,7 +703,7 @@ impl Canvas {
         if settings.tool == Tool::SmartRegion {
             let size = self.smart_size();
             if self.prepare(ui.ctx(), size) {
-                self.update_candidate(settings.class);
+                self.update_candidate(settings.smart_target());
             }
         }
         if settings.tool == Tool::SuperpixelBrush || settings.show_superpixels {

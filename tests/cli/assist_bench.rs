@@ -171,6 +171,19 @@ fn assist_writes_the_region_and_refuses_bad_clicks() {
         1,
         "the clicked pixel is in it"
     );
+    // --fill-holes only adds: the enclosed pixels the region left out.
+    let mut filling = args.to_vec();
+    filling.extend(["--fill-holes".to_string(), "--json".to_string()]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&refs(&filling))).unwrap();
+    assert_eq!(report["fill_holes"], true, "{report}");
+    let filled = image::open(&out).unwrap().into_luma8();
+    assert!(
+        region
+            .pixels()
+            .zip(filled.pixels())
+            .all(|(a, b)| a.0[0] <= b.0[0]),
+        "the filled region holds the open one"
+    );
     std::fs::remove_file(&out).unwrap();
 
     for (text, says) in [

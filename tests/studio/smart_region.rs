@@ -79,6 +79,15 @@ fn click(harness: &mut Harness<'_, Studio>, p: [u32; 2], button: PointerButton) 
     harness.run_steps(2);
 }
 
+/// The candidate shown after a click.
+fn candidate(harness: &Harness<'_, Studio>) -> Mask {
+    let canvas = &harness.state().canvas;
+    canvas
+        .smart_candidate()
+        .expect("a candidate after a click")
+        .clone()
+}
+
 fn count(mask: &Mask, value: u8) -> usize {
     mask.data.iter().filter(|&&v| v == value).count()
 }
@@ -102,12 +111,7 @@ fn clicks_make_a_candidate_that_enter_commits_and_undo_takes_back() {
 
     let road = inside(&truth, ROAD);
     click(&mut harness, road, PointerButton::Primary);
-    let candidate = harness
-        .state()
-        .canvas
-        .smart_candidate()
-        .expect("a candidate after one click")
-        .clone();
+    let candidate = candidate(&harness);
     assert_eq!(
         candidate.get(road[0], road[1]),
         1,
@@ -200,4 +204,95 @@ fn the_superpixel_brush_paints_whole_superpixels() {
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.run_steps(2);
     assert_eq!(count(&mask(&harness), ROAD), 0);
+}
+
+/// The pixels outside `region` that no path outside it joins to the image's border.
+fn holes(region: &Mask) -> usize {
+    let (w, h) = (region.width as usize, region.height as usize);
+    let mut reached = vec![false; w * h];
+    let border: Vec<usize> = (0..w * h)
+        .filter(|&i| {
+            let (x, y) = (i % w, i / w);
+            (x == 0 || y == 0 || x + 1 == w || y + 1 == h) && region.data[i] == 0
+        })
+        .collect();
+    border.iter().for_each(|&i| reached[i] = true);
+    roadseg::core::flood::flood4(
+        w,
+        h,
+        &border,
+        |j| {
+            let join = !reached[j] && region.data[j] == 0;
+            reached[j] |= join;
+            join
+        },
+        |_| {},
+    );
+    (0..w * h)
+        .filter(|&i| region.data[i] == 0 && !reached[i])
+        .count()
+}
+
+#[test]
+fn a_vehicle_region_takes_its_windows_and_wheels() {
+    use roadseg::core::assist::{Click, Params, Prepared, smart_region_with};
+    use roadseg::core::dataset::sample::VEHICLE;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, truth) = sample(tmp.path());
+    let mut harness = crate::support::harness_sized(&data, 1100.0, 700.0);
+    harness.key_press(Key::Num6); // vehicle
+    harness.key_press(Key::Q);
+    harness.run_steps(1);
+    wait_for(
+        &mut harness,
+        "the image's superpixels",
+        Duration::from_secs(20),
+        |s| s.canvas.smart_ready(),
+    );
+    // A click on the body (the vehicle's commonest colour), as a person would, so the windows
+    // and lights it surrounds are the holes.
+    let image = harness.state().canvas.image().unwrap().clone();
+    let pixels: Vec<[u32; 2]> = (0..truth.height)
+        .flat_map(|y| (0..truth.width).map(move |x| [x, y]))
+        .filter(|&[x, y]| truth.get(x, y) == VEHICLE)
+        .collect();
+    let median = |c: usize| {
+        let mut v: Vec<u8> = pixels
+            .iter()
+            .map(|&[x, y]| image.get_pixel(x, y)[c])
+            .collect();
+        v.sort_unstable();
+        v[v.len() / 2] as i32
+    };
+    let body = [median(0), median(1), median(2)];
+    let deep = inside(&truth, VEHICLE);
+    let car = *pixels
+        .iter()
+        .min_by_key(|&&[x, y]| {
+            let p = image.get_pixel(x, y);
+            let colour: i32 = (0..3).map(|c| (p[c] as i32 - body[c]).abs()).sum();
+            let distance = (x as i32 - deep[0] as i32).abs() + (y as i32 - deep[1] as i32).abs();
+            colour * 4 + distance
+        })
+        .unwrap();
+    click(&mut harness, car, PointerButton::Primary);
+    let candidate = candidate(&harness);
+    // The same click by the core function, holes open and filled: the studio fills them for
+    // a vehicle, and on this car there is a hole to fill (its window or lights).
+    let prepared = Prepared::new(&image);
+    let clicks = [Click {
+        x: car[0],
+        y: car[1],
+        positive: true,
+    }];
+    let open = smart_region_with(&prepared, &clicks, None, &Params::default()).unwrap();
+    let filled =
+        smart_region_with(&prepared, &clicks, None, &Params::for_class("vehicle")).unwrap();
+    assert!(
+        holes(&open) > 0,
+        "the colours alone leave a hole in this car"
+    );
+    assert_eq!(holes(&filled), 0);
+    assert_eq!(candidate, filled, "the studio fills a vehicle's holes");
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use region::Prepared;
-pub use smart::{ClassPrior, Params, Session, smart_region, smart_region_with};
+pub use smart::{ClassPrior, Params, Session, fills_holes, smart_region, smart_region_with};
 
 /// One click of click-to-segment, in image pixels: positive adds where it is, negative takes it
 /// away.

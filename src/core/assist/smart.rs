@@ -65,6 +65,51 @@ pub struct Params {
     /// The pixel-level cut around the superpixels' boundary ([`super::band`]); `None` keeps
     /// the superpixels' edges.
     pub band: Option<BandParams>,
+    /// Holes in the region are filled, except those holding a negative click: a car's
+    /// windows, lights and wheels are the car, whatever their colour. For countable objects
+    /// only ([`fills_holes`]): the road has the cars on it as holes.
+    pub fill_holes: bool,
+}
+
+impl Params {
+    /// The default weights, holes filled when `class` names a countable object.
+    pub fn for_class(class: &str) -> Self {
+        Self {
+            fill_holes: fills_holes(class),
+            ..Self::default()
+        }
+    }
+}
+
+/// Whether Smart region fills the holes of a region of `class` (by name): countable objects,
+/// which nothing else lies inside (Cityscapes' classes "with instances": people and vehicles).
+/// Measured with `roadseg bench --assist`, NoC@90 vehicle without / with a model on seeds 17,
+/// 29 and 41: 8.42 / 6.42, 6.29 / 4.14, 7.75 / 7.25 unfilled, 7.58 / 6.25, 6.29 / 3.71, 6.83 /
+/// 6.33 filled.
+pub fn fills_holes(class: &str) -> bool {
+    const THINGS: [&str; 13] = [
+        "vehicle",
+        "car",
+        "truck",
+        "bus",
+        "train",
+        "tram",
+        "motorcycle",
+        "bicycle",
+        "caravan",
+        "trailer",
+        "person",
+        "pedestrian",
+        "rider",
+    ];
+    class
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .any(|word| {
+            let singular = [word.strip_suffix("es"), word.strip_suffix('s')];
+            THINGS.contains(&word.as_str())
+                || singular.into_iter().flatten().any(|w| THINGS.contains(&w))
+        })
 }
 
 /// How a click's effect stays near it: the clicks' evidence applies in full near the newest
@@ -100,6 +145,7 @@ impl Default for Params {
                 doubt: 0.1,
             }),
             band: Some(BandParams::default()),
+            fill_holes: false,
         }
     }
 }
@@ -355,7 +401,10 @@ fn step(
         }
         None => labels.iter().map(|&l| coarse[l as usize]).collect(),
     };
-    let region = connected_to_clicks(&inside, w as usize, h as usize, clicks);
+    let mut region = connected_to_clicks(&inside, w as usize, h as usize, clicks);
+    if params.fill_holes {
+        fill_holes(&mut region, w as usize, h as usize, clicks);
+    }
     // The sides as shown: a superpixel is in when most of its pixels are.
     let mut count = vec![0f32; n];
     for (&l, &r) in labels.iter().zip(&region) {
@@ -432,6 +481,64 @@ fn connected_to_clicks(inside: &[bool], w: usize, h: usize, clicks: &[Click]) ->
         |_| {},
     );
     out
+}
+
+/// Sets the pixels outside `region` that no path outside it joins to the region's bounding
+/// box's frame or to a negative click: the holes, other than those the person cleared.
+fn fill_holes(region: &mut [u8], w: usize, h: usize, clicks: &[Click]) {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for (i, _) in region.iter().enumerate().filter(|(_, r)| **r == 1) {
+        let (x, y) = (i % w, i / w);
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    if x0 > x1 {
+        return;
+    }
+    // The box grown by a pixel (clipped): its frame is outside the region.
+    let (x0, y0, x1, y1) = (
+        x0.saturating_sub(1),
+        y0.saturating_sub(1),
+        (x1 + 1).min(w - 1),
+        (y1 + 1).min(h - 1),
+    );
+    let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
+    let mut outside = vec![false; bw * bh];
+    let mut seeds = Vec::new();
+    for by in 0..bh {
+        for bx in 0..bw {
+            let frame = bx == 0 || by == 0 || bx + 1 == bw || by + 1 == bh;
+            if frame && region[(y0 + by) * w + x0 + bx] == 0 {
+                seeds.push(by * bw + bx);
+            }
+        }
+    }
+    for c in clicks.iter().filter(|c| !c.positive) {
+        let (x, y) = (c.x as usize, c.y as usize);
+        if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) && region[y * w + x] == 0 {
+            seeds.push((y - y0) * bw + x - x0);
+        }
+    }
+    for &s in &seeds {
+        outside[s] = true;
+    }
+    flood4(
+        bw,
+        bh,
+        &seeds,
+        |j| {
+            let join = !outside[j] && region[(y0 + j / bw) * w + x0 + j % bw] == 0;
+            if join {
+                outside[j] = true;
+            }
+            join
+        },
+        |_| {},
+    );
+    for (j, &out) in outside.iter().enumerate() {
+        if !out {
+            region[(y0 + j / bw) * w + x0 + j % bw] = 1;
+        }
+    }
 }
 
 fn check(prepared: &Prepared, clicks: &[Click]) -> Result<(), AssistError> {
@@ -681,5 +788,145 @@ mod tests {
         );
         let missed = (0..w).filter(|&x| after.get(x, 30) == 0).count();
         assert_eq!(missed, 0, "the object stays");
+    }
+
+    #[test]
+    fn holes_are_filled_unless_a_negative_click_cleared_them() {
+        // A 12x9 region: a closed ring around (3..5, 3..5), a second hole at (8, 4) with a
+        // negative click in it, and a notch open to the outside at the bottom.
+        let (w, h) = (14usize, 9usize);
+        let mut region = vec![0u8; w * h];
+        for y in 1..8 {
+            for x in 1..11 {
+                region[y * w + x] = 1;
+            }
+        }
+        let holes = [(3, 3), (4, 3), (3, 4), (4, 4), (8, 4)];
+        for (x, y) in holes {
+            region[y * w + x] = 0;
+        }
+        let notch = [(6, 7), (6, 6), (6, 5)];
+        for (x, y) in notch {
+            region[y * w + x] = 0;
+        }
+        let clicks = [
+            Click {
+                x: 2,
+                y: 2,
+                positive: true,
+            },
+            Click {
+                x: 8,
+                y: 4,
+                positive: false,
+            },
+        ];
+        let before = region.clone();
+        fill_holes(&mut region, w, h, &clicks);
+        for (x, y) in [(3, 3), (4, 3), (3, 4), (4, 4)] {
+            assert_eq!(
+                region[y * w + x],
+                1,
+                "the closed hole at ({x}, {y}) is filled"
+            );
+        }
+        assert_eq!(region[4 * w + 8], 0, "the hole with a negative click stays");
+        for (x, y) in notch {
+            assert_eq!(
+                region[y * w + x],
+                0,
+                "the notch at ({x}, {y}) is open, not a hole"
+            );
+        }
+        let changed = region.iter().zip(&before).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, 4, "nothing else changes");
+    }
+
+    #[test]
+    fn countable_objects_fill_their_holes_and_surfaces_do_not() {
+        for name in [
+            "vehicle",
+            "Car",
+            "cars",
+            "buses",
+            "person",
+            "Rider",
+            "ego vehicle",
+        ] {
+            assert!(fills_holes(name), "{name}");
+        }
+        for name in [
+            "road",
+            "sidewalk",
+            "lane marking",
+            "carpet",
+            "vegetation",
+            "sky",
+        ] {
+            assert!(!fills_holes(name), "{name}");
+        }
+        assert!(Params::for_class("car").fill_holes);
+        assert!(!Params::for_class("road").fill_holes);
+    }
+
+    #[test]
+    fn a_car_with_filled_holes_takes_its_window() {
+        // A dark red car on noisy grey asphalt, a bright window inside it.
+        let (w, h) = (200u32, 120u32);
+        let car = |x: u32, y: u32| (50..150).contains(&x) && (30..90).contains(&y);
+        let window = |x: u32, y: u32| (75..125).contains(&x) && (40..60).contains(&y);
+        let mut state = 7u32;
+        let image = RgbImage::from_fn(w, h, |x, y| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (state >> 24) as i32 % 16 - 8;
+            let base: [i32; 3] = match (car(x, y), window(x, y)) {
+                (true, true) => [170, 220, 230],
+                (true, false) => [120, 25, 30],
+                _ => [110, 110, 110],
+            };
+            Rgb(base.map(|c| (c + noise).clamp(0, 255) as u8))
+        });
+        let prepared = Prepared::new(&image);
+        let clicks = [Click {
+            x: 100,
+            y: 75,
+            positive: true,
+        }];
+        let region = |fill_holes| {
+            let params = Params {
+                fill_holes,
+                ..Params::default()
+            };
+            smart_region_with(&prepared, &clicks, None, &params).unwrap()
+        };
+        let share_of_window = |m: &Mask| {
+            let (mut inside, mut all) = (0, 0);
+            for y in 0..h {
+                for x in 0..w {
+                    if window(x, y) {
+                        all += 1;
+                        inside += usize::from(m.get(x, y) == 1);
+                    }
+                }
+            }
+            inside as f64 / all as f64
+        };
+        let (open, filled) = (region(false), region(true));
+        assert!(
+            share_of_window(&open) < 0.5,
+            "the colours alone leave the window out"
+        );
+        assert!(
+            share_of_window(&filled) > 0.99,
+            "{}",
+            share_of_window(&filled)
+        );
+        let truth = Mask {
+            width: w,
+            height: h,
+            data: (0..w * h).map(|i| u8::from(car(i % w, i / w))).collect(),
+        };
+        let iou = crate::core::assist::protocol::iou(&truth, &filled);
+        assert!(iou > 0.95, "IoU {iou}");
     }
 }

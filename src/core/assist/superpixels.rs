@@ -490,26 +490,21 @@ mod tests {
                 (false, true) => Some(out[start - w]),
                 (false, false) => None,
             };
-            let mut piece = vec![start];
+            let mut piece = Vec::new();
             out[start] = count;
-            let mut next = 0;
-            while next < piece.len() {
-                let i = piece[next];
-                next += 1;
-                let (x, y) = (i % w, i / w);
-                let around = [
-                    (x > 0).then(|| i - 1),
-                    (x + 1 < w).then(|| i + 1),
-                    (y > 0).then(|| i - w),
-                    (y + 1 < h).then(|| i + w),
-                ];
-                for j in around.into_iter().flatten() {
-                    if out[j] == UNSET && labels[j] == labels[start] {
+            crate::core::flood::flood4(
+                w,
+                h,
+                &[start],
+                |j| {
+                    let join = out[j] == UNSET && labels[j] == labels[start];
+                    if join {
                         out[j] = count;
-                        piece.push(j);
                     }
-                }
-            }
+                    join
+                },
+                |i| piece.push(i),
+            );
             match adjacent {
                 Some(label) if piece.len() < min_size => piece.iter().for_each(|&i| out[i] = label),
                 _ => count += 1,

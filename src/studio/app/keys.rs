@@ -71,7 +71,7 @@ impl Studio {
                 self.canvas.smart_discard();
             }
             if i.key_pressed(Key::Backspace) && self.state.tool == Tool::SmartRegion {
-                self.canvas.smart_undo_click(self.tools.class);
+                self.canvas.smart_undo_click(self.smart_target());
             }
             for mode in ViewMode::ALL {
                 if i.key_pressed(mode.key()) && i.modifiers.is_none() {

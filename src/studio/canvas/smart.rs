@@ -11,6 +11,14 @@ use crate::core::assist::worker::{PrepareJob, Taken};
 use crate::core::assist::{ClassPrior, Click, Params, Prepared, Session, prior};
 use crate::core::paint::DirtyRect;
 
+/// What Smart region is labelling: the class (the model's prior is for it) and whether the
+/// region's holes are filled ([`crate::core::assist::fills_holes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SmartTarget {
+    pub class: u8,
+    pub fill_holes: bool,
+}
+
 /// What the assists hold for the image on the canvas.
 #[derive(Default)]
 pub(super) struct SmartState {
@@ -20,8 +28,9 @@ pub(super) struct SmartState {
     jobs: Vec<PrepareJob>,
     /// Smart region: the clicks so far, in order.
     pub clicks: Vec<Click>,
-    /// Smart region: the region after each click (a new click costs one step).
+    /// Smart region: the region after each click (a new click costs one step), for `params`.
     session: Session,
+    params: Params,
     /// Smart region: the model's prior for a class, from the prediction shown; dropped when
     /// either changes.
     prior: Option<(u8, ClassPrior)>,
@@ -127,17 +136,16 @@ impl Canvas {
         self.smart.candidate.as_ref()
     }
 
-    /// Adds a Smart region click and recomputes the candidate (`class`: the model's prior, when
-    /// there is a prediction, is for this class).
-    pub fn smart_click(&mut self, click: Click, class: u8) {
+    /// Adds a Smart region click and recomputes the candidate.
+    pub fn smart_click(&mut self, click: Click, target: SmartTarget) {
         self.smart.clicks.push(click);
-        self.update_candidate(class);
+        self.update_candidate(target);
     }
 
     /// Removes the last click (Backspace).
-    pub fn smart_undo_click(&mut self, class: u8) {
+    pub fn smart_undo_click(&mut self, target: SmartTarget) {
         if self.smart.clicks.pop().is_some() {
-            self.update_candidate(class);
+            self.update_candidate(target);
         }
     }
 
@@ -150,7 +158,7 @@ impl Canvas {
         self.smart.problem = None;
     }
 
-    pub(super) fn update_candidate(&mut self, class: u8) {
+    pub(super) fn update_candidate(&mut self, SmartTarget { class, fill_holes }: SmartTarget) {
         self.smart.candidate = None;
         self.smart.candidate_texture = None;
         self.smart.problem = None;
@@ -165,8 +173,13 @@ impl Canvas {
             prior: cached,
             candidate,
             problem,
+            params,
             ..
         } = &mut self.smart;
+        if params.fill_holes != fill_holes {
+            *session = Session::new();
+            params.fill_holes = fill_holes;
+        }
         let Some(prepared) = prepared.iter().find(|p| p.params().region_size == size) else {
             // Computed when the preparation lands.
             return;
@@ -190,7 +203,7 @@ impl Canvas {
             };
         }
         let prior = cached.as_ref().map(|(_, p)| p);
-        match session.region(prepared, clicks, prior, &Params::default()) {
+        match session.region(prepared, clicks, prior, params) {
             Ok(region) => *candidate = Some(region),
             Err(e) => *problem = Some(e.to_string()),
         }

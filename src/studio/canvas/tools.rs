@@ -144,7 +144,7 @@ impl Canvas {
                     let positive = primary && !alt;
                     self.smart_click(
                         crate::core::assist::Click { x, y, positive },
-                        settings.class,
+                        settings.smart_target(),
                     );
                 }
             }
