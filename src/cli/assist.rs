@@ -1,6 +1,6 @@
 //! `roadseg assist --image IMG --clicks CLICKS.json --out MASK.png [--model RUN] [--class C]
-//! [--fill-holes] [--json]`: click-to-segment without the studio, the same core function as its Smart region
-//! tool.
+//! [--fill-holes] [--json]`: click-to-segment without the studio, the same core function as its
+//! Smart region tool.
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -1,6 +1,6 @@
-//! The 4-connected flood over a pixel grid that labelling regions, relabelling superpixels and
-//! keeping the part of a region joined to its clicks all share: a stack of pixel indices grown
-//! from seeds through the neighbours a predicate accepts.
+//! The 4-connected flood over a pixel grid that tracing labelled regions, keeping the part of a
+//! Smart region joined to its clicks and filling its holes all share: a stack of pixel indices
+//! grown from seeds through the neighbours a predicate accepts.
 //!
 //! Cost: `O(pixels taken)`, four neighbour checks each; the stack holds at most the pixels
 //! taken.
@@ -33,6 +33,48 @@ pub fn flood4(
             stack.push(i + width);
         }
     }
+}
+
+/// A region filled, within its bounding box `[x0, y0, x1, y1)` (`x1`, `y1` exclusive) framed by
+/// one pixel: the grid (`x1 - x0 + 2` columns, row-major, box pixel `(x, y)` at grid `(x - x0 +
+/// 1, y - y0 + 1)`) holds `true` where `inside(x, y)` or where no 4-path through pixels not
+/// inside joins the pixel to the frame or to one of `open` (image pixels kept out however
+/// enclosed). The frame stands for everything beyond the box, the image's border included.
+pub fn filled(
+    [x0, y0, x1, y1]: [usize; 4],
+    inside: impl Fn(usize, usize) -> bool,
+    open: &[[usize; 2]],
+) -> Vec<bool> {
+    let (bw, bh) = (x1 - x0 + 2, y1 - y0 + 2);
+    let in_box = |g: usize| {
+        let (gx, gy) = (g % bw, g / bw);
+        (1..=x1 - x0).contains(&gx) && (1..=y1 - y0).contains(&gy)
+    };
+    let inside_at = |g: usize| in_box(g) && inside(g % bw - 1 + x0, g / bw - 1 + y0);
+    let mut outside = vec![false; bw * bh];
+    // The frame is one ring of outside pixels: its corner reaches all of it.
+    let mut seeds = vec![0];
+    for &[x, y] in open {
+        let g = (y + 1 - y0) * bw + x + 1 - x0;
+        if (x0..x1).contains(&x) && (y0..y1).contains(&y) && !inside_at(g) {
+            seeds.push(g);
+        }
+    }
+    for &g in &seeds {
+        outside[g] = true;
+    }
+    flood4(
+        bw,
+        bh,
+        &seeds,
+        |g| {
+            let join = !outside[g] && !inside_at(g);
+            outside[g] |= join;
+            join
+        },
+        |_| {},
+    );
+    outside.iter().map(|&o| !o).collect()
 }
 
 #[cfg(test)]
@@ -76,6 +118,35 @@ mod tests {
         let u = region(w + 4);
         assert_eq!(u.len(), 7, "the whole U: {u:?}");
         assert!(u.contains(&(w + 6)) && u.contains(&(3 * w + 5)));
+    }
+
+    #[test]
+    fn a_filled_region_takes_what_it_encloses_but_not_an_open_pixel() {
+        // Two holes, (1..=2, 1) and (4, 1), and a gap at the box's corner (5, 2), which is
+        // not enclosed.
+        let grid = [
+            "111111", //
+            "1..1.1", //
+            "11111.", //
+        ];
+        let w = grid[0].len();
+        let cells: Vec<bool> = grid
+            .iter()
+            .flat_map(|r| r.bytes().map(|b| b == b'1'))
+            .collect();
+        let inside = |x: usize, y: usize| cells[y * w + x];
+        let box_ = [0, 0, w, grid.len()];
+        let at = |grid: &[bool], x: usize, y: usize| grid[(y + 1) * (w + 2) + x + 1];
+        let all = filled(box_, inside, &[]);
+        assert!(at(&all, 1, 1) && at(&all, 2, 1) && at(&all, 4, 1));
+        assert!(!at(&all, 5, 2), "the corner gap touches the frame");
+        assert_eq!(all.iter().filter(|&&f| f).count(), 17);
+        let kept = filled(box_, inside, &[[2, 1]]);
+        assert!(
+            !at(&kept, 1, 1) && !at(&kept, 2, 1),
+            "the open pixel's hole stays open"
+        );
+        assert!(at(&kept, 4, 1), "another hole is still filled");
     }
 
     #[test]

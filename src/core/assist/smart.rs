@@ -31,7 +31,7 @@ use super::band::{BandParams, refine};
 use super::maxflow::Graph;
 use super::region::{Prepared, colour_distance};
 use super::{AssistError, Click};
-use crate::core::flood::flood4;
+use crate::core::flood::{filled, flood4};
 use crate::core::mask::Mask;
 
 /// What click-to-segment weighs. [`Params::default`] is what the tools and the bench use; the
@@ -106,9 +106,15 @@ pub fn fills_holes(class: &str) -> bool {
         .split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .any(|word| {
-            let singular = [word.strip_suffix("es"), word.strip_suffix('s')];
-            THINGS.contains(&word.as_str())
-                || singular.into_iter().flatten().any(|w| THINGS.contains(&w))
+            // The word itself, or its singular ("cars", "buses").
+            [
+                Some(&word[..]),
+                word.strip_suffix("es"),
+                word.strip_suffix('s'),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|w| THINGS.contains(&w))
         })
 }
 
@@ -483,60 +489,29 @@ fn connected_to_clicks(inside: &[bool], w: usize, h: usize, clicks: &[Click]) ->
     out
 }
 
-/// Sets the pixels outside `region` that no path outside it joins to the region's bounding
-/// box's frame or to a negative click: the holes, other than those the person cleared.
+/// Sets the pixels outside `region` that no path outside it joins to the image's border or to
+/// a negative click: the holes, other than those the person cleared.
 fn fill_holes(region: &mut [u8], w: usize, h: usize, clicks: &[Click]) {
     let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
     for (i, _) in region.iter().enumerate().filter(|(_, r)| **r == 1) {
         let (x, y) = (i % w, i / w);
-        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
     }
-    if x0 > x1 {
+    if x0 >= x1 || h == 0 {
         return;
     }
-    // The box grown by a pixel (clipped): its frame is outside the region.
-    let (x0, y0, x1, y1) = (
-        x0.saturating_sub(1),
-        y0.saturating_sub(1),
-        (x1 + 1).min(w - 1),
-        (y1 + 1).min(h - 1),
-    );
-    let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
-    let mut outside = vec![false; bw * bh];
-    let mut seeds = Vec::new();
-    for by in 0..bh {
-        for bx in 0..bw {
-            let frame = bx == 0 || by == 0 || bx + 1 == bw || by + 1 == bh;
-            if frame && region[(y0 + by) * w + x0 + bx] == 0 {
-                seeds.push(by * bw + bx);
+    let open: Vec<[usize; 2]> = clicks
+        .iter()
+        .filter(|c| !c.positive)
+        .map(|c| [c.x as usize, c.y as usize])
+        .collect();
+    let filled = filled([x0, y0, x1, y1], |x, y| region[y * w + x] == 1, &open);
+    let bw = x1 - x0 + 2;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            if filled[(y + 1 - y0) * bw + x + 1 - x0] {
+                region[y * w + x] = 1;
             }
-        }
-    }
-    for c in clicks.iter().filter(|c| !c.positive) {
-        let (x, y) = (c.x as usize, c.y as usize);
-        if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) && region[y * w + x] == 0 {
-            seeds.push((y - y0) * bw + x - x0);
-        }
-    }
-    for &s in &seeds {
-        outside[s] = true;
-    }
-    flood4(
-        bw,
-        bh,
-        &seeds,
-        |j| {
-            let join = !outside[j] && region[(y0 + j / bw) * w + x0 + j % bw] == 0;
-            if join {
-                outside[j] = true;
-            }
-            join
-        },
-        |_| {},
-    );
-    for (j, &out) in outside.iter().enumerate() {
-        if !out {
-            region[(y0 + j / bw) * w + x0 + j % bw] = 1;
         }
     }
 }

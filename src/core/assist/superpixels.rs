@@ -234,7 +234,8 @@ pub fn slic(lab: &LabImage, params: SlicParams) -> Superpixels {
     }
 }
 
-/// One row's colours as three planes, and each pixel's best distance so far within a cell.
+/// One row's colours as three planes, its pixels' x as floats, and each pixel's best distance
+/// so far.
 struct RowScratch {
     planes: [Vec<f32>; 3],
     xs: Vec<f32>,

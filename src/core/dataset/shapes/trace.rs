@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use crate::core::dataset::IGNORE;
-use crate::core::flood::flood4;
+use crate::core::flood::{filled, flood4};
 use crate::core::mask::Mask;
 
 /// One region's outline: vertices at pixel corners, collinear ones removed.
@@ -111,43 +111,7 @@ fn label_regions(mask: &Mask) -> Regions {
 /// The filled region within its box framed by one pixel: `true` where filled. Returns the grid
 /// (box width + 2 columns) and the filled pixel count.
 fn fill_region(ids: &[u32], w: usize, region: &Region) -> (Vec<bool>, usize) {
-    let [x0, y0, x1, y1] = region.bbox;
-    let (bw, bh) = (x1 - x0 + 2, y1 - y0 + 2);
-    let id = region.id;
-    // Outside: reachable from the frame in 4-steps through pixels of other regions.
-    let inside_region = |gx: usize, gy: usize| {
-        gx >= 1
-            && gy >= 1
-            && gx <= x1 - x0
-            && gy <= y1 - y0
-            && ids[(gy - 1 + y0) * w + gx - 1 + x0] == id
-    };
-    let mut outside = vec![false; bw * bh];
-    let mut stack = vec![0usize];
-    outside[0] = true;
-    while let Some(i) = stack.pop() {
-        let (gx, gy) = (i % bw, i / bw);
-        let mut visit = |nx: usize, ny: usize| {
-            let j = ny * bw + nx;
-            if !outside[j] && !inside_region(nx, ny) {
-                outside[j] = true;
-                stack.push(j);
-            }
-        };
-        if gx > 0 {
-            visit(gx - 1, gy);
-        }
-        if gx + 1 < bw {
-            visit(gx + 1, gy);
-        }
-        if gy > 0 {
-            visit(gx, gy - 1);
-        }
-        if gy + 1 < bh {
-            visit(gx, gy + 1);
-        }
-    }
-    let filled: Vec<bool> = outside.iter().map(|&o| !o).collect();
+    let filled = filled(region.bbox, |x, y| ids[y * w + x] == region.id, &[]);
     let area = filled.iter().filter(|&&f| f).count();
     (filled, area)
 }
