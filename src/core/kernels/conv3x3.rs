@@ -33,6 +33,9 @@ const BLOCK: usize = 4;
 const TILE: usize = 2;
 /// Pixel vectors per tile with AVX-512's 32 registers: 4x4 accumulators.
 const WIDE_TILE: usize = 4;
+// `run_tile` instantiates the kernels for tiles of 1 to `TILE` (AVX2) and 1 to `WIDE_TILE`
+// (AVX-512) vectors.
+const _: () = assert!(TILE == 2 && WIDE_TILE == 4);
 /// Lanes of an AVX vector of `f32`.
 const LANES: usize = 8;
 
@@ -411,7 +414,7 @@ struct Tile<'a> {
     geometry: TileGeometry,
 }
 
-/// Where the (up to [`TILE`]) pixel vectors of a tile are: flat vector index `v` is row
+/// Where the (up to [`WIDE_TILE`]) pixel vectors of a tile are: flat vector index `v` is row
 /// `v / vectors_per_row`, columns from `8 * (v % vectors_per_row)`.
 #[derive(Default, Clone, Copy)]
 struct TileGeometry {

@@ -18,8 +18,10 @@
 //! Images are unfolded side by side (`cols: [K, G·P]` for a group of `G` images, as many as fit
 //! in [`GROUP_FLOATS`]), so the late stages' small maps still make one product wide enough to
 //! run at full speed. The products go through the `gemm` crate, which picks its AVX2, AVX-512
-//! or NEON kernels at run time and splits them across the threads. Nothing unfolded is kept
-//! between passes: the backward pass unfolds `x` again.
+//! or NEON kernels at run time and splits them across the threads, except a weight gradient
+//! with a small output over a long side (the stem's), which gemm leaves on one thread: that one
+//! is split along the pixels here and the parts added ([`weight_product`]). Nothing unfolded is
+//! kept between passes: the backward pass unfolds `x` again.
 
 use rayon::prelude::*;
 

@@ -245,10 +245,10 @@ pub fn adamw<const D: usize>(
     [moment_1, moment_2]: [Tensor<D>; 2],
     hyper: super::adamw::Hyper,
 ) -> Option<[Tensor<D>; 3]> {
-    let alike = [&grad, &moment_1, &moment_2]
-        .iter()
-        .all(|t| t.dtype() == DType::F32 && t.device() == param.device());
-    if !(accelerated(&param) && alike) {
+    if ![&param, &grad, &moment_1, &moment_2]
+        .into_iter()
+        .all(accelerated)
+    {
         return None;
     }
     let (p, m, v) = <Dispatch as CpuKernels>::adamw(

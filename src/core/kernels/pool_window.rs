@@ -60,6 +60,9 @@ pub fn forward(
         stride: s,
         padding: p,
     } = window;
+    // The window's taps inside the image, found once per output column (here) and row (below)
+    // rather than checked at every tap.
+    let columns: Vec<_> = (0..ow).map(|j| inside(j, window, width)).collect();
     // One task per plane: a row of outputs is too little work to hand to another thread.
     y.par_chunks_mut(oh * ow)
         .zip(at.par_chunks_mut(oh * ow))
@@ -71,11 +74,8 @@ pub fn forward(
                 .zip(at.chunks_exact_mut(ow))
                 .enumerate()
             {
-                // The window's taps inside the image, found once per row and per column rather
-                // than checked at every tap.
                 let us = inside(i, window, height);
-                for j in 0..ow {
-                    let vs = inside(j, window, width);
+                for (j, vs) in columns.iter().enumerate() {
                     let (mut best, mut best_at) = (f32::NEG_INFINITY, u8::MAX);
                     for u in us.clone() {
                         let row = &x[(i * s + u - p) * width..][..width];

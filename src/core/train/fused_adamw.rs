@@ -46,6 +46,10 @@ impl Optimizer for FusedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        // Another device or dtype: burn's step, without making moments for the kernel first.
+        if !ops::accelerated(&tensor) {
+            return self.burn.step(lr, tensor, grad, state);
+        }
         let (time, moments) = match &state {
             Some(s) if s.momentum.max_moment_2.is_none() => (
                 s.momentum.time + 1,

@@ -2,7 +2,8 @@
 //!
 //! Every burn 0.22 optimiser config (`SgdConfig`, `AdamConfig`, ...) `init()`s into the same
 //! non-generic [`ModuleOptimizer`], which owns the per-parameter state (keyed by `ParamId`) and
-//! applies gradient clipping. [`SegOptimizer`] wraps it together with the config that built it,
+//! applies gradient clipping; AdamW is built from [`super::fused_adamw::FusedAdamW`] instead
+//! (one pass on the CPU kernels, burn's state layout), with the clipping added the same way. [`SegOptimizer`] wraps it together with the config that built it,
 //! and exposes the state as an [`OptimizerRecord`] (burnpack) so a resumed run continues with
 //! the same moments. Model checkpoints written with `Module::into_record`/`save_file` keep the
 //! `ParamId`s, which is what lets the reloaded optimiser state find its parameters again.
