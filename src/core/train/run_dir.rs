@@ -282,18 +282,7 @@ impl RunDir {
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
 
         let written = (|| {
-            let model_path = tmp.join("model.bpk");
-            let aux_path = tmp.join("aux.bpk");
-            model
-                .save_files(&model_path, &aux_path)
-                .map_err(|e| RunDirError::Corrupt {
-                    path: model_path.clone(),
-                    reason: format!("could not write the model: {e}"),
-                })?;
-            sync_file(&model_path)?;
-            if model.aux_channels().is_some() {
-                sync_file(&aux_path)?;
-            }
+            write_model_files(model, &tmp.join("model.bpk"), &tmp.join("aux.bpk"))?;
             if let Some(optimizer) = optimizer {
                 let path = tmp.join("optimizer.bpk");
                 // A disk that fills half-way through a checkpoint (after the model file).
@@ -489,26 +478,41 @@ pub fn load_model(model: Segmenter, dir: &Path) -> Result<Segmenter, RunDirError
 /// folder `dir` over the ones there, each atomically: a temporary file, synced, renamed over.
 /// The loop state and optimiser state beside them are left as they are.
 pub fn replace_model(dir: &Path, model: &Segmenter) -> Result<(), RunDirError> {
-    let files = ["model", "aux"].map(|name| {
-        (
-            dir.join(format!(".{name}.tmp.bpk")),
-            dir.join(format!("{name}.bpk")),
-        )
-    });
-    model
-        .save_files(&files[0].0, &files[1].0)
-        .map_err(|e| RunDirError::Corrupt {
-            path: files[0].0.clone(),
-            reason: format!("could not write the model: {e}"),
-        })?;
-    for (tmp, path) in &files {
-        // No second head, no aux file.
-        if tmp.exists() {
-            sync_file(tmp)?;
-            std::fs::rename(tmp, path).map_err(io(path))?;
+    let mut files = vec![(dir.join(".model.tmp.bpk"), dir.join("model.bpk"))];
+    // No second head, no aux file.
+    if model.aux_channels().is_some() {
+        files.push((dir.join(".aux.tmp.bpk"), dir.join("aux.bpk")));
+    }
+    let aux_tmp = dir.join(".aux.tmp.bpk");
+    if let Err(e) = write_model_files(model, &files[0].0, &aux_tmp) {
+        for tmp in [&files[0].0, &aux_tmp] {
+            let _ = std::fs::remove_file(tmp);
         }
+        return Err(e);
+    }
+    for (tmp, path) in &files {
+        std::fs::rename(tmp, path).map_err(io(path))?;
     }
     sync_dir(dir);
+    Ok(())
+}
+
+/// Writes `model`'s files, the second head's only when there is one, and syncs them.
+fn write_model_files(
+    model: &Segmenter,
+    model_path: &Path,
+    aux_path: &Path,
+) -> Result<(), RunDirError> {
+    model
+        .save_files(model_path, aux_path)
+        .map_err(|e| RunDirError::Corrupt {
+            path: model_path.to_path_buf(),
+            reason: format!("could not write the model: {e}"),
+        })?;
+    sync_file(model_path)?;
+    if model.aux_channels().is_some() {
+        sync_file(aux_path)?;
+    }
     Ok(())
 }
 
