@@ -22,8 +22,10 @@
 //! ```
 //!
 //! `c1..c4` are 64/128/256/512 (basic) or 256/512/1024/2048 (bottleneck); `b` is the decoder's
-//! base width ([`UNetConfig::base_width`]). The decoder and the encoder both go through [`ops`] (roadseg's CPU kernels on flex, burn's operations
-//! elsewhere): the stem and strided convolutions, the max-pool, the batch norms (each block's
+//! base width ([`UNetConfig::base_width`]), its stages `b, 2b, .., 16b`, or the five stages of
+//! [`UNetConfig::widths`] for a decoder narrowed by `roadseg prune --structured`
+//! ([`decoder_layout`]). The decoder and the encoder both go through [`ops`] (roadseg's CPU
+//! kernels on flex, burn's operations elsewhere): the stem and strided convolutions, the max-pool, the batch norms (each block's
 //! last one fused with the residual add and the ReLU) and the stride-1 convolutions.
 
 use burn::module::{Module, ParamGroup};

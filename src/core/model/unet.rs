@@ -105,7 +105,9 @@ pub struct UNetConfig {
     /// Channels of each stage, shallowest first, the bottleneck last (`depth + 1` values), when
     /// they do not follow `base_width * 2^stage`: a channel-pruned model (`roadseg prune
     /// --structured`). Every layer of a stage (encoder, skip, up-sampler, decoder) has this
-    /// width. Absent (older configs too): `base_width` doubled at each stage.
+    /// width. Under a ResNet encoder, the five stages of its decoder, shallowest first; the
+    /// encoder keeps its own widths. Absent (older configs too): `base_width` doubled at each
+    /// stage.
     pub widths: Option<Vec<usize>>,
 }
 
